@@ -1,0 +1,114 @@
+/*
+ * lm.h - the local model engine as the rest of llmpin sees it.
+ *
+ * An lm_engine owns one loaded, hash-verified GGUF model, its worker threads
+ * and its scheduler. Requests are submitted as jobs; the scheduler decodes
+ * concurrent jobs together (batched decode: several sequences share each
+ * weight read). Events for a job are delivered by calling job->emit ON A
+ * WORKER THREAD; the caller (adapters/local.c) hands them to the event loop.
+ * Nothing here touches HTTP.
+ */
+#ifndef LLMPIN_LM_H
+#define LLMPIN_LM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lm_engine;
+
+struct lm_engine_opts {
+    const char *path;
+    const char *sha256;        /* 64 hex digits, or "unpinned" (logs a warning) */
+    int context_length;        /* 0 = model's own, capped at 4096 */
+    int threads;               /* 0 = number of CPUs */
+    const char *chat_template; /* NULL = detect */
+    int max_queue;             /* 0 = 64 */
+    int max_batch;             /* 0 = 8 */
+};
+
+/* Verify the file's SHA-256 (whole file), parse it, load weights (mmap),
+ * start workers. Blocking: call at start-up or from a thread, never on the
+ * event loop. Hash mismatch error text contains both hashes:
+ *   "model.gguf: SHA-256 mismatch: expected 78c4...ab, got 1234...ef" */
+struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size_t errlen);
+void lm_engine_close(struct lm_engine *e);   /* stops workers; cancels queued jobs */
+
+/* Information for /v1/models and `llmpin verify`. Pointers owned by e. */
+struct lm_info {
+    const char *sha256;        /* 64 hex digits actually computed */
+    const char *architecture;
+    const char *chat_template; /* family name in use */
+    uint64_t n_params;
+    int context_length;        /* in use */
+    int n_vocab;
+};
+void lm_engine_info(const struct lm_engine *e, struct lm_info *out);
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+enum lm_ev_type {
+    LM_EV_TEXT,                /* text/len: valid UTF-8, never split inside a character */
+    LM_EV_DONE,                /* finish_reason, usage; last event */
+    LM_EV_ERROR,               /* message; last event */
+    LM_EV_EMBEDDING,           /* embedding/n_embd (embedding jobs), then DONE */
+};
+
+struct lm_event {
+    enum lm_ev_type type;
+    const char *text;          /* TEXT: bytes; ERROR: message */
+    size_t len;
+    const char *finish_reason; /* DONE: "stop" | "length" */
+    int prompt_tokens, completion_tokens;
+    const float *embedding;    /* EMBEDDING: L2-normalised mean of final hidden states */
+    int n_embd;
+};
+
+/* A chat message for template rendering. */
+struct lm_message {
+    const char *role;          /* system | user | assistant | tool */
+    const char *content;
+};
+
+struct lm_params {
+    float temperature;         /* 0 = greedy; default 1 */
+    float top_p;               /* default 1 */
+    int top_k;                 /* 0 = off */
+    uint64_t seed;
+    int has_seed;              /* else a random seed */
+    float frequency_penalty, presence_penalty;
+    int max_tokens;            /* 0 = until EOS or context end */
+    const char *const *stop;   /* stop strings, copied at submit */
+    int n_stop;
+};
+
+enum lm_job_kind { LM_JOB_CHAT, LM_JOB_COMPLETION, LM_JOB_EMBED };
+
+struct lm_job_req {
+    enum lm_job_kind kind;
+    const struct lm_message *messages; /* CHAT */
+    int n_messages;
+    const char *prompt;        /* COMPLETION and EMBED */
+    struct lm_params params;
+    void (*emit)(void *ud, const struct lm_event *ev); /* worker thread */
+    void *ud;
+};
+
+struct lm_job;
+
+/* Queue a job (copies everything in req). Returns the job, or NULL with err
+ * and *http_status: 429 when the queue is full, 400 when the prompt does not
+ * fit the context ("prompt is 700 tokens; context_length is 512"). Checking
+ * the prompt length tokenizes it on the calling thread: cheap, bounded by
+ * the request body limit. */
+struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
+                         int *http_status, char *err, size_t errlen);
+
+/* Ask the job to stop (client went away). Thread-safe. After cancel, emit is
+ * called at most once more (DONE or ERROR) and then never again. */
+void lm_cancel(struct lm_job *j);
+
+/* Release the caller's reference, once DONE or ERROR has been received (or
+ * after lm_cancel). */
+void lm_job_release(struct lm_job *j);
+
+#endif

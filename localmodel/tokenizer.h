@@ -1,0 +1,49 @@
+/*
+ * tokenizer.h - SentencePiece-style BPE tokenizer (tokenizer.ggml.model =
+ * "llama"): merges by score, U+2581 for spaces, a leading space prefix,
+ * byte fallback through <0xXX> tokens, BOS/EOS/UNK.
+ *
+ * Built from plain arrays, so it is independent of the GGUF reader; the model
+ * loader copies the arrays out of the file. All strings are copied.
+ */
+#ifndef LLMPIN_TOKENIZER_H
+#define LLMPIN_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* token_type values as in GGUF */
+enum { LM_TOK_NORMAL = 1, LM_TOK_UNKNOWN = 2, LM_TOK_CONTROL = 3,
+       LM_TOK_USER = 4, LM_TOK_UNUSED = 5, LM_TOK_BYTE = 6 };
+
+struct lm_tokenizer;
+
+/* tokens[i] has length lens[i] (not NUL-terminated). scores and types may be
+ * NULL (scores 0, types NORMAL except <0xXX> -> BYTE). bos/eos/unk may be -1.
+ * Returns NULL with err on invalid input (e.g. special id >= n_vocab). */
+struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const uint32_t *lens,
+                                const float *scores, const int32_t *types,
+                                int bos, int eos, int unk, int add_bos, int add_space_prefix,
+                                char *err, size_t errlen);
+void lm_tok_free(struct lm_tokenizer *t);
+
+int lm_tok_n_vocab(const struct lm_tokenizer *t);
+int lm_tok_bos(const struct lm_tokenizer *t);
+int lm_tok_eos(const struct lm_tokenizer *t);
+int lm_tok_add_bos(const struct lm_tokenizer *t);
+/* Id of an exact token string (e.g. "<|eot_id|>"), or -1. */
+int lm_tok_find(const struct lm_tokenizer *t, const char *piece);
+
+/* Encode UTF-8 text. Writes at most cap ids into out and returns the total
+ * number of ids the text needs (may exceed cap: call again with more room),
+ * or -1 on error. add_bos prepends BOS. parse_special: text such as "<s>" or
+ * "<|im_start|>" matching a CONTROL/USER token is emitted as that token. */
+int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
+                  int add_bos, int parse_special, int32_t *out, int cap);
+
+/* Bytes of token id for output: byte tokens give their byte, U+2581 becomes
+ * a space, control tokens give "" . `prev` is the previous token id (-1 at
+ * the start): after BOS, a leading space is dropped, like SentencePiece. */
+const char *lm_tok_piece(const struct lm_tokenizer *t, int32_t prev, int32_t id, size_t *len);
+
+#endif
