@@ -1,7 +1,7 @@
 /*
  * config.h - llmpin's configuration, loaded once and then read-only.
  *
- * A config file is JSON with // and /* */ comments allowed and ${ENV_VAR}
+ * A config file is JSON with // line and slash-star block comments allowed and ${ENV_VAR}
  * expansion inside string values ("${VAR:-default}" gives a default). It is
  * validated completely at load: every error names the file, the JSON path of
  * the field (e.g. routes[2].targets[0].upstream) and what is wrong.
@@ -38,7 +38,7 @@ struct cfg_server {
 struct cfg_client_key {
     char *name;                   /* shown in logs and records instead of the key */
     char *key;                    /* SECRET */
-    int admin;                    /* may call /admin/* */
+    int admin;                    /* may call the /admin/ endpoints */
     int route_override;           /* may use the X-Llmpin-Route header */
     int rpm;                      /* requests per minute, 0 = unlimited */
     int tpm;                      /* tokens per minute, 0 = unlimited */
@@ -148,6 +148,8 @@ struct cfg_route {
     int sticky;                   /* split: same client key -> same target */
     double shadow_sample;         /* shadow: share mirrored, 0..1, default 1 */
     int shadow_max_inflight;      /* shadow: concurrency bound, default 4 */
+    char *enabled_if_env;         /* route kept only if this env var is set and non-empty
+                                     at load (routes failing it are dropped), or NULL */
 };
 
 /* ---- circuit breaker (applies to every remote target) -------------------- */
