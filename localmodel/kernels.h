@@ -1,0 +1,75 @@
+/*
+ * kernels.h - the arithmetic under the transformer: weight rows dotted with
+ * activations, for F32, F16, BF16 and Q8_0 weights.
+ *
+ * Decoding one token is memory-bound: every weight byte is read once per
+ * step, so the kernels stream each row once and dot it with up to a few
+ * activation vectors while it is in L1 (batched decode: several sequences
+ * share one read of the weights). Instruction sets are chosen at run time
+ * (AVX2+FMA+F16C, AVX-512, AVX-512 VNNI, or portable C); nothing is compiled
+ * with -march=native, so one binary runs on any x86-64 and uses what the CPU
+ * has.
+ *
+ * Batch invariance: for a given ISA, the value computed for (row, token) does
+ * not depend on how many tokens share the call, so a sequence decodes to the
+ * same tokens alone or batched with others.
+ *
+ * Q8_0 weights are dotted with activations quantized to the same block shape
+ * (32 values, one scale per block; here the activation scale is a float) so
+ * the inner loop is an int8 dot product, as ggml does.
+ */
+#ifndef LLMPIN_KERNELS_H
+#define LLMPIN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "localmodel/gguf.h"
+
+enum lm_isa {
+    LM_ISA_SCALAR = 0,
+    LM_ISA_AVX2 = 1,        /* AVX2 + FMA + F16C */
+    LM_ISA_AVX512 = 2,      /* AVX-512 F/BW/VL (+ the AVX2 set) */
+    LM_ISA_AVX512VNNI = 3,  /* the above + VNNI int8 dot products */
+};
+
+/* Best ISA this CPU supports. */
+enum lm_isa lm_isa_detect(void);
+const char *lm_isa_name(enum lm_isa isa);
+
+#define LM_QK8 32
+
+/* One Q8_0 block exactly as stored in GGUF: fp16 scale then 32 int8. */
+struct lm_q8_block {
+    uint16_t d;
+    int8_t qs[LM_QK8];
+};
+
+/* A weight matrix: rows x cols (cols = GGUF ne[0], the contiguous axis).
+ * data points into the model mapping; not owned. */
+struct lm_wmat {
+    const void *data;
+    enum gguf_ttype type;       /* F32, F16, BF16 or Q8_0 */
+    int rows, cols;
+    size_t row_bytes;
+};
+
+float lm_f16_to_f32(uint16_t h);
+uint16_t lm_f32_to_f16(float f);    /* round to nearest even */
+float lm_bf16_to_f32(uint16_t h);
+uint16_t lm_f32_to_bf16(float f);   /* round to nearest even */
+
+/* Quantize n tokens' activations x[t*cols ..] (cols a multiple of 32) into
+ * qs[t*cols ..] and scales d[t*(cols/32) ..]. */
+void lm_quantize_q8(const float *x, int n, int cols, float *d, int8_t *qs);
+
+/* y[t*ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t in
+ * [0, n). F32/F16/BF16 weights read x[t*cols ..]; Q8_0 weights read the
+ * quantized activations xd/xq made by lm_quantize_q8 (x may be NULL). */
+void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
+                    const float *x, const float *xd, const int8_t *xq, int n,
+                    float *y, size_t ldy);
+
+/* Convert rows [r0, r0+nr) of w to F32 into out[nr][cols]. */
+void lm_dequant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int nr, float *out);
+
+#endif

@@ -1,0 +1,681 @@
+/*
+ * model.c - llama weights from GGUF, and the forward pass.
+ *
+ * The forward pass reads top to bottom like llama2.c's run.c, but over a
+ * batch of tokens (each with its own position and KV cache) so that one read
+ * of the weights serves a whole prompt chunk or one decode step of several
+ * sequences:
+ *
+ *   x = embedding rows
+ *   per layer:  xb = rmsnorm(x)         q,k,v = xb Wq, xb Wk, xb Wv
+ *               rope(q, k)              cache k, v at each token's position
+ *               att = softmax(q k^T / sqrt(hd)) v   (grouped-query heads)
+ *               x += att Wo
+ *               xb = rmsnorm(x)         x += (silu(xb Wg) * (xb Wu)) Wd
+ *   x = rmsnorm(x);  logits = x Wout
+ *
+ * Matrix products and attention run on the worker pool (rows and heads split
+ * across threads); the element-wise steps are cheap and run on the caller.
+ */
+#include "localmodel/model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define GEMM_MIN_TOKENS 8    /* prefill chunks at least this long use sgemm */
+#define GEMM_TILE_ROWS 64
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int kv_int(const struct gguf_file *f, const char *key, int required, int64_t def,
+                  int64_t lo, int64_t hi, int *out, char *err, size_t errlen)
+{
+    int64_t v = def;
+    if (gguf_find_kv(f, key)) {
+        char e2[256];
+        if (gguf_get_i64(f, key, &v, e2, sizeof e2) < 0) {
+            snprintf(err, errlen, "%s: %s", f->path ? f->path : "model", e2);
+            return -1;
+        }
+    } else if (required) {
+        snprintf(err, errlen, "%s: missing key '%s'", f->path ? f->path : "model", key);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        snprintf(err, errlen, "%s: key '%s': %lld out of range %lld..%lld",
+                 f->path ? f->path : "model", key, (long long)v, (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int kv_float(const struct gguf_file *f, const char *key, double def, double lo, double hi,
+                    float *out, char *err, size_t errlen)
+{
+    double v = def;
+    if (gguf_find_kv(f, key)) {
+        char e2[256];
+        if (gguf_get_f64(f, key, &v, e2, sizeof e2) < 0) {
+            snprintf(err, errlen, "%s: %s", f->path ? f->path : "model", e2);
+            return -1;
+        }
+    }
+    if (!(v >= lo && v <= hi)) {
+        snprintf(err, errlen, "%s: key '%s': %g out of range %g..%g",
+                 f->path ? f->path : "model", key, v, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+/* Find tensor `name` with shape [cols, rows] (rows 0 = a vector of cols).
+ * Returns 1 if absent and optional, 0 ok, -1 error. */
+static int get_tensor(const struct gguf_file *f, const char *name, int cols, int rows,
+                      int optional, const struct gguf_tensor **out, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) {
+        if (optional)
+            return 1;
+        snprintf(err, errlen, "%s: missing tensor '%s'", f->path ? f->path : "model", name);
+        return -1;
+    }
+    int want_dims = rows ? 2 : 1;
+    int ok = t->n_dims >= (uint32_t)want_dims && t->ne[0] == (uint64_t)cols &&
+             (!rows || t->ne[1] == (uint64_t)rows);
+    for (uint32_t d = (uint32_t)want_dims; ok && d < t->n_dims; d++)
+        if (t->ne[d] != 1)
+            ok = 0;
+    if (!ok) {
+        char got[128];
+        int len = 0;
+        for (uint32_t d = 0; d < t->n_dims && d < GGUF_MAX_DIMS; d++)
+            len += snprintf(got + len, sizeof got - (size_t)len, "%s%llu", d ? ", " : "",
+                            (unsigned long long)t->ne[d]);
+        if (rows)
+            snprintf(err, errlen, "%s: tensor '%s': expected shape [%d, %d], got [%s]",
+                     f->path ? f->path : "model", name, cols, rows, got);
+        else
+            snprintf(err, errlen, "%s: tensor '%s': expected shape [%d], got [%s]",
+                     f->path ? f->path : "model", name, cols, got);
+        return -1;
+    }
+    if (t->type != GGUF_TT_F32 && t->type != GGUF_TT_F16 && t->type != GGUF_TT_BF16 &&
+        t->type != GGUF_TT_Q8_0) {
+        const char *tn = gguf_ttype_name(t->type);
+        snprintf(err, errlen, "%s: tensor '%s': type %s (%u) is not supported (F32, F16, BF16, Q8_0 are)",
+                 f->path ? f->path : "model", name, tn ? tn : "unknown", (unsigned)t->type);
+        return -1;
+    }
+    if (t->type == GGUF_TT_Q8_0 && cols % LM_QK8 != 0) {
+        snprintf(err, errlen, "%s: tensor '%s': Q8_0 rows of %d are not a multiple of 32",
+                 f->path ? f->path : "model", name, cols);
+        return -1;
+    }
+    uint64_t need = gguf_ttype_nbytes(t->type, (uint64_t)cols) * (uint64_t)(rows ? rows : 1);
+    if (need == 0 || t->nbytes < need) {
+        snprintf(err, errlen, "%s: tensor '%s': data is %llu bytes, need %llu",
+                 f->path ? f->path : "model", name, (unsigned long long)t->nbytes,
+                 (unsigned long long)need);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+static int get_mat(const struct gguf_file *f, const char *name, int cols, int rows, int optional,
+                   struct lm_wmat *w, struct lm_model *m, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t;
+    int rc = get_tensor(f, name, cols, rows, optional, &t, err, errlen);
+    if (rc != 0)
+        return rc;
+    w->data = t->data;
+    w->type = t->type;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = (size_t)gguf_ttype_nbytes(t->type, (uint64_t)cols);
+    m->n_params += (uint64_t)rows * (uint64_t)cols;
+    m->weight_bytes += (uint64_t)rows * w->row_bytes;
+    return 0;
+}
+
+/* Copy a norm vector to F32 at dst. */
+static int get_norm(const struct gguf_file *f, const char *name, int dim, float *dst,
+                    struct lm_model *m, char *err, size_t errlen)
+{
+    const struct gguf_tensor *t;
+    if (get_tensor(f, name, dim, 0, 0, &t, err, errlen) != 0)
+        return -1;
+    struct lm_wmat w = { t->data, t->type, 1, dim, (size_t)gguf_ttype_nbytes(t->type, (uint64_t)dim) };
+    lm_dequant_rows(LM_ISA_SCALAR, &w, 0, 1, dst);
+    m->n_params += (uint64_t)dim;
+    return 0;
+}
+
+int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, size_t errlen)
+{
+    const char *path = f->path ? f->path : "model";
+    *out = NULL;
+    struct gguf_str arch;
+    char e2[256];
+    if (gguf_get_str(f, "general.architecture", &arch, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "%s: %s", path, e2);
+        return -1;
+    }
+    if (arch.len != 5 || memcmp(arch.ptr, "llama", 5) != 0) {
+        snprintf(err, errlen, "%s: general.architecture is '%.*s'; only 'llama' is supported",
+                 path, (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+        return -1;
+    }
+
+    struct lm_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    struct lm_hparams *hp = &m->hp;
+    if (kv_int(f, "llama.embedding_length", 1, 0, 1, 65536, &hp->dim, err, errlen) ||
+        kv_int(f, "llama.block_count", 1, 0, 1, LM_MAX_LAYERS, &hp->n_layers, err, errlen) ||
+        kv_int(f, "llama.feed_forward_length", 1, 0, 1, 1 << 20, &hp->ffn_dim, err, errlen) ||
+        kv_int(f, "llama.attention.head_count", 1, 0, 1, 4096, &hp->n_heads, err, errlen) ||
+        kv_int(f, "llama.context_length", 1, 0, 1, 1 << 24, &hp->n_ctx_train, err, errlen))
+        goto fail;
+    if (kv_int(f, "llama.attention.head_count_kv", 0, hp->n_heads, 1, hp->n_heads,
+               &hp->n_kv_heads, err, errlen))
+        goto fail;
+    if (hp->dim % hp->n_heads != 0) {
+        snprintf(err, errlen, "%s: embedding_length %d is not a multiple of head_count %d",
+                 path, hp->dim, hp->n_heads);
+        goto fail;
+    }
+    if (hp->n_heads % hp->n_kv_heads != 0) {
+        snprintf(err, errlen, "%s: head_count %d is not a multiple of head_count_kv %d",
+                 path, hp->n_heads, hp->n_kv_heads);
+        goto fail;
+    }
+    hp->head_dim = hp->dim / hp->n_heads;
+    if (kv_int(f, "llama.rope.dimension_count", 0, hp->head_dim, 2, hp->head_dim,
+               &hp->rope_dim, err, errlen))
+        goto fail;
+    if (hp->rope_dim % 2 != 0) {
+        snprintf(err, errlen, "%s: rope.dimension_count %d is odd", path, hp->rope_dim);
+        goto fail;
+    }
+    if (kv_float(f, "llama.rope.freq_base", 10000.0, 1.0, 1e12, &hp->rope_base, err, errlen) ||
+        kv_float(f, "llama.attention.layer_norm_rms_epsilon", 1e-5, 0.0, 1.0, &hp->norm_eps, err, errlen))
+        goto fail;
+
+    const struct gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    if (!emb) {
+        snprintf(err, errlen, "%s: missing tensor 'token_embd.weight'", path);
+        goto fail;
+    }
+    if (emb->n_dims < 2 || emb->ne[1] == 0 || emb->ne[1] > (1u << 22)) {
+        snprintf(err, errlen, "%s: tensor 'token_embd.weight': bad vocabulary dimension", path);
+        goto fail;
+    }
+    hp->n_vocab = (int)emb->ne[1];
+    if (gguf_find_kv(f, "llama.vocab_size")) {
+        int vs;
+        if (kv_int(f, "llama.vocab_size", 1, 0, 1, 1 << 22, &vs, err, errlen))
+            goto fail;
+        if (vs != hp->n_vocab) {
+            snprintf(err, errlen, "%s: llama.vocab_size is %d but token_embd.weight has %d rows",
+                     path, vs, hp->n_vocab);
+            goto fail;
+        }
+    }
+
+    int dim = hp->dim, kv_dim = hp->n_kv_heads * hp->head_dim, ffn = hp->ffn_dim;
+    if (get_mat(f, "token_embd.weight", dim, hp->n_vocab, 0, &m->tok_embd, m, err, errlen))
+        goto fail;
+    int rc = get_mat(f, "output.weight", dim, hp->n_vocab, 1, &m->output, m, err, errlen);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        m->output = m->tok_embd;
+        m->tied_output = 1;
+        m->weight_bytes += (uint64_t)hp->n_vocab * m->output.row_bytes;
+    }
+    /* only one embedding row is read per token */
+    m->weight_bytes -= (uint64_t)hp->n_vocab * m->tok_embd.row_bytes;
+
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    m->owned = malloc(sizeof(float) * (size_t)dim * (size_t)(2 * hp->n_layers + 1));
+    if (!m->layers || !m->owned) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    for (int l = 0; l < hp->n_layers; l++) {
+        struct lm_layer *L = &m->layers[l];
+        char name[96];
+        float *an = m->owned + (size_t)(2 * l) * dim, *fn = an + dim;
+#define MAT(field, suffix, c, r)                                                       \
+        snprintf(name, sizeof name, "blk.%d." suffix ".weight", l);                    \
+        if (get_mat(f, name, c, r, 0, &L->field, m, err, errlen)) goto fail;
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if (get_norm(f, name, dim, an, m, err, errlen)) goto fail;
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        if (get_norm(f, name, dim, fn, m, err, errlen)) goto fail;
+        L->attn_norm = an;
+        L->ffn_norm = fn;
+        MAT(wq, "attn_q", dim, dim)
+        MAT(wk, "attn_k", dim, kv_dim)
+        MAT(wv, "attn_v", dim, kv_dim)
+        MAT(wo, "attn_output", dim, dim)
+        MAT(w_gate, "ffn_gate", dim, ffn)
+        MAT(w_up, "ffn_up", dim, ffn)
+        MAT(w_down, "ffn_down", ffn, dim)
+#undef MAT
+    }
+    float *on = m->owned + (size_t)(2 * hp->n_layers) * dim;
+    if (get_norm(f, "output_norm.weight", dim, on, m, err, errlen))
+        goto fail;
+    m->out_norm = on;
+    *out = m;
+    return 0;
+fail:
+    lm_model_free(m);
+    return -1;
+}
+
+void lm_model_free(struct lm_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    free(m->owned);
+    free(m);
+}
+
+/* ---- KV cache ----------------------------------------------------------- */
+
+struct lm_kv *lm_kv_new(const struct lm_model *m, int n_ctx, enum lm_kv_type type,
+                        char *err, size_t errlen)
+{
+    if (n_ctx < 1 || n_ctx > (1 << 24)) {
+        snprintf(err, errlen, "KV cache: context length %d out of range", n_ctx);
+        return NULL;
+    }
+    struct lm_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) {
+        snprintf(err, errlen, "KV cache: out of memory");
+        return NULL;
+    }
+    kv->n_ctx = n_ctx;
+    kv->n_layers = m->hp.n_layers;
+    kv->kv_dim = m->hp.n_kv_heads * m->hp.head_dim;
+    kv->type = type;
+    size_t es = type == LM_KV_F16 ? 2 : 4;
+    kv->bytes = (size_t)kv->n_layers * (size_t)n_ctx * (size_t)kv->kv_dim * es;
+    /* anonymous mappings: pages cost memory only once written */
+    kv->k = mmap(NULL, kv->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    kv->v = mmap(NULL, kv->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (kv->k == MAP_FAILED || kv->v == MAP_FAILED) {
+        snprintf(err, errlen, "KV cache: cannot map 2 x %zu bytes", kv->bytes);
+        if (kv->k == MAP_FAILED) kv->k = NULL;
+        if (kv->v == MAP_FAILED) kv->v = NULL;
+        lm_kv_free(kv);
+        return NULL;
+    }
+    return kv;
+}
+
+void lm_kv_free(struct lm_kv *kv)
+{
+    if (!kv)
+        return;
+    if (kv->k) munmap(kv->k, kv->bytes);
+    if (kv->v) munmap(kv->v, kv->bytes);
+    free(kv);
+}
+
+/* ---- context ------------------------------------------------------------ */
+
+struct lm_ctx {
+    const struct lm_model *m;
+    struct lm_pool *pool;
+    enum lm_isa isa;
+    int max_tokens, n_ctx, nth, max_cols;
+    float *x, *xb, *xb2;         /* [max_tokens][dim] */
+    float *q, *k, *v, *att;      /* [max_tokens][dim or kv_dim] */
+    float *hb, *hb2;             /* [max_tokens][ffn] */
+    float *xd;                   /* Q8 scales [max_tokens][max_cols/32] */
+    int8_t *xq;                  /* Q8 values [max_tokens][max_cols] */
+    float *scores;               /* [nth][n_ctx] */
+    float *tiles;                /* [nth][GEMM_TILE_ROWS * max_cols] */
+    float *rope_inv;             /* [rope_dim/2] */
+    float *rope_cs;              /* [max_tokens][rope_dim]: cos, sin pairs */
+};
+
+void lm_ctx_free(struct lm_ctx *c)
+{
+    if (!c)
+        return;
+    free(c->x); free(c->xb); free(c->xb2);
+    free(c->q); free(c->k); free(c->v); free(c->att);
+    free(c->hb); free(c->hb2); free(c->xd); free(c->xq);
+    free(c->scores); free(c->tiles); free(c->rope_inv); free(c->rope_cs);
+    free(c);
+}
+
+int lm_ctx_max_tokens(const struct lm_ctx *c)
+{
+    return c->max_tokens;
+}
+
+struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int max_tokens,
+                          int n_ctx, enum lm_isa isa, char *err, size_t errlen)
+{
+    const struct lm_hparams *hp = &m->hp;
+    if (max_tokens < 1 || max_tokens > 4096 || n_ctx < 1) {
+        snprintf(err, errlen, "forward context: bad sizes (max_tokens %d, n_ctx %d)", max_tokens, n_ctx);
+        return NULL;
+    }
+    struct lm_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "forward context: out of memory");
+        return NULL;
+    }
+    c->m = m;
+    c->pool = pool;
+    c->isa = isa;
+    c->max_tokens = max_tokens;
+    c->n_ctx = n_ctx;
+    c->nth = lm_pool_size(pool);
+    c->max_cols = hp->dim > hp->ffn_dim ? hp->dim : hp->ffn_dim;
+    size_t T = (size_t)max_tokens, dim = (size_t)hp->dim;
+    size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, ffn = (size_t)hp->ffn_dim;
+    size_t mc = (size_t)c->max_cols;
+    c->x = malloc(T * dim * 4);
+    c->xb = malloc(T * dim * 4);
+    c->xb2 = malloc(T * dim * 4);
+    c->q = malloc(T * dim * 4);
+    c->k = malloc(T * kv_dim * 4);
+    c->v = malloc(T * kv_dim * 4);
+    c->att = malloc(T * dim * 4);
+    c->hb = malloc(T * ffn * 4);
+    c->hb2 = malloc(T * ffn * 4);
+    c->xd = malloc(T * (mc / LM_QK8 + 1) * 4);
+    c->xq = malloc(T * mc);
+    c->scores = malloc((size_t)c->nth * (size_t)n_ctx * 4);
+    c->tiles = malloc((size_t)c->nth * GEMM_TILE_ROWS * mc * 4);
+    c->rope_inv = malloc((size_t)hp->rope_dim / 2 * 4);
+    c->rope_cs = malloc(T * (size_t)hp->rope_dim * 4);
+    if (!c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb ||
+        !c->hb2 || !c->xd || !c->xq || !c->scores || !c->tiles || !c->rope_inv || !c->rope_cs) {
+        snprintf(err, errlen, "forward context: out of memory");
+        lm_ctx_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < hp->rope_dim / 2; i++)
+        c->rope_inv[i] = powf(hp->rope_base, -(float)(2 * i) / (float)hp->rope_dim);
+    return c;
+}
+
+/* ---- parallel matrix products ------------------------------------------ */
+
+/* Up to three matrices with the same input: y_j[t][r] = x[t] . W_j[r]. */
+struct mm_op {
+    struct lm_ctx *c;
+    int nm;
+    const struct lm_wmat *w[3];
+    float *y[3];
+    const float *x;
+    int n;
+    int gemm;
+};
+
+static void split(int rows, int ith, int nth, int *r0, int *r1)
+{
+    int chunk = (rows + nth - 1) / nth;
+    chunk = (chunk + 7) & ~7;
+    *r0 = ith * chunk < rows ? ith * chunk : rows;
+    *r1 = *r0 + chunk < rows ? *r0 + chunk : rows;
+}
+
+static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0, int r1,
+                      const float *x, int n, float *y)
+{
+    float *tile = c->tiles + (size_t)ith * GEMM_TILE_ROWS * c->max_cols;
+    for (int r = r0; r < r1; r += GEMM_TILE_ROWS) {
+        int nr = r1 - r < GEMM_TILE_ROWS ? r1 - r : GEMM_TILE_ROWS;
+        const float *wt;
+        if (w->type == GGUF_TT_F32) {
+            wt = (const float *)((const uint8_t *)w->data + (size_t)r * w->row_bytes);
+        } else {
+            lm_dequant_rows(c->isa, w, r, nr, tile);
+            wt = tile;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, w->cols, 1.0f,
+                    x, w->cols, wt, w->cols, 0.0f, y + r, w->rows);
+    }
+}
+
+static void mm_worker(void *arg, int ith, int nth)
+{
+    struct mm_op *op = arg;
+    for (int j = 0; j < op->nm; j++) {
+        const struct lm_wmat *w = op->w[j];
+        int r0, r1;
+        split(w->rows, ith, nth, &r0, &r1);
+        if (op->gemm)
+            gemm_rows(op->c, ith, w, r0, r1, op->x, op->n, op->y[j]);
+        else
+            lm_matmul_rows(op->c->isa, w, r0, r1, op->x, op->c->xd, op->c->xq, op->n,
+                           op->y[j], (size_t)w->rows);
+    }
+}
+
+static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
+                   const struct lm_wmat *w0, float *y0, const struct lm_wmat *w1, float *y1,
+                   const struct lm_wmat *w2, float *y2)
+{
+    struct mm_op op = { c, nm, { w0, w1, w2 }, { y0, y1, y2 }, x, n,
+                        prefill && n >= GEMM_MIN_TOKENS };
+    if (!op.gemm) {
+        int q8 = 0;
+        for (int j = 0; j < nm; j++)
+            if (op.w[j]->type == GGUF_TT_Q8_0)
+                q8 = 1;
+        if (q8)
+            lm_quantize_q8(x, n, w0->cols, c->xd, c->xq);
+    }
+    lm_pool_run(c->pool, mm_worker, &op);
+}
+
+/* ---- attention ---------------------------------------------------------- */
+
+struct att_op {
+    struct lm_ctx *c;
+    const struct lm_batch *b;
+    int layer;
+};
+
+static inline float kv_get(const struct lm_kv *kv, const void *base, size_t i)
+{
+    if (kv->type == LM_KV_F16)
+        return lm_f16_to_f32(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+static void att_worker(void *arg, int ith, int nth)
+{
+    struct att_op *op = arg;
+    struct lm_ctx *c = op->c;
+    const struct lm_hparams *hp = &c->m->hp;
+    int hd = hp->head_dim, nh = hp->n_heads, group = hp->n_heads / hp->n_kv_heads;
+    int kv_dim = hp->n_kv_heads * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    for (int it = ith; it < op->b->n * nh; it += nth) {
+        int t = it / nh, h = it % nh, kh = h / group;
+        const struct lm_kv *kv = op->b->kv[t];
+        int npos = op->b->pos[t] + 1;
+        const float *q = c->q + (size_t)t * hp->dim + (size_t)h * hd;
+        size_t lbase = (size_t)op->layer * kv->n_ctx * kv_dim + (size_t)kh * hd;
+        float mx = -INFINITY;
+        for (int p = 0; p < npos; p++) {
+            size_t o = lbase + (size_t)p * kv_dim;
+            float s = 0.0f;
+            if (kv->type == LM_KV_F32) {
+                const float *k = (const float *)kv->k + o;
+                for (int i = 0; i < hd; i++)
+                    s += q[i] * k[i];
+            } else {
+                for (int i = 0; i < hd; i++)
+                    s += q[i] * kv_get(kv, kv->k, o + i);
+            }
+            s *= scale;
+            sc[p] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0.0f;
+        for (int p = 0; p < npos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = 1.0f / sum;
+        float *out = c->att + (size_t)t * hp->dim + (size_t)h * hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int p = 0; p < npos; p++) {
+            size_t o = lbase + (size_t)p * kv_dim;
+            float a = sc[p] * inv;
+            if (kv->type == LM_KV_F32) {
+                const float *v = (const float *)kv->v + o;
+                for (int i = 0; i < hd; i++)
+                    out[i] += a * v[i];
+            } else {
+                for (int i = 0; i < hd; i++)
+                    out[i] += a * kv_get(kv, kv->v, o + i);
+            }
+        }
+    }
+}
+
+/* ---- element-wise steps ------------------------------------------------- */
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    ss = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * (ss * x[i]);
+}
+
+/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first rope_dim dims of each
+ * head by pos * base^(-2i/rope_dim) (llama.cpp "norm" mode, llama2.c). */
+static void rope(float *x, int n_heads, int hd, int rope_dim, const float *cs)
+{
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < rope_dim; i += 2) {
+            float c = cs[i], s = cs[i + 1];
+            float a = v[i], b = v[i + 1];
+            v[i] = a * c - b * s;
+            v[i + 1] = a * s + b * c;
+        }
+    }
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t errlen)
+{
+    const struct lm_model *m = c->m;
+    const struct lm_hparams *hp = &m->hp;
+    int n = b->n, dim = hp->dim, hd = hp->head_dim, ffn = hp->ffn_dim;
+    int kv_dim = hp->n_kv_heads * hd;
+
+    if (n < 1 || n > c->max_tokens) {
+        snprintf(err, errlen, "forward: batch of %d tokens (max %d)", n, c->max_tokens);
+        return -1;
+    }
+    for (int t = 0; t < n; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= hp->n_vocab) {
+            snprintf(err, errlen, "forward: token id %d out of range 0..%d", b->tokens[t], hp->n_vocab - 1);
+            return -1;
+        }
+        if (b->pos[t] < 0 || b->pos[t] >= b->kv[t]->n_ctx || b->kv[t]->n_ctx > c->n_ctx) {
+            snprintf(err, errlen, "forward: position %d outside the context of %d", b->pos[t], b->kv[t]->n_ctx);
+            return -1;
+        }
+    }
+
+    /* embeddings and per-token rotary tables */
+    for (int t = 0; t < n; t++) {
+        lm_dequant_rows(c->isa, &m->tok_embd, b->tokens[t], 1, c->x + (size_t)t * dim);
+        float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
+        for (int i = 0; i < hp->rope_dim / 2; i++) {
+            float ang = (float)b->pos[t] * c->rope_inv[i];
+            cs[2 * i] = cosf(ang);
+            cs[2 * i + 1] = sinf(ang);
+        }
+    }
+
+    for (int l = 0; l < hp->n_layers; l++) {
+        const struct lm_layer *L = &m->layers[l];
+
+        /* attention block */
+        for (int t = 0; t < n; t++)
+            rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
+        matmul(c, b->prefill, c->xb, n, 3, &L->wq, c->q, &L->wk, c->k, &L->wv, c->v);
+        for (int t = 0; t < n; t++) {
+            const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
+            rope(c->q + (size_t)t * dim, hp->n_heads, hd, hp->rope_dim, cs);
+            rope(c->k + (size_t)t * kv_dim, hp->n_kv_heads, hd, hp->rope_dim, cs);
+            struct lm_kv *kv = b->kv[t];
+            size_t o = ((size_t)l * kv->n_ctx + (size_t)b->pos[t]) * kv_dim;
+            const float *ks = c->k + (size_t)t * kv_dim, *vs = c->v + (size_t)t * kv_dim;
+            if (kv->type == LM_KV_F32) {
+                memcpy((float *)kv->k + o, ks, sizeof(float) * (size_t)kv_dim);
+                memcpy((float *)kv->v + o, vs, sizeof(float) * (size_t)kv_dim);
+            } else {
+                for (int i = 0; i < kv_dim; i++) {
+                    ((uint16_t *)kv->k)[o + i] = lm_f32_to_f16(ks[i]);
+                    ((uint16_t *)kv->v)[o + i] = lm_f32_to_f16(vs[i]);
+                }
+            }
+        }
+        struct att_op aop = { c, b, l };
+        lm_pool_run(c->pool, att_worker, &aop);
+        matmul(c, b->prefill, c->att, n, 1, &L->wo, c->xb2, NULL, NULL, NULL, NULL);
+        for (size_t i = 0; i < (size_t)n * dim; i++)
+            c->x[i] += c->xb2[i];
+
+        /* feed-forward block */
+        for (int t = 0; t < n; t++)
+            rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
+        matmul(c, b->prefill, c->xb, n, 2, &L->w_gate, c->hb, &L->w_up, c->hb2, NULL, NULL);
+        for (size_t i = 0; i < (size_t)n * ffn; i++) {
+            float g = c->hb[i];
+            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
+        }
+        matmul(c, b->prefill, c->hb, n, 1, &L->w_down, c->xb2, NULL, NULL, NULL, NULL);
+        for (size_t i = 0; i < (size_t)n * dim; i++)
+            c->x[i] += c->xb2[i];
+    }
+
+    /* final norm, hidden states, logits of the tokens that want them */
+    int n_out = 0;
+    for (int t = 0; t < n; t++) {
+        float *xt = c->x + (size_t)t * dim;
+        rmsnorm(xt, xt, m->out_norm, dim, hp->norm_eps);
+        if (!b->want_logits || b->want_logits[t])
+            memcpy(c->xb + (size_t)n_out++ * dim, xt, sizeof(float) * (size_t)dim);
+    }
+    if (b->hidden)
+        memcpy(b->hidden, c->x, sizeof(float) * (size_t)n * dim);
+    if (n_out > 0 && b->logits)
+        matmul(c, b->prefill, c->xb, n_out, 1, &m->output, b->logits, NULL, NULL, NULL, NULL);
+    return 0;
+}

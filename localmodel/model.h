@@ -1,0 +1,110 @@
+/*
+ * model.h - the llama-architecture transformer on the CPU.
+ *
+ * lm_model: hyperparameters and weight views into a GGUF mapping (no copies
+ * for F32/F16/BF16/Q8_0 matrices). Loading checks the architecture, every
+ * hyperparameter's range, and every tensor's presence, exact shape and type.
+ *
+ * lm_kv: one sequence's key/value cache (F32 or F16), allocated lazily by
+ * the kernel (anonymous mmap), so a large context costs memory only as far
+ * as it is used.
+ *
+ * lm_ctx: the scratch buffers and worker pool for running forward passes. A
+ * forward pass takes a batch of tokens, each with its own position and KV
+ * cache: a prompt chunk (one sequence, consecutive positions) or one decode
+ * step of several sequences. Decode uses row-dot kernels whose results do not
+ * depend on the batch; long prompt chunks convert weight tiles to F32 and use
+ * OpenBLAS sgemm.
+ */
+#ifndef LLMPIN_MODEL_H
+#define LLMPIN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "localmodel/gguf.h"
+#include "localmodel/kernels.h"
+#include "localmodel/pool.h"
+
+#define LM_MAX_LAYERS 512
+
+struct lm_hparams {
+    int n_vocab;
+    int dim;                 /* embedding_length */
+    int n_layers;            /* block_count */
+    int n_heads, n_kv_heads;
+    int head_dim;            /* dim / n_heads */
+    int ffn_dim;             /* feed_forward_length */
+    int n_ctx_train;         /* context_length */
+    int rope_dim;            /* rope.dimension_count (default head_dim) */
+    float rope_base;         /* rope.freq_base (default 10000) */
+    float norm_eps;          /* attention.layer_norm_rms_epsilon */
+};
+
+struct lm_layer {
+    const float *attn_norm, *ffn_norm;   /* [dim] */
+    struct lm_wmat wq, wk, wv, wo;       /* wq: dim x dim, wk/wv: kv_dim x dim, wo: dim x dim */
+    struct lm_wmat w_gate, w_up, w_down; /* ffn x dim, ffn x dim, dim x ffn */
+};
+
+struct lm_model {
+    struct lm_hparams hp;
+    struct lm_wmat tok_embd;             /* n_vocab x dim */
+    struct lm_wmat output;               /* n_vocab x dim (= tok_embd when tied) */
+    const float *out_norm;
+    struct lm_layer *layers;
+    int tied_output;
+    uint64_t n_params;                   /* elements of all tensors */
+    uint64_t weight_bytes;               /* bytes read per decoded token (all matrices) */
+    float *owned;                        /* F32 copies of norms stored in other types */
+};
+
+/* Build a model over f (f must outlive the model). 0 or <0 with err naming
+ * the key or tensor, e.g. "tensor 'blk.3.attn_k.weight': expected shape
+ * [64, 32], got [64, 64]". *out freed with lm_model_free. */
+int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, size_t errlen);
+void lm_model_free(struct lm_model *m);
+
+enum lm_kv_type { LM_KV_F32 = 0, LM_KV_F16 = 1 };
+
+struct lm_kv {
+    int n_ctx, n_layers, kv_dim;
+    enum lm_kv_type type;
+    void *k, *v;             /* [layer][pos][kv_dim] each */
+    size_t bytes;            /* of each of k and v */
+};
+
+struct lm_kv *lm_kv_new(const struct lm_model *m, int n_ctx, enum lm_kv_type type,
+                        char *err, size_t errlen);
+void lm_kv_free(struct lm_kv *kv);
+
+struct lm_ctx;
+
+/* Scratch for batches of up to max_tokens tokens attending over up to n_ctx
+ * positions. pool is borrowed (may be shared by contexts used one at a time).
+ * Free with lm_ctx_free. */
+struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int max_tokens,
+                          int n_ctx, enum lm_isa isa, char *err, size_t errlen);
+void lm_ctx_free(struct lm_ctx *c);
+int lm_ctx_max_tokens(const struct lm_ctx *c);
+
+/* One forward pass. Token i is tokens[i] at position pos[i] of the sequence
+ * whose cache is kv[i]; a sequence's tokens must be at consecutive positions
+ * in order, and its earlier positions must already be in its cache.
+ * Logits (n_vocab floats each) are written to logits for every i with
+ * want_logits[i] != 0 (all if want_logits is NULL), in order. If hidden is
+ * not NULL, the final-normed hidden states [n][dim] are written there.
+ * prefill != 0 says all tokens belong to one sequence: large batches then use
+ * sgemm (slightly different rounding). Returns 0 or <0 with err. */
+struct lm_batch {
+    int n;
+    const int32_t *tokens;
+    const int *pos;
+    struct lm_kv *const *kv;
+    const uint8_t *want_logits;
+    float *logits;
+    float *hidden;
+    int prefill;
+};
+int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t errlen);
+
+#endif
