@@ -1,0 +1,220 @@
+/*
+ * engine_kernels.c - every kernel against a naive double-precision
+ * reference, for each weight type and each instruction set this CPU has, at
+ * odd sizes (tails shorter than a vector), plus batch invariance (a token's
+ * result is the same whether it is dotted alone or with others), the fp16 and
+ * bf16 conversions, and the worker pool.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "localmodel/kernels.h"
+#include "localmodel/pool.h"
+#include "tests/engine/etest.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)   /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+
+/* Encode a row of f32 as type t; naive, independent of kernels.c except for
+ * the scalar fp16/bf16 conversions tested separately below. */
+static void encode(enum gguf_ttype t, const float *x, int n, uint8_t *out)
+{
+    switch (t) {
+    case GGUF_TT_F32: memcpy(out, x, 4 * (size_t)n); break;
+    case GGUF_TT_F16: for (int i = 0; i < n; i++) { uint16_t h = lm_f32_to_f16(x[i]); memcpy(out + 2 * i, &h, 2); } break;
+    case GGUF_TT_BF16: for (int i = 0; i < n; i++) { uint16_t h = lm_f32_to_bf16(x[i]); memcpy(out + 2 * i, &h, 2); } break;
+    case GGUF_TT_Q8_0:
+        for (int b = 0; b < n / 32; b++) {
+            struct lm_q8_block blk;
+            float amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+            float d = amax / 127.0f;
+            blk.d = lm_f32_to_f16(d);
+            for (int i = 0; i < 32; i++) blk.qs[i] = (int8_t)(d > 0 ? lrintf(x[b * 32 + i] / d) : 0);
+            memcpy(out + 34 * b, &blk, 34);
+        }
+        break;
+    default: break;
+    }
+}
+
+static double decode_one(enum gguf_ttype t, const uint8_t *row, int i)
+{
+    uint16_t h;
+    switch (t) {
+    case GGUF_TT_F32: { float f; memcpy(&f, row + 4 * i, 4); return f; }
+    case GGUF_TT_F16: memcpy(&h, row + 2 * i, 2); return lm_f16_to_f32(h);
+    case GGUF_TT_BF16: memcpy(&h, row + 2 * i, 2); return lm_bf16_to_f32(h);
+    case GGUF_TT_Q8_0: {
+        struct lm_q8_block blk;
+        memcpy(&blk, row + 34 * (i / 32), 34);
+        return (double)lm_f16_to_f32(blk.d) * blk.qs[i % 32];
+    }
+    default: return 0;
+    }
+}
+
+static size_t row_bytes(enum gguf_ttype t, int cols)
+{
+    return t == GGUF_TT_F32 ? 4 * (size_t)cols : t == GGUF_TT_Q8_0 ? 34 * (size_t)cols / 32 : 2 * (size_t)cols;
+}
+
+static void test_matmul(enum lm_isa best)
+{
+    static const enum gguf_ttype types[] = { GGUF_TT_F32, GGUF_TT_F16, GGUF_TT_BF16, GGUF_TT_Q8_0 };
+    static const int cols_any[] = { 1, 7, 8, 15, 16, 17, 31, 33, 47, 100, 255, 768 };
+    static const int cols_q8[] = { 32, 64, 96, 160, 416, 2048 };
+    const int rows = 13, maxn = 9;
+    for (size_t ti = 0; ti < 4; ti++) {
+        enum gguf_ttype t = types[ti];
+        int q8 = t == GGUF_TT_Q8_0;
+        const int *cl = q8 ? cols_q8 : cols_any;
+        int ncl = q8 ? 6 : 12;
+        for (int ci = 0; ci < ncl; ci++) {
+            int cols = cl[ci];
+            size_t rb = row_bytes(t, cols);
+            float *wf = malloc(sizeof(float) * (size_t)rows * cols);
+            uint8_t *wb = malloc(rb * rows);
+            float *x = malloc(sizeof(float) * (size_t)maxn * cols);
+            float *xd = malloc(sizeof(float) * (size_t)maxn * (cols / 32 + 1));
+            int8_t *xq = malloc((size_t)maxn * cols);
+            float *y = malloc(sizeof(float) * (size_t)maxn * rows);
+            float *y1 = malloc(sizeof(float) * (size_t)rows);
+            for (int i = 0; i < rows * cols; i++) wf[i] = frand();
+            for (int r = 0; r < rows; r++) encode(t, wf + (size_t)r * cols, cols, wb + rb * r);
+            for (int i = 0; i < maxn * cols; i++) x[i] = frand() * 3.0f;
+            if (q8) lm_quantize_q8(x, maxn, cols, xd, xq);
+            struct lm_wmat w = { wb, t, rows, cols, rb };
+
+            for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+                for (int n = 1; n <= maxn; n++) {
+                    memset(y, 0, sizeof(float) * (size_t)maxn * rows);
+                    /* split the rows in two calls, like two threads would */
+                    lm_matmul_rows((enum lm_isa)isa, &w, 0, 5, x, xd, xq, n, y, rows);
+                    lm_matmul_rows((enum lm_isa)isa, &w, 5, rows, x, xd, xq, n, y, rows);
+                    for (int tk = 0; tk < n; tk++) {
+                        for (int r = 0; r < rows; r++) {
+                            /* naive: decoded weights . activations (the quantized
+                             * activations for Q8_0, which is what is computed) */
+                            double ref = 0, mag = 0;
+                            for (int i = 0; i < cols; i++) {
+                                double wi = decode_one(t, wb + rb * r, i);
+                                double xi = q8 ? (double)xd[(size_t)tk * (cols / 32) + i / 32] * xq[(size_t)tk * cols + i]
+                                               : x[(size_t)tk * cols + i];
+                                ref += wi * xi;
+                                mag += fabs(wi * xi);
+                            }
+                            double got = y[(size_t)tk * rows + r];
+                            CHECK(fabs(got - ref) <= 1e-5 * mag + 1e-6,
+                                  "%s %s cols %d n %d token %d row %d: got %.9g want %.9g",
+                                  gguf_ttype_name(t), lm_isa_name((enum lm_isa)isa), cols, n, tk, r, got, ref);
+                        }
+                        /* batch invariance: same bits as a single-token call */
+                        const float *xt = x + (size_t)tk * cols;
+                        const float *xdt = xd + (size_t)tk * (cols / 32);
+                        const int8_t *xqt = xq + (size_t)tk * cols;
+                        lm_matmul_rows((enum lm_isa)isa, &w, 0, rows, xt, xdt, xqt, 1, y1, rows);
+                        CHECK(memcmp(y1, y + (size_t)tk * rows, sizeof(float) * rows) == 0,
+                              "%s %s cols %d: token %d of %d differs from a single-token call",
+                              gguf_ttype_name(t), lm_isa_name((enum lm_isa)isa), cols, tk, n);
+                    }
+                }
+            }
+            /* Q8_0: activation quantization error stays small vs exact f32 */
+            if (q8) {
+                lm_matmul_rows(best, &w, 0, rows, x, xd, xq, 1, y, rows);
+                for (int r = 0; r < rows; r++) {
+                    double ref = 0, mag = 0;
+                    for (int i = 0; i < cols; i++) {
+                        ref += decode_one(t, wb + rb * r, i) * x[i];
+                        mag += fabs(decode_one(t, wb + rb * r, i) * x[i]);
+                    }
+                    CHECK(fabs(y[r] - ref) <= 1e-2 * mag, "q8 activation error row %d: %g vs %g", r, y[r], ref);
+                }
+            }
+            /* dequantization matches the naive decoder */
+            float *dq = malloc(sizeof(float) * (size_t)rows * cols);
+            for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+                lm_dequant_rows((enum lm_isa)isa, &w, 2, rows - 2, dq);
+                int bad = 0;
+                for (int r = 2; r < rows; r++)
+                    for (int i = 0; i < cols; i++)
+                        if (dq[(size_t)(r - 2) * cols + i] != (float)decode_one(t, wb + rb * r, i))
+                            bad++;
+                CHECK(bad == 0, "dequant %s %s cols %d: %d values differ", gguf_ttype_name(t),
+                      lm_isa_name((enum lm_isa)isa), cols, bad);
+            }
+            free(dq);
+            free(wf); free(wb); free(x); free(xd); free(xq); free(y); free(y1);
+        }
+    }
+}
+
+static void test_conversions(void)
+{
+    CHECK(lm_f32_to_f16(1.0f) == 0x3c00, "1.0");
+    CHECK(lm_f32_to_f16(-2.0f) == 0xc000, "-2.0");
+    CHECK(lm_f32_to_f16(65504.0f) == 0x7bff, "max half");
+    CHECK(lm_f32_to_f16(65520.0f) == 0x7c00, "overflow rounds to inf");
+    CHECK(lm_f32_to_f16(5.9604645e-8f) == 0x0001, "smallest subnormal");
+    CHECK(lm_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00, "tie rounds to even");
+    CHECK(lm_f16_to_f32(0x0001) == 5.9604645e-8f, "subnormal decode");
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue; /* NaN */
+        if (lm_f32_to_f16(lm_f16_to_f32((uint16_t)h)) != h)
+            bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip", bad);
+    CHECK(lm_f32_to_bf16(1.0f) == 0x3f80 && lm_bf16_to_f32(0x3f80) == 1.0f, "bf16 1.0");
+    CHECK(lm_f32_to_bf16(1.00390625f) == 0x3f80, "bf16 tie to even");
+    CHECK(lm_f32_to_bf16(1.01171875f) == 0x3f82, "bf16 tie to even (odd)");
+}
+
+struct pool_arg {
+    atomic_int hits[8];
+    atomic_int total;
+};
+
+static void pool_fn(void *arg, int ith, int nth)
+{
+    struct pool_arg *a = arg;
+    atomic_fetch_add(&a->hits[ith], 1);
+    atomic_fetch_add(&a->total, nth);
+}
+
+static void test_pool(void)
+{
+    char err[128];
+    for (int n = 1; n <= 4; n++) {
+        struct lm_pool *p = lm_pool_new(n, err, sizeof err);
+        REQUIRE(p, "%s", err);
+        struct pool_arg a;
+        memset(&a, 0, sizeof a);
+        for (int i = 0; i < 2000; i++)
+            lm_pool_run(p, pool_fn, &a);
+        for (int i = 0; i < n; i++)
+            CHECK(atomic_load(&a.hits[i]) == 2000, "pool %d: thread %d ran %d times", n, i, atomic_load(&a.hits[i]));
+        CHECK(atomic_load(&a.total) == 2000 * n * n, "pool %d: total", n);
+        lm_pool_free(p);
+    }
+    CHECK(lm_pool_new(0, err, sizeof err) == NULL && strstr(err, "out of range"), "0 threads: %s", err);
+}
+
+int main(void)
+{
+    enum lm_isa best = lm_isa_detect();
+    printf("CPU: %s\n", lm_isa_name(best));
+    test_conversions();
+    test_matmul(best);
+    test_pool();
+    return etest_done("engine_kernels");
+}
