@@ -46,4 +46,24 @@ int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
  * the start): after BOS, a leading space is dropped, like SentencePiece. */
 const char *lm_tok_piece(const struct lm_tokenizer *t, int32_t prev, int32_t id, size_t *len);
 
+/* ---- additions (text helper) ---------------------------------------------- */
+
+int lm_tok_unk(const struct lm_tokenizer *t);
+/* LM_TOK_* type of id (0 = undefined is reported as LM_TOK_NORMAL), or -1
+ * if id is out of range. */
+int lm_tok_type(const struct lm_tokenizer *t, int32_t id);
+/* The raw vocabulary string of id (e.g. "<s>", "\xe2\x96\x81the"), NUL-
+ * terminated, owned by t; "" with *len 0 if id is out of range. For chat
+ * templates that need the BOS/EOS text. */
+const char *lm_tok_text(const struct lm_tokenizer *t, int32_t id, size_t *len);
+
+/* Build a tokenizer from a GGUF file's metadata: tokenizer.ggml.model must be
+ * "llama"; tokens (string array), scores (float32 array of n_vocab, optional),
+ * token_type (int32 array of n_vocab, optional), bos/eos/unknown_token_id
+ * (defaults 1/2/0), add_bos_token (default true), add_space_prefix (default
+ * true). Returns NULL with err naming the file and key on failure. The
+ * result does not reference f (strings are copied). */
+struct gguf_file;
+struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size_t errlen);
+
 #endif

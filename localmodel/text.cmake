@@ -1,0 +1,5 @@
+# Text part of localmodel: tokenizer, chat templates, sampler + text output.
+list(APPEND LM_SOURCES
+  ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/chat.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/sampler.c)
