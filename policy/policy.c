@@ -399,11 +399,10 @@ static void filter_chain(struct policy *p, const struct policy_route *r,
         int tid = r->target_ids[idx];
         struct pol_target *t = &p->targets[tid];
         if (!pol_breaker_would_allow(p, &p->breakers[t->breaker], now_ms)) {
-            if (!(cr->fallback_on & CFG_FB_CIRCUIT_OPEN)) {
-                skip(out, idx, "circuit_open");
-                return; /* an open circuit does not move this route on */
-            }
             skip(out, idx, "circuit_open");
+            /* without the bit an open circuit does not move this route on:
+             * the chain ends here */
+            if (!(cr->fallback_on & CFG_FB_CIRCUIT_OPEN)) return;
             continue;
         }
         if (t->drifted && drift_falls_back(cr)) {
