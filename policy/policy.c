@@ -92,6 +92,12 @@ static int find_target(const struct policy *p, const char *ident) {
     return -1;
 }
 
+static int find_name(const struct policy *p, const char *name) {
+    for (size_t i = 0; i < p->n_targets; i++)
+        if (strcmp(p->targets[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
 /* Target id for t, adding the target (and its breaker) if new. -1 on OOM. */
 static int intern_target(struct policy *p, const struct cfg_target *t) {
     char *tid = make_ident(t, 1);
@@ -121,6 +127,18 @@ static int intern_target(struct policy *p, const struct cfg_target *t) {
     memset(pt, 0, sizeof *pt);
     pt->name = make_name(t);
     if (!pt->name) goto out;
+    /* Names label metrics, so they must be unique: a second target with
+     * the same upstream and model (other pins) becomes "openai:gpt-4o#2". */
+    for (int n = 2; find_name(p, pt->name) >= 0; n++) {
+        char *base = make_name(t);
+        size_t len = base ? strlen(base) + 16 : 0;
+        char *nn = base ? malloc(len) : NULL;
+        if (nn) snprintf(nn, len, "%s#%d", base, n);
+        free(base);
+        free(pt->name);
+        pt->name = nn;
+        if (!nn) goto out;
+    }
     pt->ident = tid;
     tid = NULL;
     pt->upstream = t->upstream;

@@ -45,6 +45,7 @@ static void test_state_machine(void) {
     CHECK(id != id2);
     CHECK_INT(policy_n_targets(p), 2);
     CHECK_STR(policy_target_name(p, id), "openai:gpt-4o");
+    CHECK_STR(policy_target_name(p, id2), "openai:gpt-4o#2");   /* names are unique */
     CHECK(policy_target_name(p, 99) == NULL);
 
     /* closed: failures short of the threshold, a success resets the run */
@@ -218,7 +219,7 @@ static void test_json(void) {
         "\"drifted\":true,\"drifted_since_ms\":500,"
         "\"drift_reason\":\"system_fingerprint \\\"fp_9\\\" does not match pin \\\"fp_1\\\"\","
         "\"pin_model\":null,\"pin_fingerprint\":\"fp_1\"},"
-        "{\"routes\":[\"rb\"],\"id\":1,\"name\":\"openai:gpt-4o\",\"upstream\":\"openai\",\"local\":null,"
+        "{\"routes\":[\"rb\"],\"id\":1,\"name\":\"openai:gpt-4o#2\",\"upstream\":\"openai\",\"local\":null,"
         "\"model\":\"gpt-4o\",\"state\":\"closed\",\"consecutive_failures\":0,\"window_requests\":0,"
         "\"window_errors\":0,\"opened_at_ms\":null,\"times_opened\":0,\"requests\":0,\"failures\":0,"
         "\"drifted\":false,\"drifted_since_ms\":null,\"drift_reason\":null,"
