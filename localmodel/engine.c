@@ -1,0 +1,724 @@
+/*
+ * engine.c - lm.h: a hash-verified model, a job queue and a scheduler thread
+ * that decodes all active sequences together.
+ *
+ * Why a single scheduler thread: the forward pass is already parallel inside
+ * (the worker pool splits every matrix product), and decoding is bound by
+ * reading the weights. Running B sequences in one forward pass reads the
+ * weights once for all of them, so B streams cost little more than one. The
+ * scheduler therefore loops:
+ *
+ *   admit queued jobs into free KV slots (up to max_batch); prefill each new
+ *   one (prompt chunks through sgemm) and sample its first token;
+ *   one decode step for every active sequence together; sample each with
+ *   its own sampler; push the token's bytes through its lm_textout (stop
+ *   strings, UTF-8) and emit the text that is ready;
+ *   finish sequences that hit EOS, a stop string, max_tokens or the context
+ *   end, or were cancelled.
+ *
+ * Jobs are reference counted: one reference for the caller (dropped by
+ * lm_job_release) and one for the engine (dropped after the last emit).
+ */
+#include "localmodel/lm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "localmodel/chat.h"
+#include "localmodel/gguf.h"
+#include "localmodel/model.h"
+#include "localmodel/sampler.h"
+#include "localmodel/sha256.h"
+#include "localmodel/tokenizer.h"
+
+#define PREFILL_CHUNK 64
+#define MAX_CONTEXT_DEFAULT 4096
+#define MAX_STOP_IDS 16
+
+struct lm_job {
+    struct lm_engine *e;
+    atomic_int refs;
+    atomic_int cancelled;
+    enum lm_job_kind kind;
+    int32_t *prompt;
+    int n_prompt;
+    struct lm_params params;     /* stop strings point into `stops` */
+    char **stops;
+    void (*emit)(void *ud, const struct lm_event *ev);
+    void *ud;
+    struct lm_job *next;         /* queue link */
+
+    /* scheduler state (scheduler thread only) */
+    int slot;
+    int n_past;                  /* tokens in the KV cache */
+    int n_gen;                   /* tokens generated */
+    int32_t pending;             /* sampled, not yet fed */
+    int32_t prev;                /* previous token, for lm_tok_piece */
+    struct lm_sampler *sampler;
+    struct lm_textout *tout;
+};
+
+struct lm_engine {
+    char sha[65];
+    char *path;
+    struct gguf_file *gf;
+    struct lm_model *m;
+    struct lm_tokenizer *tok;
+    enum lm_chat_family family;
+    char *bos_text, *eos_text;
+    int32_t stop_ids[MAX_STOP_IDS];
+    int n_stop_ids;
+    int n_ctx, max_queue, max_batch;
+    enum lm_isa isa;
+
+    struct lm_pool *pool;
+    struct lm_ctx *ctx;
+    struct lm_kv **slots;
+    struct lm_job **active;      /* [max_batch], NULL = free slot */
+    float *logits;               /* [max_batch][n_vocab] */
+    float *hidden;               /* [PREFILL_CHUNK][dim] */
+
+    pthread_t sched;
+    int sched_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct lm_job *qhead, *qtail;
+    int qlen;
+    int stop;
+};
+
+/* ---- jobs --------------------------------------------------------------- */
+
+static void job_unref(struct lm_job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) != 1)
+        return;
+    free(j->prompt);
+    if (j->stops) {
+        for (int i = 0; i < j->params.n_stop; i++)
+            free(j->stops[i]);
+        free(j->stops);
+    }
+    lm_sampler_free(j->sampler);
+    lm_textout_free(j->tout);
+    free(j);
+}
+
+void lm_cancel(struct lm_job *j)
+{
+    if (j)
+        atomic_store(&j->cancelled, 1);
+}
+
+void lm_job_release(struct lm_job *j)
+{
+    if (j)
+        job_unref(j);
+}
+
+static void emit_text(struct lm_job *j)
+{
+    if (atomic_load(&j->cancelled))
+        return;     /* after lm_cancel only the final event is delivered */
+    size_t len;
+    const char *s = lm_textout_take(j->tout, &len);
+    if (len > 0) {
+        struct lm_event ev = { .type = LM_EV_TEXT, .text = s, .len = len };
+        j->emit(j->ud, &ev);
+    }
+}
+
+static void emit_done(struct lm_job *j, const char *reason)
+{
+    struct lm_event ev = { .type = LM_EV_DONE, .finish_reason = reason,
+                           .prompt_tokens = j->n_prompt, .completion_tokens = j->n_gen };
+    j->emit(j->ud, &ev);
+}
+
+static void emit_error(struct lm_job *j, const char *msg)
+{
+    struct lm_event ev = { .type = LM_EV_ERROR, .text = msg, .len = strlen(msg) };
+    j->emit(j->ud, &ev);
+}
+
+/* ---- scheduler ---------------------------------------------------------- */
+
+/* Remove a job from its slot and drop the engine's reference. */
+static void retire(struct lm_engine *e, struct lm_job *j)
+{
+    if (j->slot >= 0)
+        e->active[j->slot] = NULL;
+    j->slot = -1;
+    job_unref(j);
+}
+
+static void finish(struct lm_engine *e, struct lm_job *j, const char *reason)
+{
+    if (j->tout) {
+        lm_textout_finish(j->tout);
+        emit_text(j);
+    }
+    emit_done(j, reason);
+    retire(e, j);
+}
+
+static int is_stop_id(const struct lm_engine *e, int32_t id)
+{
+    if (id == lm_tok_eos(e->tok))
+        return 1;
+    for (int i = 0; i < e->n_stop_ids; i++)
+        if (e->stop_ids[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Sample the next token of j from logits, emit its text, and decide whether
+ * the sequence goes on. Returns 1 if it continues (j->pending set). */
+static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
+{
+    int32_t id = lm_sampler_sample(j->sampler, logits);
+    if (is_stop_id(e, id)) {
+        finish(e, j, "stop");
+        return 0;
+    }
+    lm_sampler_accept(j->sampler, id);
+    j->n_gen++;
+    size_t len;
+    const char *piece = lm_tok_piece(e->tok, j->prev, id, &len);
+    j->prev = id;
+    if (lm_textout_push(j->tout, piece, len)) {
+        emit_text(j);
+        emit_done(j, "stop");
+        retire(e, j);
+        return 0;
+    }
+    emit_text(j);
+    if ((j->params.max_tokens > 0 && j->n_gen >= j->params.max_tokens) || j->n_past >= e->n_ctx) {
+        finish(e, j, "length");
+        return 0;
+    }
+    j->pending = id;
+    return 1;
+}
+
+/* Feed the prompt of j into its KV cache. For embedding jobs, accumulate the
+ * final hidden states. Returns 0, or -1 with err. */
+static int prefill(struct lm_engine *e, struct lm_job *j, double *emb_sum, char *err, size_t errlen)
+{
+    int32_t toks[PREFILL_CHUNK];
+    int pos[PREFILL_CHUNK];
+    struct lm_kv *kvs[PREFILL_CHUNK];
+    uint8_t want[PREFILL_CHUNK];
+    int dim = e->m->hp.dim;
+    for (int i = 0; i < PREFILL_CHUNK; i++)
+        kvs[i] = e->slots[j->slot];
+    for (int start = 0; start < j->n_prompt; start += PREFILL_CHUNK) {
+        if (atomic_load(&j->cancelled))
+            return 0;
+        int n = j->n_prompt - start < PREFILL_CHUNK ? j->n_prompt - start : PREFILL_CHUNK;
+        for (int i = 0; i < n; i++) {
+            toks[i] = j->prompt[start + i];
+            pos[i] = start + i;
+            want[i] = (emb_sum == NULL && start + i == j->n_prompt - 1);
+        }
+        struct lm_batch b = { n, toks, pos, kvs, want, e->logits, emb_sum ? e->hidden : NULL, 1 };
+        if (emb_sum)
+            b.logits = NULL;
+        if (lm_forward(e->ctx, &b, err, errlen) < 0)
+            return -1;
+        if (emb_sum)
+            for (int i = 0; i < n; i++)
+                for (int d = 0; d < dim; d++)
+                    emb_sum[d] += e->hidden[(size_t)i * dim + d];
+    }
+    j->n_past = j->n_prompt;
+    return 0;
+}
+
+/* Start a newly admitted job: prefill, then either finish (embeddings) or
+ * sample its first token. */
+static void start_job(struct lm_engine *e, struct lm_job *j)
+{
+    char err[256];
+    if (atomic_load(&j->cancelled)) {
+        emit_error(j, "cancelled");
+        retire(e, j);
+        return;
+    }
+    if (j->kind == LM_JOB_EMBED) {
+        int dim = e->m->hp.dim;
+        double *sum = calloc((size_t)dim, sizeof *sum);
+        float *out = malloc(sizeof(float) * (size_t)dim);
+        if (!sum || !out) {
+            free(sum);
+            free(out);
+            emit_error(j, "out of memory");
+            retire(e, j);
+            return;
+        }
+        if (prefill(e, j, sum, err, sizeof err) < 0) {
+            emit_error(j, err);
+        } else if (atomic_load(&j->cancelled)) {
+            emit_error(j, "cancelled");
+        } else {
+            double norm = 0;
+            for (int d = 0; d < dim; d++) {
+                sum[d] /= j->n_prompt;
+                norm += sum[d] * sum[d];
+            }
+            norm = norm > 0 ? 1.0 / sqrt(norm) : 0.0;
+            for (int d = 0; d < dim; d++)
+                out[d] = (float)(sum[d] * norm);
+            struct lm_event ev = { .type = LM_EV_EMBEDDING, .embedding = out, .n_embd = dim,
+                                   .prompt_tokens = j->n_prompt };
+            j->emit(j->ud, &ev);
+            emit_done(j, "stop");
+        }
+        free(sum);
+        free(out);
+        retire(e, j);
+        return;
+    }
+    j->sampler = lm_sampler_new(&j->params, e->m->hp.n_vocab);
+    j->tout = lm_textout_new((const char *const *)j->stops, j->params.n_stop);
+    if (!j->sampler || !j->tout) {
+        emit_error(j, "out of memory");
+        retire(e, j);
+        return;
+    }
+    if (prefill(e, j, NULL, err, sizeof err) < 0) {
+        emit_error(j, err);
+        retire(e, j);
+        return;
+    }
+    if (atomic_load(&j->cancelled)) {
+        emit_error(j, "cancelled");
+        retire(e, j);
+        return;
+    }
+    j->prev = j->prompt[j->n_prompt - 1];
+    advance(e, j, e->logits);
+}
+
+/* One decode step for every active sequence. */
+static void decode_step(struct lm_engine *e)
+{
+    int32_t toks[256];
+    int pos[256];
+    struct lm_kv *kvs[256];
+    struct lm_job *jobs[256];
+    int n = 0;
+    char err[256];
+    for (int s = 0; s < e->max_batch; s++) {
+        struct lm_job *j = e->active[s];
+        if (!j)
+            continue;
+        if (atomic_load(&j->cancelled)) {
+            emit_error(j, "cancelled");
+            retire(e, j);
+            continue;
+        }
+        toks[n] = j->pending;
+        pos[n] = j->n_past;
+        kvs[n] = e->slots[s];
+        jobs[n] = j;
+        n++;
+    }
+    if (n == 0)
+        return;
+    struct lm_batch b = { n, toks, pos, kvs, NULL, e->logits, NULL, 0 };
+    if (lm_forward(e->ctx, &b, err, sizeof err) < 0) {
+        for (int i = 0; i < n; i++) {
+            emit_error(jobs[i], err);
+            retire(e, jobs[i]);
+        }
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        jobs[i]->n_past++;
+        advance(e, jobs[i], e->logits + (size_t)i * e->m->hp.n_vocab);
+    }
+}
+
+static void *scheduler_main(void *arg)
+{
+    struct lm_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        struct lm_job *admitted[256];
+        int n_new = 0, n_active = 0;
+        for (int s = 0; s < e->max_batch; s++)
+            if (e->active[s])
+                n_active++;
+        for (int s = 0; s < e->max_batch && e->qhead; s++) {
+            if (e->active[s])
+                continue;
+            struct lm_job *j = e->qhead;
+            e->qhead = j->next;
+            if (!e->qhead)
+                e->qtail = NULL;
+            e->qlen--;
+            j->next = NULL;
+            j->slot = s;
+            e->active[s] = j;
+            admitted[n_new++] = j;
+        }
+        if (n_new == 0 && n_active == 0) {
+            pthread_cond_wait(&e->cv, &e->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&e->mu);
+        for (int i = 0; i < n_new; i++)
+            start_job(e, admitted[i]);
+        decode_step(e);
+        pthread_mutex_lock(&e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* ---- submit ------------------------------------------------------------- */
+
+static int tokenize(struct lm_engine *e, const char *text, int add_bos, int special,
+                    int32_t **out, char *err, size_t errlen)
+{
+    size_t len = strlen(text);
+    int cap = (int)(len < 1000000 ? len : 1000000) + 8;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cap);
+    if (!ids) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int n = lm_tok_encode(e->tok, text, len, add_bos, special, ids, cap);
+    if (n > cap) {
+        int32_t *bigger = realloc(ids, sizeof(int32_t) * (size_t)n);
+        if (!bigger) {
+            free(ids);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        ids = bigger;
+        n = lm_tok_encode(e->tok, text, len, add_bos, special, ids, n);
+    }
+    if (n < 0) {
+        free(ids);
+        snprintf(err, errlen, "cannot tokenize the prompt");
+        return -1;
+    }
+    *out = ids;
+    return n;
+}
+
+struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
+                         int *http_status, char *err, size_t errlen)
+{
+    *http_status = 0;
+    if (!req->emit) {
+        *http_status = 500;
+        snprintf(err, errlen, "job has no emit callback");
+        return NULL;
+    }
+    struct lm_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        *http_status = 500;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&j->refs, 1);
+    atomic_init(&j->cancelled, 0);
+    j->e = e;
+    j->kind = req->kind;
+    j->emit = req->emit;
+    j->ud = req->ud;
+    j->slot = -1;
+    j->params = req->params;
+    j->params.stop = NULL;
+    j->params.n_stop = 0;
+
+    /* stop strings: the request's, then the chat family's */
+    const char *const *fam = req->kind == LM_JOB_CHAT ? lm_chat_stops(e->family) : NULL;
+    int n_fam = 0;
+    while (fam && fam[n_fam])
+        n_fam++;
+    int n_req = req->params.stop && req->params.n_stop > 0 ? req->params.n_stop : 0;
+    if (n_req + n_fam > 0) {
+        j->stops = calloc((size_t)(n_req + n_fam), sizeof *j->stops);
+        if (!j->stops)
+            goto oom;
+        for (int i = 0; i < n_req + n_fam; i++) {
+            const char *s = i < n_req ? req->params.stop[i] : fam[i - n_req];
+            if (!s || !*s)
+                continue;
+            if (!(j->stops[j->params.n_stop++] = strdup(s)))
+                goto oom;
+        }
+    }
+
+    char *text = NULL;
+    const char *prompt;
+    int special = 0;
+    if (req->kind == LM_JOB_CHAT) {
+        text = lm_chat_render(e->family, req->messages, req->n_messages, e->bos_text,
+                              e->eos_text, err, errlen);
+        if (!text) {
+            *http_status = 400;
+            job_unref(j);
+            return NULL;
+        }
+        prompt = text;
+        special = 1;
+    } else {
+        prompt = req->prompt ? req->prompt : "";
+    }
+    int n = tokenize(e, prompt, lm_tok_add_bos(e->tok), special, &j->prompt, err, errlen);
+    free(text);
+    if (n < 0) {
+        *http_status = 400;
+        job_unref(j);
+        return NULL;
+    }
+    j->n_prompt = n;
+    if (n == 0) {
+        *http_status = 400;
+        snprintf(err, errlen, "prompt is empty");
+        job_unref(j);
+        return NULL;
+    }
+    if (n > e->n_ctx) {
+        *http_status = 400;
+        snprintf(err, errlen, "prompt is %d tokens; context_length is %d", n, e->n_ctx);
+        job_unref(j);
+        return NULL;
+    }
+
+    pthread_mutex_lock(&e->mu);
+    if (e->stop) {
+        pthread_mutex_unlock(&e->mu);
+        *http_status = 503;
+        snprintf(err, errlen, "local model is shutting down");
+        job_unref(j);
+        return NULL;
+    }
+    if (e->qlen >= e->max_queue) {
+        int q = e->qlen;
+        pthread_mutex_unlock(&e->mu);
+        *http_status = 429;
+        snprintf(err, errlen, "local model queue is full (%d jobs waiting)", q);
+        job_unref(j);
+        return NULL;
+    }
+    atomic_fetch_add(&j->refs, 1);     /* the engine's reference */
+    if (e->qtail)
+        e->qtail->next = j;
+    else
+        e->qhead = j;
+    e->qtail = j;
+    e->qlen++;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return j;
+oom:
+    *http_status = 500;
+    snprintf(err, errlen, "out of memory");
+    job_unref(j);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static char *token_text(const struct gguf_file *f, int id)
+{
+    const struct gguf_kv *kv = gguf_find_kv(f, "tokenizer.ggml.tokens");
+    if (!kv || kv->type != GGUF_T_ARRAY || kv->arr_type != GGUF_T_STRING || id < 0 ||
+        (uint64_t)id >= kv->arr_n)
+        return strdup("");
+    struct gguf_str s = gguf_arr_str(kv, (uint64_t)id);
+    return strndup(s.ptr, s.len);
+}
+
+struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size_t errlen)
+{
+    if (!o || !o->path || !o->sha256) {
+        snprintf(err, errlen, "local model: path and sha256 are required");
+        return NULL;
+    }
+    struct lm_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->path = strdup(o->path);
+    if (!e->path) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+
+    /* 1. the hash, before anything in the file is trusted */
+    int unpinned = strcmp(o->sha256, "unpinned") == 0;
+    if (!unpinned && !lm_sha256_hex_valid(o->sha256)) {
+        snprintf(err, errlen, "%s: sha256 must be 64 hex digits or \"unpinned\", got \"%.80s\"",
+                 o->path, o->sha256);
+        goto fail;
+    }
+    if (lm_sha256_file(o->path, e->sha, NULL, NULL, err, errlen) < 0)
+        goto fail;
+    if (unpinned) {
+        fprintf(stderr, "llmpin: warning: local model %s is unpinned; its SHA-256 is %s\n",
+                o->path, e->sha);
+    } else if (!lm_sha256_hex_equal(o->sha256, e->sha)) {
+        char want[65];
+        lm_sha256_hex_normalize(o->sha256, want);
+        snprintf(err, errlen, "%s: SHA-256 mismatch: expected %s, got %s", o->path, want, e->sha);
+        goto fail;
+    }
+
+    /* 2. the file, weights, tokenizer, chat family */
+    if (gguf_open(o->path, &e->gf, err, errlen) < 0)
+        goto fail;
+    if (lm_model_load(e->gf, &e->m, err, errlen) < 0)
+        goto fail;
+    e->tok = lm_tok_from_gguf(e->gf, err, errlen);
+    if (!e->tok)
+        goto fail;
+    if (lm_tok_n_vocab(e->tok) != e->m->hp.n_vocab) {
+        snprintf(err, errlen, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
+                 o->path, lm_tok_n_vocab(e->tok), e->m->hp.n_vocab);
+        goto fail;
+    }
+    if (o->chat_template && *o->chat_template) {
+        int fam = lm_chat_from_name(o->chat_template);
+        if (fam < 0) {
+            snprintf(err, errlen, "%s: unknown chat_template \"%.64s\"", o->path, o->chat_template);
+            goto fail;
+        }
+        e->family = (enum lm_chat_family)fam;
+    } else {
+        struct gguf_str t = { NULL, 0 };
+        char e2[128];
+        if (gguf_get_str(e->gf, "tokenizer.chat_template", &t, e2, sizeof e2) < 0)
+            t.ptr = NULL, t.len = 0;
+        e->family = lm_chat_detect(t.ptr, (size_t)t.len);
+    }
+    e->bos_text = token_text(e->gf, lm_tok_bos(e->tok));
+    e->eos_text = token_text(e->gf, lm_tok_eos(e->tok));
+    if (!e->bos_text || !e->eos_text) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (const char *const *s = lm_chat_stops(e->family); s && *s && e->n_stop_ids < MAX_STOP_IDS; s++) {
+        int id = lm_tok_find(e->tok, *s);
+        if (id >= 0)
+            e->stop_ids[e->n_stop_ids++] = id;
+    }
+
+    /* 3. sizes, threads, buffers */
+    int train = e->m->hp.n_ctx_train;
+    e->n_ctx = o->context_length > 0 ? o->context_length : (train < MAX_CONTEXT_DEFAULT ? train : MAX_CONTEXT_DEFAULT);
+    if (e->n_ctx > train) {
+        fprintf(stderr, "llmpin: warning: %s: context_length %d exceeds the model's %d; using %d\n",
+                o->path, e->n_ctx, train, train);
+        e->n_ctx = train;
+    }
+    e->max_queue = o->max_queue > 0 ? o->max_queue : 64;
+    e->max_batch = o->max_batch > 0 ? o->max_batch : 8;
+    if (e->max_batch > 256)
+        e->max_batch = 256;
+    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    if (threads > 256)
+        threads = 256;
+    e->isa = lm_isa_detect();
+    openblas_set_num_threads(1);    /* our pool splits the work; see bench/lm */
+    e->pool = lm_pool_new(threads, err, errlen);
+    if (!e->pool)
+        goto fail;
+    int max_tokens = e->max_batch > PREFILL_CHUNK ? e->max_batch : PREFILL_CHUNK;
+    e->ctx = lm_ctx_new(e->m, e->pool, max_tokens, e->n_ctx, e->isa, err, errlen);
+    if (!e->ctx)
+        goto fail;
+    e->slots = calloc((size_t)e->max_batch, sizeof *e->slots);
+    e->active = calloc((size_t)e->max_batch, sizeof *e->active);
+    e->logits = malloc(sizeof(float) * (size_t)e->max_batch * (size_t)e->m->hp.n_vocab);
+    e->hidden = malloc(sizeof(float) * PREFILL_CHUNK * (size_t)e->m->hp.dim);
+    if (!e->slots || !e->active || !e->logits || !e->hidden) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int s = 0; s < e->max_batch; s++) {
+        e->slots[s] = lm_kv_new(e->m, e->n_ctx, LM_KV_F32, err, errlen);
+        if (!e->slots[s])
+            goto fail;
+    }
+    int rc = pthread_create(&e->sched, NULL, scheduler_main, e);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the scheduler thread: %s", strerror(rc));
+        goto fail;
+    }
+    e->sched_started = 1;
+    return e;
+fail:
+    lm_engine_close(e);
+    return NULL;
+}
+
+void lm_engine_close(struct lm_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->sched_started)
+        pthread_join(e->sched, NULL);
+    /* the scheduler has exited: nothing else touches the queue or slots */
+    while (e->qhead) {
+        struct lm_job *j = e->qhead;
+        e->qhead = j->next;
+        emit_error(j, "local model engine closed");
+        job_unref(j);
+    }
+    if (e->active)
+        for (int s = 0; s < e->max_batch; s++)
+            if (e->active[s]) {
+                emit_error(e->active[s], "local model engine closed");
+                retire(e, e->active[s]);
+            }
+    if (e->slots)
+        for (int s = 0; s < e->max_batch; s++)
+            lm_kv_free(e->slots[s]);
+    free(e->slots);
+    free(e->active);
+    free(e->logits);
+    free(e->hidden);
+    lm_ctx_free(e->ctx);
+    lm_pool_free(e->pool);
+    lm_tok_free(e->tok);
+    lm_model_free(e->m);
+    gguf_close(e->gf);
+    free(e->bos_text);
+    free(e->eos_text);
+    free(e->path);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+void lm_engine_info(const struct lm_engine *e, struct lm_info *out)
+{
+    out->sha256 = e->sha;
+    out->architecture = "llama";
+    out->chat_template = lm_chat_name(e->family);
+    out->n_params = e->m->n_params;
+    out->context_length = e->n_ctx;
+    out->n_vocab = e->m->hp.n_vocab;
+}
