@@ -17,6 +17,7 @@
 #include "tests/text/check.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdint.h>
 
 static char *read_all(const char *path, size_t *len)
@@ -288,8 +289,117 @@ static void test_stories(void)
     gguf_close(f);
 }
 
+
+/* ---- lm_tok_from_gguf errors, on GGUF files built in memory ----------------- */
+
+struct gb { unsigned char b[4096]; size_t n; uint64_t nkv; };
+
+static void gb_raw(struct gb *g, const void *p, size_t n) { memcpy(g->b + g->n, p, n); g->n += n; }
+static void gb_u32(struct gb *g, uint32_t v) { gb_raw(g, &v, 4); }
+static void gb_u64(struct gb *g, uint64_t v) { gb_raw(g, &v, 8); }
+static void gb_str(struct gb *g, const char *s) { gb_u64(g, strlen(s)); gb_raw(g, s, strlen(s)); }
+static void gb_key(struct gb *g, const char *k, uint32_t type) { gb_str(g, k); gb_u32(g, type); g->nkv++; }
+
+static void gb_strs(struct gb *g, const char *k, const char *const *v, int n)
+{
+    gb_key(g, k, GGUF_T_ARRAY);
+    gb_u32(g, GGUF_T_STRING);
+    gb_u64(g, (uint64_t)n);
+    for (int i = 0; i < n; i++) gb_str(g, v[i]);
+}
+
+static void gb_arr(struct gb *g, const char *k, uint32_t et, const void *v, int n)
+{
+    gb_key(g, k, GGUF_T_ARRAY);
+    gb_u32(g, et);
+    gb_u64(g, (uint64_t)n);
+    gb_raw(g, v, (size_t)n * 4);
+}
+
+/* Header + kv bytes, padded to 32; returns the file in out. */
+static size_t gb_finish(struct gb *g, unsigned char *out)
+{
+    size_t n = 0;
+    memcpy(out, "GGUF", 4); n += 4;
+    uint32_t ver = 3; memcpy(out + n, &ver, 4); n += 4;
+    uint64_t nt = 0; memcpy(out + n, &nt, 8); n += 8;
+    memcpy(out + n, &g->nkv, 8); n += 8;
+    memcpy(out + n, g->b, g->n); n += g->n;
+    while (n % 32) out[n++] = 0;
+    return n;
+}
+
+/* variant: 0 valid, 1 scores int32, 2 token_type short, 3 model gpt2,
+ * 4 bos out of range, 5 no tokens, 6 tokens not strings, 7 NaN score,
+ * 8 add_bos_token not a bool */
+static struct lm_tokenizer *gguf_variant(int variant, char *err, size_t errlen)
+{
+    static const char *const toks[] = { "<unk>", "<s>", "</s>", "\xe2\x96\x81hi", "\xe2\x96\x81", "hi" };
+    float scores[6] = { 0, 0, 0, -1, -2, -3 };
+    int32_t types[6] = { 2, 3, 3, 1, 1, 1 };
+    struct gb g = { .n = 0, .nkv = 0 };
+    gb_key(&g, "tokenizer.ggml.model", GGUF_T_STRING);
+    gb_str(&g, variant == 3 ? "gpt2" : "llama");
+    if (variant == 6) gb_arr(&g, "tokenizer.ggml.tokens", GGUF_T_INT32, types, 6);
+    else if (variant != 5) gb_strs(&g, "tokenizer.ggml.tokens", toks, 6);
+    if (variant == 7) scores[4] = NAN;
+    gb_arr(&g, "tokenizer.ggml.scores", variant == 1 ? GGUF_T_INT32 : GGUF_T_FLOAT32, scores, 6);
+    gb_arr(&g, "tokenizer.ggml.token_type", GGUF_T_INT32, types, variant == 2 ? 5 : 6);
+    gb_key(&g, "tokenizer.ggml.bos_token_id", GGUF_T_UINT32);
+    gb_u32(&g, variant == 4 ? 7 : 1);
+    if (variant == 8) {
+        gb_key(&g, "tokenizer.ggml.add_bos_token", GGUF_T_STRING);
+        gb_str(&g, "yes");
+    }
+    static unsigned char file[8192];
+    size_t n = gb_finish(&g, file);
+    struct gguf_file *f = NULL;
+    if (gguf_open_buffer(file, n, "mem.gguf", &f, err, errlen) < 0) {
+        CHECK_MSG(0, "variant %d: gguf_open_buffer: %s", variant, err);
+        return NULL;
+    }
+    struct lm_tokenizer *t = lm_tok_from_gguf(f, err, errlen);
+    gguf_close(f);
+    return t;
+}
+
+static void test_gguf_errors(void)
+{
+    char err[512];
+    struct lm_tokenizer *t = gguf_variant(0, err, sizeof err);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (t) {
+        int32_t ids[8];
+        int n = lm_tok_encode(t, "hi", 2, 1, 0, ids, 8);
+        CHECK(same_ids(ids, n, (int32_t[]){ 1, 3 }, 2));
+        CHECK_INT(lm_tok_eos(t), 2);            /* default */
+        CHECK_INT(lm_tok_add_bos(t), 1);        /* default */
+        lm_tok_free(t);
+    }
+    static const char *const want[] = {
+        NULL,
+        "key 'tokenizer.ggml.scores': expected an array of 6 float32",
+        "key 'tokenizer.ggml.token_type': expected an array of 6 int32",
+        "key 'tokenizer.ggml.model': tokenizer 'gpt2' is not supported",
+        "key 'tokenizer.ggml.bos_token_id': id 7 is outside the vocabulary (6 tokens)",
+        "key 'tokenizer.ggml.tokens' is missing",
+        "key 'tokenizer.ggml.tokens': expected an array of strings",
+        "token 4: score is not a finite number",
+        "tokenizer.ggml.add_bos_token",
+    };
+    for (int v = 1; v <= 8; v++) {
+        err[0] = '\0';
+        t = gguf_variant(v, err, sizeof err);
+        CHECK_MSG(t == NULL, "variant %d accepted", v);
+        lm_tok_free(t);
+        CHECK_CONTAINS(err, want[v]);
+        if (v != 8) CHECK_CONTAINS(err, "mem.gguf");
+    }
+}
+
 int main(void)
 {
+    test_gguf_errors();
     test_stories();
     test_llama2();
     DONE();
