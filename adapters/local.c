@@ -1,0 +1,498 @@
+/*
+ * local.c - the local adapter. See local.h.
+ *
+ * Thread hand-off: the engine calls emit() on a worker thread. emit copies
+ * the event into the call's queue under the call's mutex and wakes the loop
+ * with event_active(). The loop drains the queue and turns events into
+ * OpenAI bytes for the proxy.
+ *
+ * A call has two owners: the loop side (until the final event is handled or
+ * the request is cancelled) and the engine side (until the engine's last
+ * emit, which is always DONE or ERROR). The last owner frees it; after a
+ * cancel the engine side no longer touches the loop's event.
+ */
+#include "adapters/local.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "localmodel/lm.h"
+
+struct local_model {
+    struct event_base *base;
+    struct lm_engine *eng;
+    char *name, *path, *sha256, *cfg_sha, *tmpl;
+    int ctx, threads, max_queue, max_batch;
+    char fingerprint[32];
+};
+
+struct qev {
+    enum lm_ev_type type;
+    char *text;
+    size_t len;
+    const char *finish;
+    int prompt_tokens, completion_tokens;
+    float *emb;
+    int n_embd;
+    struct qev *next;
+};
+
+struct local_call {
+    struct local_model *m;
+    pthread_mutex_t mu;
+    int refs;                   /* loop side + engine side */
+    int cancelled;
+    struct qev *head, *tail;
+    struct event *ev;
+    struct lm_job *job;
+    struct upstream_req cb;
+    /* request */
+    enum lm_job_kind kind;
+    int stream, include_usage, chat;
+    char *model_name;
+    char id[48];
+    long created;
+    /* progress */
+    int sent_head;
+    struct buf text;            /* non-stream */
+    /* embeddings: one job per input, run one after another */
+    struct lm_job_req jr;
+    char **inputs;
+    int n_inputs, next_input;
+    struct buf emb_json;
+    int emb_tokens;
+};
+
+static void call_unref(struct local_call *c) {
+    pthread_mutex_lock(&c->mu);
+    int left = --c->refs;
+    pthread_mutex_unlock(&c->mu);
+    if (left > 0) return;
+    struct qev *e = c->head;
+    while (e) {
+        struct qev *n = e->next;
+        free(e->text);
+        free(e->emb);
+        free(e);
+        e = n;
+    }
+    pthread_mutex_destroy(&c->mu);
+    buf_free(&c->text);
+    buf_free(&c->emb_json);
+    for (int i = 0; i < c->n_inputs; i++) free(c->inputs[i]);
+    free(c->inputs);
+    free(c->model_name);
+    free(c);
+}
+
+/* worker thread */
+static void emit(void *ud, const struct lm_event *ev) {
+    struct local_call *c = ud;
+    int final = ev->type == LM_EV_DONE || ev->type == LM_EV_ERROR;
+    pthread_mutex_lock(&c->mu);
+    if (!c->cancelled) {
+        struct qev *q = util_xcalloc(1, sizeof *q);
+        q->type = ev->type;
+        if (ev->text && ev->len) {
+            q->text = util_xmalloc(ev->len + 1);
+            memcpy(q->text, ev->text, ev->len);
+            q->text[ev->len] = 0;
+            q->len = ev->len;
+        } else if (ev->type == LM_EV_ERROR) {
+            q->text = util_strdup(ev->text ? ev->text : "local model error");
+            q->len = strlen(q->text);
+        }
+        q->finish = ev->finish_reason && strcmp(ev->finish_reason, "length") == 0 ? "length" : "stop";
+        q->prompt_tokens = ev->prompt_tokens;
+        q->completion_tokens = ev->completion_tokens;
+        if (ev->type == LM_EV_EMBEDDING && ev->embedding && ev->n_embd > 0) {
+            q->emb = util_xmalloc((size_t)ev->n_embd * sizeof(float));
+            memcpy(q->emb, ev->embedding, (size_t)ev->n_embd * sizeof(float));
+            q->n_embd = ev->n_embd;
+        }
+        if (c->tail) c->tail->next = q; else c->head = q;
+        c->tail = q;
+        event_active(c->ev, EV_READ, 0);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (final) call_unref(c);
+}
+
+/* ---- OpenAI bytes ---------------------------------------------------------------- */
+
+static void send_head(struct local_call *c, int status, const char *ctype) {
+    if (c->sent_head) return;
+    c->sent_head = 1;
+    struct upstream_hdr h[2] = {{"content-type", (char *)ctype}, {"x-llmpin-local-sha256", c->m->sha256}};
+    struct upstream_resp_head head = {status, h, 2};
+    c->cb.on_head(c->cb.ud, &head);
+}
+
+static void chunk_prefix(struct local_call *c, struct buf *b) {
+    buf_appends(b, "data: {\"id\":");
+    buf_json_str(b, c->id);
+    buf_printf(b, ",\"object\":\"%s\",\"created\":%ld,\"model\":",
+               c->chat ? "chat.completion.chunk" : "text_completion", c->created);
+    buf_json_str(b, c->model_name);
+    buf_appends(b, ",\"system_fingerprint\":");
+    buf_json_str(b, c->m->fingerprint);
+}
+
+static int send_bytes(struct local_call *c, struct buf *b) {
+    int r = c->cb.on_data(c->cb.ud, b->p, b->len);
+    buf_reset(b);
+    return r;
+}
+
+static void send_usage_json(struct buf *b, int p, int n) {
+    buf_printf(b, "{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", p, n, p + n);
+}
+
+/* Returns 0, or -1 if the consumer stopped the call. */
+static int handle_text(struct local_call *c, const char *t, size_t n) {
+    if (!c->stream) {
+        buf_append(&c->text, t, n);
+        return 0;
+    }
+    struct buf b = {0};
+    chunk_prefix(c, &b);
+    if (c->chat) {
+        buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+        buf_json_strn(&b, t, n);
+        buf_appends(&b, "},\"logprobs\":null,\"finish_reason\":null}]");
+    } else {
+        buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
+        buf_json_strn(&b, t, n);
+        buf_appends(&b, ",\"logprobs\":null,\"finish_reason\":null}]");
+    }
+    if (c->include_usage) buf_appends(&b, ",\"usage\":null");
+    buf_appends(&b, "}\n\n");
+    int r = send_bytes(c, &b);
+    buf_free(&b);
+    return r;
+}
+
+static int handle_done(struct local_call *c, const struct qev *e) {
+    struct buf b = {0};
+    int r = 0;
+    if (c->stream) {
+        chunk_prefix(c, &b);
+        if (c->chat)
+            buf_printf(&b, ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+        else
+            buf_printf(&b, ",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+        if (c->include_usage) buf_appends(&b, ",\"usage\":null");
+        buf_appends(&b, "}\n\n");
+        if (c->include_usage) {
+            chunk_prefix(c, &b);
+            buf_appends(&b, ",\"choices\":[],\"usage\":");
+            send_usage_json(&b, e->prompt_tokens, e->completion_tokens);
+            buf_appends(&b, "}\n\n");
+        }
+        buf_appends(&b, "data: [DONE]\n\n");
+        r = send_bytes(c, &b);
+    } else {
+        buf_appends(&b, "{\"id\":");
+        buf_json_str(&b, c->id);
+        buf_printf(&b, ",\"object\":\"%s\",\"created\":%ld,\"model\":", c->chat ? "chat.completion" : "text_completion",
+                   c->created);
+        buf_json_str(&b, c->model_name);
+        buf_appends(&b, ",\"system_fingerprint\":");
+        buf_json_str(&b, c->m->fingerprint);
+        if (c->chat) {
+            buf_appends(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+            buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
+            buf_printf(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+        } else {
+            buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
+            buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
+            buf_printf(&b, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+        }
+        buf_appends(&b, ",\"usage\":");
+        send_usage_json(&b, e->prompt_tokens, e->completion_tokens);
+        buf_appends(&b, "}\n");
+        r = send_bytes(c, &b);
+    }
+    buf_free(&b);
+    return r;
+}
+
+static int submit_current(struct local_call *c, int *status, char *err, size_t errlen);
+
+/* Loop thread: drain the queue. */
+static void on_events(evutil_socket_t fd, short what, void *arg) {
+    struct local_call *c = arg;
+    (void)fd;
+    (void)what;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        struct qev *e = c->head;
+        if (e) {
+            c->head = e->next;
+            if (!c->head) c->tail = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!e) return;
+        int stop = 0, finished = 0;
+        if (e->type == LM_EV_TEXT) {
+            send_head(c, 200, c->stream ? "text/event-stream" : "application/json");
+            stop = handle_text(c, e->text, e->len) != 0;
+        } else if (e->type == LM_EV_EMBEDDING) {
+            if (c->emb_json.len) buf_append(&c->emb_json, ",", 1);
+            buf_printf(&c->emb_json, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":[", c->next_input);
+            for (int i = 0; i < e->n_embd; i++) buf_printf(&c->emb_json, "%s%.8g", i ? "," : "", e->emb[i]);
+            buf_appends(&c->emb_json, "]}");
+        } else if (e->type == LM_EV_DONE) {
+            if (c->kind == LM_JOB_EMBED) {
+                c->emb_tokens += e->prompt_tokens;
+                lm_job_release(c->job);
+                c->job = NULL;
+                if (++c->next_input < c->n_inputs) {
+                    int st;
+                    char err[256];
+                    if (submit_current(c, &st, err, sizeof err) != 0) {
+                        send_head(c, st, "application/json");
+                        struct buf b = {0};
+                        buf_appends(&b, "{\"error\":{\"message\":");
+                        buf_json_str(&b, err);
+                        buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
+                        stop = send_bytes(c, &b) != 0;
+                        buf_free(&b);
+                        finished = 1;
+                    }
+                } else {
+                    send_head(c, 200, "application/json");
+                    struct buf b = {0};
+                    buf_appends(&b, "{\"object\":\"list\",\"data\":[");
+                    buf_append(&b, c->emb_json.p ? c->emb_json.p : "", c->emb_json.len);
+                    buf_appends(&b, "],\"model\":");
+                    buf_json_str(&b, c->model_name);
+                    buf_printf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}\n", c->emb_tokens,
+                               c->emb_tokens);
+                    stop = send_bytes(c, &b) != 0;
+                    buf_free(&b);
+                    finished = 1;
+                }
+            } else {
+                send_head(c, 200, c->stream ? "text/event-stream" : "application/json");
+                stop = handle_done(c, e) != 0;
+                finished = 1;
+            }
+        } else { /* ERROR */
+            finished = 1;
+            if (!c->sent_head) {
+                send_head(c, 500, "application/json");
+                struct buf b = {0};
+                buf_appends(&b, "{\"error\":{\"message\":");
+                buf_json_str(&b, e->text);
+                buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
+                stop = send_bytes(c, &b) != 0;
+                buf_free(&b);
+            } else {
+                free(e->text);
+                free(e->emb);
+                free(e);
+                /* mid-stream: the proxy ends the stream with an error event */
+                void (*done)(void *, enum upstream_result, const char *) = c->cb.on_done;
+                void *ud = c->cb.ud;
+                local_cancel(c);
+                done(ud, UP_BROKEN, "local model failed during generation");
+                return;
+            }
+        }
+        free(e->text);
+        free(e->emb);
+        free(e);
+        if (stop) { /* the proxy gave up on this call */
+            local_cancel(c);
+            return;
+        }
+        if (finished) {
+            void (*done)(void *, enum upstream_result, const char *) = c->cb.on_done;
+            void *ud = c->cb.ud;
+            local_cancel(c); /* releases the loop side; no more callbacks */
+            done(ud, UP_OK, "");
+            return;
+        }
+    }
+}
+
+/* ---- model lifecycle ----------------------------------------------------------------- */
+
+struct local_model *local_model_open(struct event_base *base, const struct cfg_local_model *cm, char *err,
+                                     size_t errlen) {
+    struct lm_engine_opts o = {
+        .path = cm->path,
+        .sha256 = cm->sha256,
+        .context_length = cm->context_length,
+        .threads = cm->threads,
+        .chat_template = cm->chat_template,
+        .max_queue = cm->max_queue,
+        .max_batch = cm->max_batch,
+    };
+    char e2[768];
+    struct lm_engine *eng = lm_engine_open(&o, e2, sizeof e2);
+    if (!eng) {
+        snprintf(err, errlen, "local_models.%s: %s", cm->name, e2);
+        return NULL;
+    }
+    struct local_model *m = util_xcalloc(1, sizeof *m);
+    m->base = base;
+    m->eng = eng;
+    m->name = util_strdup(cm->name);
+    m->path = util_strdup(cm->path);
+    m->cfg_sha = util_strdup(cm->sha256);
+    m->tmpl = util_strdup(cm->chat_template);
+    m->ctx = cm->context_length;
+    m->threads = cm->threads;
+    m->max_queue = cm->max_queue;
+    m->max_batch = cm->max_batch;
+    struct lm_info info;
+    lm_engine_info(eng, &info);
+    m->sha256 = util_strdup(info.sha256);
+    /* the pinned hash is the local model's version signal */
+    snprintf(m->fingerprint, sizeof m->fingerprint, "llmpin-%.12s", info.sha256);
+    return m;
+}
+
+void local_model_close(struct local_model *m) {
+    if (!m) return;
+    lm_engine_close(m->eng);
+    free(m->name);
+    free(m->path);
+    free(m->sha256);
+    free(m->cfg_sha);
+    free(m->tmpl);
+    free(m);
+}
+
+const char *local_model_sha256(const struct local_model *m) { return m->sha256; }
+const char *local_model_path(const struct local_model *m) { return m->path; }
+
+static int streq(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int local_model_same(const struct local_model *m, const struct cfg_local_model *c) {
+    return streq(m->path, c->path) && streq(m->cfg_sha, c->sha256) && streq(m->tmpl, c->chat_template) &&
+           m->ctx == c->context_length && m->threads == c->threads && m->max_queue == c->max_queue &&
+           m->max_batch == c->max_batch;
+}
+
+/* ---- calls ------------------------------------------------------------------------- */
+
+static int submit_current(struct local_call *c, int *status, char *err, size_t errlen) {
+    if (c->kind == LM_JOB_EMBED) c->jr.prompt = c->inputs[c->next_input];
+    pthread_mutex_lock(&c->mu);
+    c->refs++; /* the engine side */
+    pthread_mutex_unlock(&c->mu);
+    c->job = lm_submit(c->m->eng, &c->jr, status, err, errlen);
+    if (!c->job) {
+        pthread_mutex_lock(&c->mu);
+        c->refs--;
+        pthread_mutex_unlock(&c->mu);
+        return -1;
+    }
+    return 0;
+}
+
+struct local_call *local_start(struct local_model *m, const struct llm_request *r, const char *model_name,
+                               const struct upstream_req *cb, int *status, char *err, size_t errlen) {
+    if (r->n > 1) {
+        *status = 400;
+        snprintf(err, errlen, "Local models generate one choice per request; 'n' must be 1.");
+        return NULL;
+    }
+    struct local_call *c = util_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    c->refs = 1;
+    c->m = m;
+    c->cb = *cb;
+    c->stream = r->stream;
+    c->include_usage = r->include_usage;
+    c->model_name = util_strdup(model_name);
+    c->created = (long)(util_wall_ms() / 1000);
+    util_make_id(r->ep == LLM_CHAT ? "chatcmpl-" : "cmpl-", c->id, sizeof c->id);
+    c->ev = event_new(m->base, -1, 0, on_events, c);
+
+    struct lm_job_req *jr = &c->jr;
+    struct lm_message *msgs = NULL;
+    jr->emit = emit;
+    jr->ud = c;
+    jr->params.temperature = r->has_temperature ? (float)r->temperature : 1.0f;
+    jr->params.top_p = r->has_top_p ? (float)r->top_p : 1.0f;
+    jr->params.top_k = r->top_k;
+    jr->params.has_seed = r->has_seed;
+    jr->params.seed = (uint64_t)r->seed;
+    jr->params.frequency_penalty = (float)r->frequency_penalty;
+    jr->params.presence_penalty = (float)r->presence_penalty;
+    jr->params.max_tokens = r->max_tokens;
+    jr->params.stop = (const char *const *)r->stop;
+    jr->params.n_stop = r->n_stop;
+    if (r->ep == LLM_CHAT) {
+        c->kind = jr->kind = LM_JOB_CHAT;
+        c->chat = 1;
+        msgs = util_xcalloc((size_t)r->n_messages, sizeof *msgs);
+        for (int i = 0; i < r->n_messages; i++) {
+            msgs[i].role = strcmp(r->messages[i].role, "developer") == 0 ? "system" : r->messages[i].role;
+            msgs[i].content = r->messages[i].content;
+        }
+        jr->messages = msgs;
+        jr->n_messages = r->n_messages;
+    } else if (r->ep == LLM_COMPLETIONS) {
+        if (!r->prompt) {
+            *status = 400;
+            snprintf(err, errlen, "Local models take 'prompt' as one string.");
+            goto fail;
+        }
+        c->kind = jr->kind = LM_JOB_COMPLETION;
+        jr->prompt = r->prompt;
+    } else {
+        if (r->n_inputs == 0) {
+            *status = 400;
+            snprintf(err, errlen, "Local models take 'input' as a string or an array of strings.");
+            goto fail;
+        }
+        c->kind = jr->kind = LM_JOB_EMBED;
+        c->stream = 0;
+        c->inputs = util_xcalloc((size_t)r->n_inputs, sizeof *c->inputs);
+        for (int i = 0; i < r->n_inputs; i++) c->inputs[i] = util_strdup(r->inputs[i]);
+        c->n_inputs = r->n_inputs;
+    }
+    int rc = submit_current(c, status, err, errlen);
+    free(msgs);
+    msgs = NULL;
+    jr->messages = NULL;
+    jr->params.stop = NULL; /* lm_submit copied what it needs */
+    jr->params.n_stop = 0;
+    if (rc != 0) goto fail;
+    return c;
+fail:
+    free(msgs);
+    event_free(c->ev);
+    c->ev = NULL;
+    call_unref(c);
+    return NULL;
+}
+
+void local_cancel(struct local_call *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->cancelled = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (c->job) {
+        lm_cancel(c->job);
+        lm_job_release(c->job);
+        c->job = NULL;
+    }
+    if (c->ev) {
+        event_free(c->ev);
+        c->ev = NULL;
+    }
+    call_unref(c);
+}

@@ -1,0 +1,1315 @@
+/*
+ * app.c - llmpin's request path: HTTP in, policy, adapters, HTTP out.
+ *
+ * One request is a `struct rq` that walks its policy plan:
+ *
+ *   parse + validate -> auth -> rate limit -> route -> plan
+ *     -> attempt target plan[i]  (remote: libcurl; local: engine)
+ *          failure before anything reached the client:
+ *              retry the same target (backoff, Retry-After, deadline)
+ *              or fall back to plan[i+1]
+ *          failure after the first byte reached the client:
+ *              end the stream with an OpenAI-style error event
+ *     -> record (drift), log, metrics
+ *
+ * Streams are forwarded event by event. The first event is held until it
+ * is complete so that the served model and system_fingerprint can be
+ * checked against the target's version pins before the client sees
+ * anything: a pin mismatch can still fall back.
+ *
+ * The configuration is a generation (cfg + policy) with a reference count;
+ * a request keeps the generation it started with, so a reload never changes
+ * the rules under a request in flight.
+ */
+#include "proxy/app.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "adapters/local.h"
+#include "adapters/upstream.h"
+#include "common/llm.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "drift/drift.h"
+#include "policy/policy.h"
+#include "proxy/http.h"
+#include "proxy/metrics.h"
+
+#define MAX_UPSTREAM_BODY (64u << 20)
+#define MAX_OUTPUT_CAPTURE (1u << 20)
+#define STREAM_PAUSE_BYTES (1u << 20)
+
+struct gen {
+    struct cfg *cfg;
+    struct policy *pol;
+    struct local_model **local; /* parallel to cfg->local_models */
+    int refs;
+};
+
+struct app {
+    struct event_base *base;
+    struct gen *gen;
+    struct http_server *http;
+    struct upstream_client *up;
+    struct drift *drift;
+    struct metrics m;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+    int draining;
+    int64_t drain_deadline_ms;
+    int64_t started_ms;
+    const char *config_path;
+    int no_drift;
+    int active_rqs;
+};
+
+enum rq_kind { RQ_CHAT, RQ_COMPLETIONS, RQ_EMBEDDINGS, RQ_PASSTHROUGH };
+
+struct rq {
+    struct app *app;
+    struct gen *gen;
+    struct http_exchange *ex;
+    char id[40];
+    enum rq_kind kind;
+    const char *suffix;                 /* path after /v1, e.g. "/chat/completions" */
+    struct llm_request req;
+    int parsed;
+    const char *model;                  /* requested model */
+    const struct cfg_client_key *key;
+    const struct policy_route *route;
+    struct policy_plan plan;
+    int plan_pos;
+    int attempt;                        /* attempts on the current target */
+    int target_idx;
+    int target_id;
+    const struct cfg_target *tgt;
+    const char *target_name;
+    char fallback[128];                 /* x-llmpin-fallback reason(s) */
+    int64_t deadline_ms;
+    int64_t t0_ms;
+    /* the attempt in progress */
+    struct upstream_xfer *xfer;
+    struct local_call *lcall;
+    struct event *retry_timer;
+    int up_status;
+    char *up_ctype;
+    struct buf up_extra_headers;        /* upstream headers we pass on */
+    char *up_request_id;
+    char *version_headers;              /* JSON */
+    int64_t retry_after_ms;
+    struct buf body;                    /* non-stream body or error body */
+    int sse;                            /* the response is an SSE stream */
+    struct buf sse_pending;             /* bytes of an incomplete event */
+    int started;                        /* client response head sent */
+    int saw_done;                       /* data: [DONE] seen */
+    int paused;
+    int64_t ttft_ms;
+    /* what the answer revealed */
+    char *served_model;
+    char *fingerprint;
+    int prompt_tokens, completion_tokens;
+    struct buf output;                  /* captured output text */
+    int status_sent;
+    const char *outcome;                /* for the access log */
+    int est_tokens;
+    int models_list;                    /* GET /v1/models passed through: merge ours */
+};
+
+static void rq_start_attempt(struct rq *q);
+static void rq_finish(struct rq *q);
+static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why);
+
+/* ---- generations ----------------------------------------------------------- */
+
+static void gen_unref(struct gen *g) {
+    if (!g || --g->refs > 0) return;
+    policy_free(g->pol);
+    /* local models are owned by the app's model table, not the generation */
+    free(g->local);
+    cfg_free(g->cfg);
+    free(g);
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static void error_json(struct buf *b, const char *msg, const char *type, const char *param,
+                       const char *code) {
+    buf_appends(b, "{\"error\":{\"message\":");
+    buf_json_str(b, msg);
+    buf_appends(b, ",\"type\":");
+    buf_json_str(b, type);
+    buf_appends(b, ",\"param\":");
+    buf_json_str(b, param && *param ? param : NULL);
+    buf_appends(b, ",\"code\":");
+    buf_json_str(b, code);
+    buf_appends(b, "}}");
+}
+
+static void common_headers(struct rq *q, struct buf *h) {
+    buf_printf(h, "x-request-id: %s\r\n", q->up_request_id ? q->up_request_id : q->id);
+    if (q->route) buf_printf(h, "x-llmpin-route: %s\r\n", q->route->cfg->name);
+    if (q->target_name) buf_printf(h, "x-llmpin-target: %s\r\n", q->target_name);
+    if (q->fallback[0]) buf_printf(h, "x-llmpin-fallback: %s\r\n", q->fallback);
+}
+
+static void rq_error(struct rq *q, int status, const char *type, const char *code, const char *param,
+                     const char *msg, const char *extra) {
+    if (q->started) return;
+    struct buf b = {0}, h = {0};
+    error_json(&b, msg, type, param, code);
+    buf_append(&b, "\n", 1);
+    common_headers(q, &h);
+    if (extra) buf_appends(&h, extra);
+    q->status_sent = status;
+    if (!q->outcome) q->outcome = code;
+    http_respond(q->ex, status, "application/json", h.p, b.p, b.len);
+    buf_free(&b);
+    buf_free(&h);
+}
+
+/* ---- request lifecycle -------------------------------------------------------- */
+
+static void rq_stop_attempt(struct rq *q) {
+    if (q->xfer) { upstream_cancel(q->xfer); q->xfer = NULL; }
+    if (q->lcall) { local_cancel(q->lcall); q->lcall = NULL; }
+    if (q->retry_timer) evtimer_del(q->retry_timer);
+}
+
+static void rq_reset_attempt(struct rq *q) {
+    q->up_status = 0;
+    free(q->up_ctype); q->up_ctype = NULL;
+    buf_reset(&q->up_extra_headers);
+    free(q->up_request_id); q->up_request_id = NULL;
+    free(q->version_headers); q->version_headers = NULL;
+    q->retry_after_ms = -1;
+    buf_reset(&q->body);
+    buf_reset(&q->sse_pending);
+    q->sse = 0;
+    q->saw_done = 0;
+    free(q->served_model); q->served_model = NULL;
+    free(q->fingerprint); q->fingerprint = NULL;
+    q->prompt_tokens = q->completion_tokens = 0;
+    buf_reset(&q->output);
+}
+
+static void rq_free(struct rq *q) {
+    rq_stop_attempt(q);
+    if (q->retry_timer) event_free(q->retry_timer);
+    rq_reset_attempt(q);
+    buf_free(&q->up_extra_headers);
+    buf_free(&q->body);
+    buf_free(&q->sse_pending);
+    buf_free(&q->output);
+    if (q->parsed) llm_request_free(&q->req);
+    q->app->active_rqs--;
+    q->app->m.inflight--;
+    gen_unref(q->gen);
+    free(q);
+}
+
+/* Access log line, metrics and drift record; then free. */
+static void rq_finish(struct rq *q) {
+    struct app *a = q->app;
+    int64_t now_us = util_now_us();
+    double dur = (double)(now_us - q->ex->start_us) / 1e6;
+    int status = q->status_sent ? q->status_sent : (q->ex->aborted ? 499 : 0);
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    const char *route = q->route ? q->route->cfg->name : "";
+    const char *target = q->target_name ? q->target_name : "";
+    metrics_inc(&a->m.requests, 1, "route", route, "target", target, "status", st, NULL);
+    metrics_observe(&a->m.duration, dur);
+    if (q->ex->first_byte_us) metrics_observe(&a->m.ttfb, (double)(q->ex->first_byte_us - q->ex->start_us) / 1e6);
+
+    struct buf l = {0};
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    buf_printf(&l, "{\"ts\":\"%s\",\"type\":\"access\",\"id\":\"%s\",\"method\":", ts, q->id);
+    buf_json_str(&l, q->ex->method);
+    buf_appends(&l, ",\"path\":");
+    buf_json_str(&l, q->ex->path);
+    buf_printf(&l, ",\"status\":%d,\"model\":", status);
+    buf_json_str(&l, q->model);
+    buf_appends(&l, ",\"route\":");
+    buf_json_str(&l, q->route ? route : NULL);
+    buf_appends(&l, ",\"target\":");
+    buf_json_str(&l, q->target_name);
+    buf_appends(&l, ",\"fallback\":");
+    buf_json_str(&l, q->fallback[0] ? q->fallback : NULL);
+    buf_appends(&l, ",\"key\":");
+    buf_json_str(&l, q->key ? q->key->name : NULL);
+    buf_printf(&l, ",\"stream\":%s,\"latency_ms\":%.3f,\"ttfb_ms\":%.3f,\"bytes\":%llu,\"peer\":",
+               q->parsed && q->req.stream ? "true" : "false", dur * 1000,
+               q->ex->first_byte_us ? (double)(q->ex->first_byte_us - q->ex->start_us) / 1000 : 0.0,
+               (unsigned long long)q->ex->bytes_out);
+    buf_json_str(&l, q->ex->peer);
+    if (q->outcome) { buf_appends(&l, ",\"outcome\":"); buf_json_str(&l, q->outcome); }
+    buf_appends(&l, "}\n");
+    log_access_line(l.p, l.len);
+    buf_free(&l);
+
+    if (q->key && q->gen->pol && q->parsed)
+        policy_ratelimit_commit_tokens(q->gen->pol, q->key->name, q->est_tokens,
+                                       q->prompt_tokens + q->completion_tokens, util_now_ms());
+
+    if (a->drift && q->parsed && q->route && q->kind != RQ_PASSTHROUGH) {
+        struct drift_record *r = drift_record_new();
+        r->request_id = util_strdup(q->id);
+        r->key_name = util_strdup(q->key ? q->key->name : NULL);
+        r->route = util_strdup(route);
+        r->target = util_strdup(target);
+        r->requested_model = util_strdup(q->model);
+        r->served_model = util_strdup(q->served_model);
+        r->system_fingerprint = util_strdup(q->fingerprint);
+        r->upstream_request_id = util_strdup(q->up_request_id);
+        r->version_headers = util_strdup(q->version_headers);
+        r->status = status;
+        r->latency_ms = (int)(dur * 1000);
+        r->ttft_ms = q->req.stream ? (int)q->ttft_ms : -1;
+        r->prompt_tokens = q->prompt_tokens;
+        r->completion_tokens = q->completion_tokens;
+        drift_canonical_request_hash(q->req.body, r->request_hash);
+        if (status >= 200 && status < 300) {
+            drift_output_hash(q->output.p ? q->output.p : "", q->output.len, r->output_hash);
+            if (q->gen->cfg->drift.store_outputs == CFG_STORE_FULL)
+                r->output_text = util_strdup(q->output.p ? q->output.p : "");
+        }
+        r->deterministic = drift_request_is_deterministic(q->req.body, &r->seed, &r->has_seed);
+        drift_push(a->drift, r);
+    }
+    rq_free(q);
+}
+
+static void on_client_abort(struct http_exchange *ex, void *ud) {
+    struct rq *q = ud;
+    (void)ex;
+    q->outcome = "client_disconnected";
+    if (q->target_id >= 0 && (q->xfer || q->lcall))
+        policy_breaker_report(q->gen->pol, q->target_id, POL_CANCELLED, util_now_ms());
+    rq_stop_attempt(q);
+    http_abandon(q->ex);
+    rq_finish(q);
+}
+
+static void on_client_drain(struct http_exchange *ex, void *ud) {
+    struct rq *q = ud;
+    (void)ex;
+    if (q->paused && http_out_pending(q->ex) < STREAM_PAUSE_BYTES / 2) {
+        q->paused = 0;
+        if (q->xfer) upstream_pause(q->xfer, 0);
+    }
+}
+
+/* ---- parsing what an answer reveals ----------------------------------------------- */
+
+static void set_str(char **dst, const cJSON *v) {
+    if (cJSON_IsString(v) && !*dst) *dst = util_strdup(v->valuestring);
+}
+
+static void capture_output(struct rq *q, const char *s) {
+    if (!s) return;
+    size_t n = strlen(s);
+    if (q->output.len + n > MAX_OUTPUT_CAPTURE) return;
+    buf_append(&q->output, s, n);
+}
+
+static void capture_usage(struct rq *q, const cJSON *u) {
+    if (!cJSON_IsObject(u)) return;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(p)) q->prompt_tokens = (int)p->valuedouble;
+    if (cJSON_IsNumber(c)) q->completion_tokens = (int)c->valuedouble;
+}
+
+/* One response object (a whole body or one stream chunk). */
+static void inspect_object(struct rq *q, const cJSON *o, int is_chunk) {
+    set_str(&q->served_model, cJSON_GetObjectItemCaseSensitive(o, "model"));
+    set_str(&q->fingerprint, cJSON_GetObjectItemCaseSensitive(o, "system_fingerprint"));
+    capture_usage(q, cJSON_GetObjectItemCaseSensitive(o, "usage"));
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
+    const cJSON *ch;
+    cJSON_ArrayForEach(ch, choices) {
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(ch, "index");
+        if (cJSON_IsNumber(idx) && idx->valuedouble != 0) continue; /* choice 0 is the record */
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(ch, is_chunk ? "delta" : "message");
+        if (m) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+            if (cJSON_IsString(c)) capture_output(q, c->valuestring);
+            const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
+            cJSON_ArrayForEach(tc, tcs) {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(f, "name");
+                const cJSON *ar = cJSON_GetObjectItemCaseSensitive(f, "arguments");
+                if (cJSON_IsString(nm)) capture_output(q, nm->valuestring);
+                if (cJSON_IsString(ar)) capture_output(q, ar->valuestring);
+            }
+        }
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(ch, "text"); /* completions */
+        if (cJSON_IsString(text)) capture_output(q, text->valuestring);
+    }
+    if (!is_chunk) {
+        /* embeddings: record a digest of the vectors' text form */
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+        if (cJSON_IsArray(data) && !choices) {
+            char *s = cJSON_PrintUnformatted(data);
+            if (s) { capture_output(q, s); free(s); }
+        }
+    }
+}
+
+/* Version pins and version drift for the answer just inspected. Returns 1
+ * if the request must not be served from this target (fallback or reject
+ * already handled). */
+static int check_versions(struct rq *q) {
+    struct app *a = q->app;
+    if (!q->tgt || q->tgt->local) return 0;
+    if (a->drift && q->kind != RQ_EMBEDDINGS) {
+        struct drift_event ev;
+        memset(&ev, 0, sizeof ev);
+        if (drift_observe_version(a->drift, q->target_name, q->model, q->served_model, q->fingerprint, &ev) == 1) {
+            metrics_inc(&a->m.drift_events, 1, "target", q->target_name, "kind", "version", NULL);
+            drift_event_clear(&ev);
+        }
+    }
+    if (!q->tgt->pin_model && !q->tgt->pin_fingerprint) return 0;
+    char why[256];
+    if (policy_pin_check(q->gen->pol, q->target_id, q->served_model, q->fingerprint, util_now_ms(), why,
+                         sizeof why) != 1)
+        return 0;
+    log_warn("version pin broken on %s (route %s): %s", q->target_name, q->route->cfg->name, why);
+    metrics_inc(&a->m.drift_events, 1, "target", q->target_name, "kind", "pin", NULL);
+    enum cfg_on_drift od = q->route->cfg->on_drift;
+    if (od == CFG_DRIFT_RECORD) return 0;
+    rq_stop_attempt(q);
+    if (od == CFG_DRIFT_REJECT || !policy_should_fallback(q->route, POL_DRIFT) ||
+        q->plan_pos + 1 >= q->plan.n) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The upstream model behind '%s' changed and the route pins it: %s.", q->model, why);
+        rq_error(q, 409, "invalid_request_error", "model_version_changed", "model", msg, NULL);
+        rq_finish(q);
+        return 1;
+    }
+    rq_next_target(q, POL_DRIFT, "drift");
+    return 1;
+}
+
+/* ---- the response path --------------------------------------------------------- */
+
+static void on_head(void *ud, const struct upstream_resp_head *h) {
+    struct rq *q = ud;
+    q->up_status = h->status;
+    const char *ct = upstream_header(h, "content-type");
+    q->up_ctype = util_strdup(ct ? ct : "application/json");
+    q->sse = h->status >= 200 && h->status < 300 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+    struct buf vh = {0};
+    int nv = 0;
+    buf_append(&vh, "{", 1);
+    for (int i = 0; i < h->n_hdrs; i++) {
+        const char *n = h->hdrs[i].name;
+        int pass = strncmp(n, "openai-", 7) == 0 || strncmp(n, "x-ratelimit-", 12) == 0 ||
+                   strcmp(n, "retry-after") == 0 || strcmp(n, "retry-after-ms") == 0 ||
+                   strncmp(n, "anthropic-", 10) == 0 || strcmp(n, "x-should-retry") == 0;
+        int version = strcmp(n, "openai-version") == 0 || strcmp(n, "openai-model") == 0 ||
+                      strcmp(n, "x-request-id") == 0 || strcmp(n, "request-id") == 0 ||
+                      strcmp(n, "openai-processing-ms") == 0 || strcmp(n, "x-model-version") == 0 ||
+                      strcmp(n, "server") == 0 || strcmp(n, "x-llmpin-local-sha256") == 0;
+        if (pass && !strchr(h->hdrs[i].value, '\r') && !strchr(h->hdrs[i].value, '\n'))
+            buf_printf(&q->up_extra_headers, "%s: %s\r\n", n, h->hdrs[i].value);
+        if (version) {
+            if (nv++) buf_append(&vh, ",", 1);
+            buf_json_str(&vh, n);
+            buf_append(&vh, ":", 1);
+            buf_json_str(&vh, h->hdrs[i].value);
+        }
+    }
+    buf_append(&vh, "}", 1);
+    q->version_headers = vh.p;
+    const char *rid = upstream_header(h, "x-request-id");
+    if (!rid) rid = upstream_header(h, "request-id");
+    if (rid && strlen(rid) < 200 && !strpbrk(rid, "\r\n")) q->up_request_id = util_strdup(rid);
+    policy_parse_retry_after(upstream_header(h, "retry-after"), upstream_header(h, "retry-after-ms"),
+                             util_wall_ms(), &q->retry_after_ms);
+}
+
+static void start_client_stream(struct rq *q) {
+    struct buf h = {0};
+    common_headers(q, &h);
+    buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
+    q->started = 1;
+    q->status_sent = q->up_status;
+    q->ttft_ms = util_now_ms() - q->t0_ms;
+    http_stream_start(q->ex, q->up_status, "text/event-stream; charset=utf-8", h.p);
+    buf_free(&h);
+}
+
+/* Handle one complete SSE event (without its blank-line terminator).
+ * Returns -1 if the request left this attempt (pin fallback/reject). */
+static int on_sse_event(struct rq *q, const char *ev, size_t len) {
+    /* find the data: field(s); OpenAI sends one data line per event */
+    const char *p = ev, *end = ev + len;
+    struct buf data = {0};
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t ll = (size_t)(le - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        if (ll >= 5 && strncmp(p, "data:", 5) == 0) {
+            const char *d = p + 5;
+            if (*d == ' ') d++;
+            if (data.len) buf_append(&data, "\n", 1);
+            buf_append(&data, d, (size_t)(p + ll - d));
+        }
+        p = nl ? nl + 1 : end;
+    }
+    int first = !q->started;
+    if (data.len) {
+        if (strcmp(data.p, "[DONE]") == 0) {
+            q->saw_done = 1;
+        } else {
+            cJSON *o = cJSON_ParseWithLength(data.p, data.len);
+            if (o) {
+                inspect_object(q, o, 1);
+                cJSON_Delete(o);
+            }
+        }
+    }
+    buf_free(&data);
+    if (first) {
+        if (check_versions(q)) return -1;
+        start_client_stream(q);
+    }
+    http_stream_write(q->ex, ev, len);
+    http_stream_write(q->ex, "\n\n", 2);
+    return 0;
+}
+
+static int on_data(void *ud, const char *data, size_t len) {
+    struct rq *q = ud;
+    if (!q->sse) {
+        if (q->body.len + len > MAX_UPSTREAM_BODY) return -1;
+        buf_append(&q->body, data, len);
+        return 0;
+    }
+    buf_append(&q->sse_pending, data, len);
+    /* split into events at blank lines ("\n\n" or "\r\n\r\n") */
+    size_t start = 0;
+    for (size_t i = 0; i + 1 < q->sse_pending.len; i++) {
+        char *b = q->sse_pending.p;
+        size_t evend = 0, skip = 0;
+        if (b[i] == '\n' && b[i + 1] == '\n') { evend = i; skip = 2; }
+        else if (b[i] == '\n' && b[i + 1] == '\r' && i + 2 < q->sse_pending.len && b[i + 2] == '\n') { evend = i; skip = 3; }
+        if (!skip) continue;
+        if (evend > start && on_sse_event(q, b + start, evend - start) < 0) return -1;
+        start = i + skip;
+        i = start - 1;
+    }
+    if (start) {
+        memmove(q->sse_pending.p, q->sse_pending.p + start, q->sse_pending.len - start);
+        q->sse_pending.len -= start;
+    }
+    if (q->sse_pending.len > MAX_UPSTREAM_BODY) return -1;
+    if (!q->paused && http_out_pending(q->ex) > STREAM_PAUSE_BYTES && q->xfer) {
+        q->paused = 1;
+        upstream_pause(q->xfer, 1);
+    }
+    return 0;
+}
+
+/* End a stream that broke after the first byte: an error event, no [DONE]. */
+static void stream_fail(struct rq *q, const char *code, const char *msg) {
+    struct buf b = {0};
+    buf_appends(&b, "data: ");
+    error_json(&b, msg, "upstream_error", NULL, code);
+    buf_appends(&b, "\n\n");
+    http_stream_write(q->ex, b.p, b.len);
+    buf_free(&b);
+    http_stream_end(q->ex);
+    q->outcome = code;
+    metrics_inc(&q->app->m.stream_errors, 1, "target", q->target_name, "code", code, NULL);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    rq_start_attempt(arg);
+}
+
+/* The attempt failed before the client saw anything: retry, fall back, or
+ * answer with an error. */
+static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, const char *detail) {
+    struct app *a = q->app;
+    int64_t now = util_now_ms();
+    q->xfer = NULL;
+    q->lcall = NULL;
+    policy_breaker_report(q->gen->pol, q->target_id, o, now);
+    metrics_inc(&a->m.upstream_errors, 1, "target", q->target_name, "kind", policy_outcome_name(o), NULL);
+    int64_t delay;
+    if (policy_should_retry(q->route, o, q->attempt, now - q->t0_ms,
+                            q->deadline_ms - q->t0_ms, q->retry_after_ms, util_rand64(), &delay)) {
+        log_debug("%s: retrying %s in %lld ms after %s", q->id, q->target_name, (long long)delay,
+                  policy_outcome_name(o));
+        if (!q->retry_timer) q->retry_timer = evtimer_new(a->base, on_retry_timer, q);
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+        rq_reset_attempt(q);
+        evtimer_add(q->retry_timer, &tv);
+        return;
+    }
+    if (policy_should_fallback(q->route, o) && q->plan_pos + 1 < q->plan.n) {
+        rq_next_target(q, o, policy_outcome_name(o));
+        return;
+    }
+    /* Nothing left: tell the client. Upstream HTTP errors pass through. */
+    if (status) {
+        struct buf h = {0};
+        common_headers(q, &h);
+        buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
+        q->status_sent = status;
+        q->outcome = policy_outcome_name(o);
+        http_respond(q->ex, status, q->up_ctype ? q->up_ctype : "application/json", h.p,
+                     q->body.p ? q->body.p : "", q->body.len);
+        buf_free(&h);
+    } else if (o == POL_TIMEOUT) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "The upstream %s timed out: %s.", q->target_name, detail);
+        rq_error(q, 504, "upstream_error", "upstream_timeout", NULL, msg, NULL);
+    } else if (o == POL_CIRCUIT_OPEN) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "The upstream %s is failing and its circuit breaker is open; try again later.",
+                 q->target_name);
+        rq_error(q, 503, "upstream_error", "circuit_open", NULL, msg, "retry-after: 5\r\n");
+    } else {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The upstream %s could not be reached: %s.", q->target_name, detail);
+        rq_error(q, 502, "upstream_error", "upstream_unreachable", NULL, msg, NULL);
+    }
+    rq_finish(q);
+}
+
+static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why) {
+    metrics_inc(&q->app->m.fallbacks, 1, "route", q->route->cfg->name, "reason", why, NULL);
+    size_t fl = strlen(q->fallback);
+    snprintf(q->fallback + fl, sizeof q->fallback - fl, "%s%s", fl ? "," : "", why);
+    (void)o;
+    q->plan_pos++;
+    q->attempt = 0;
+    rq_reset_attempt(q);
+    rq_start_attempt(q);
+}
+
+/* Add the configured model names the upstream's list lacks, and replace
+ * the body with the merged list. */
+static void merge_models(struct rq *q, cJSON *up) {
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(up, "data");
+    if (!cJSON_IsArray(data)) return;
+    cJSON *ours = policy_list_models(q->gen->pol, q->key ? q->key->name : NULL, q->app->started_ms / 1000);
+    cJSON *m;
+    while (ours && (m = cJSON_DetachItemFromArray(ours, 0))) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        int dup = 0;
+        const cJSON *u;
+        cJSON_ArrayForEach(u, data) {
+            const cJSON *uid = cJSON_GetObjectItemCaseSensitive(u, "id");
+            if (cJSON_IsString(uid) && cJSON_IsString(id) && strcmp(uid->valuestring, id->valuestring) == 0) dup = 1;
+        }
+        if (dup) cJSON_Delete(m);
+        else cJSON_AddItemToArray(data, m);
+    }
+    cJSON_Delete(ours);
+    char *s = cJSON_PrintUnformatted(up);
+    if (!s) return;
+    buf_reset(&q->body);
+    buf_appends(&q->body, s);
+    free(s);
+}
+
+static void on_done(void *ud, enum upstream_result r, const char *detail) {
+    struct rq *q = ud;
+    q->xfer = NULL;
+    q->lcall = NULL;
+    if (r != UP_OK || (q->sse && !q->saw_done && q->started)) {
+        if (q->started) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "The upstream %s failed mid-stream: %s.", q->target_name,
+                     r == UP_OK ? "the stream ended without [DONE]" : detail);
+            policy_breaker_report(q->gen->pol, q->target_id, r == UP_TIMEOUT ? POL_TIMEOUT : POL_CONNECT,
+                                  util_now_ms());
+            stream_fail(q, r == UP_TIMEOUT ? "upstream_timeout" : "upstream_stream_broken", msg);
+            rq_finish(q);
+            return;
+        }
+        if (r == UP_OK) { /* SSE that ended before its first event */
+            rq_attempt_failed(q, POL_CONNECT, 0, "empty stream");
+            return;
+        }
+        rq_attempt_failed(q, r == UP_TIMEOUT ? POL_TIMEOUT : POL_CONNECT, 0, detail);
+        return;
+    }
+    if (q->sse) { /* complete stream */
+        if (q->sse_pending.len && on_sse_event(q, q->sse_pending.p, q->sse_pending.len) < 0) return;
+        policy_breaker_report(q->gen->pol, q->target_id, POL_OK, util_now_ms());
+        http_stream_end(q->ex);
+        q->outcome = "ok";
+        rq_finish(q);
+        return;
+    }
+    enum policy_outcome o = policy_classify_status(q->up_status);
+    if (o != POL_OK) {
+        if (o == POL_4XX) {
+            policy_breaker_report(q->gen->pol, q->target_id, o, util_now_ms());
+            struct buf h = {0};
+            common_headers(q, &h);
+            buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
+            q->status_sent = q->up_status;
+            q->outcome = "upstream_4xx";
+            http_respond(q->ex, q->up_status, q->up_ctype, h.p, q->body.p ? q->body.p : "", q->body.len);
+            buf_free(&h);
+            rq_finish(q);
+            return;
+        }
+        rq_attempt_failed(q, o, q->up_status, "");
+        return;
+    }
+    /* 2xx body: it must be JSON for the endpoints we understand */
+    cJSON *o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
+    if (!o2 && q->kind != RQ_PASSTHROUGH) {
+        policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
+        if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
+            rq_next_target(q, POL_5XX, "bad_response");
+            return;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "The upstream %s answered with a body that is not JSON.", q->target_name);
+        rq_error(q, 502, "upstream_error", "upstream_bad_response", NULL, msg, NULL);
+        rq_finish(q);
+        return;
+    }
+    if (o2 && q->models_list) {
+        merge_models(q, o2);
+        cJSON_Delete(o2);
+        o2 = NULL;
+    }
+    if (o2) {
+        inspect_object(q, o2, 0);
+        cJSON_Delete(o2);
+    }
+    if (check_versions(q)) return;
+    policy_breaker_report(q->gen->pol, q->target_id, POL_OK, util_now_ms());
+    struct buf h = {0};
+    common_headers(q, &h);
+    buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
+    q->status_sent = q->up_status;
+    q->outcome = "ok";
+    http_respond(q->ex, q->up_status, q->up_ctype, h.p, q->body.p ? q->body.p : "", q->body.len);
+    buf_free(&h);
+    rq_finish(q);
+}
+
+/* ---- starting an attempt -------------------------------------------------------- */
+
+static char *upstream_url(const struct cfg_upstream *u, const char *model, const char *suffix,
+                          const char *query) {
+    struct buf b = {0};
+    if (u->kind == CFG_UPSTREAM_AZURE) {
+        char *esc = curl_easy_escape(NULL, model ? model : "", 0);
+        buf_printf(&b, "%s/openai/deployments/%s%s?api-version=%s", u->base_url, esc ? esc : "", suffix,
+                   u->api_version ? u->api_version : "");
+        curl_free(esc);
+    } else {
+        buf_printf(&b, "%s%s", u->base_url, suffix);
+        if (query && *query) buf_printf(&b, "?%s", query);
+    }
+    return b.p;
+}
+
+static void rq_start_attempt(struct rq *q) {
+    struct app *a = q->app;
+    if (q->plan_pos >= q->plan.n) {
+        rq_error(q, 503, "upstream_error", "no_target_available", NULL,
+                 "No target of this route is available.", NULL);
+        rq_finish(q);
+        return;
+    }
+    q->target_idx = q->plan.index[q->plan_pos];
+    q->tgt = &q->route->cfg->targets[q->target_idx];
+    q->target_id = policy_target_id(q->route, q->target_idx);
+    q->target_name = policy_target_name(q->gen->pol, q->target_id);
+    int64_t now = util_now_ms();
+    if (now >= q->deadline_ms) {
+        rq_attempt_failed(q, POL_TIMEOUT, 0, "the request's total deadline passed");
+        return;
+    }
+    /* An open circuit only matters when there is somewhere else to go: with
+     * a single target, failing fast helps nobody, the upstream's own answer
+     * (or error) is more useful to the client than a 503 from us. */
+    if (q->plan.n > 1 && !policy_breaker_allow(q->gen->pol, q->target_id, now)) {
+        q->attempt = 1 << 20; /* no retries on an open circuit */
+        rq_attempt_failed(q, POL_CIRCUIT_OPEN, 0, "circuit open");
+        return;
+    }
+    q->attempt++;
+    const char *model = q->tgt->model ? q->tgt->model : q->model;
+    struct upstream_req ur;
+    memset(&ur, 0, sizeof ur);
+    ur.on_head = on_head;
+    ur.on_data = on_data;
+    ur.on_done = on_done;
+    ur.ud = q;
+    char err[512];
+
+    if (q->tgt->local) {
+        struct local_model *lm = q->gen->local ? q->gen->local[q->tgt->local_idx] : NULL;
+        int status = 500;
+        if (!lm) {
+            snprintf(err, sizeof err, "local model '%s' is not loaded", q->tgt->local);
+            status = 503;
+        } else if (q->kind == RQ_PASSTHROUGH) {
+            snprintf(err, sizeof err, "%s is not supported by local models", q->ex->path);
+            status = 404;
+        } else {
+            q->lcall = local_start(lm, &q->req, q->model, &ur, &status, err, sizeof err);
+        }
+        if (!q->lcall) {
+            policy_breaker_report(q->gen->pol, q->target_id, POL_CANCELLED, now);
+            if (status == 429 && policy_should_fallback(q->route, POL_429) && q->plan_pos + 1 < q->plan.n) {
+                rq_next_target(q, POL_429, "429");
+                return;
+            }
+            rq_error(q, status, status == 429 ? "rate_limit_exceeded" : "invalid_request_error",
+                     status == 429 ? "queue_full" : status == 400 ? "context_length_exceeded" : "local_model_error",
+                     status == 400 ? "messages" : NULL, err, status == 429 ? "retry-after: 1\r\n" : NULL);
+            rq_finish(q);
+        }
+        return;
+    }
+
+    const struct cfg_upstream *u = &q->gen->cfg->upstreams[q->tgt->upstream_idx];
+    char *url = upstream_url(u, model, q->suffix, q->ex->query);
+    const char *hdrs[40];
+    int nh = 0;
+    char auth[1024];
+    hdrs[nh++] = "Content-Type: application/json";
+    if (q->parsed && q->req.stream) hdrs[nh++] = "Accept: text/event-stream";
+    if (u->api_key && *u->api_key) {
+        if (u->kind == CFG_UPSTREAM_AZURE) snprintf(auth, sizeof auth, "api-key: %s", u->api_key);
+        else snprintf(auth, sizeof auth, "Authorization: Bearer %s", u->api_key);
+        hdrs[nh++] = auth;
+    } else if (q->gen->cfg->n_keys == 0) {
+        /* transparent mode: the client's own upstream key goes through */
+        const char *ca = http_header(q->ex, "Authorization");
+        if (ca && strlen(ca) < 900) {
+            snprintf(auth, sizeof auth, "Authorization: %s", ca);
+            hdrs[nh++] = auth;
+        }
+    }
+    char extra[16][512];
+    for (size_t i = 0; i < u->n_headers && i < 16; i++) {
+        snprintf(extra[i], sizeof extra[i], "%s: %s", u->headers[i].name, u->headers[i].value);
+        hdrs[nh++] = extra[i];
+    }
+    const char *fwd[] = {"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", NULL};
+    char fwdb[3][300];
+    for (int i = 0; fwd[i]; i++) {
+        const char *v = http_header(q->ex, fwd[i]);
+        if (v && strlen(v) < 250) {
+            snprintf(fwdb[i], sizeof fwdb[i], "%s: %s", fwd[i], v);
+            hdrs[nh++] = fwdb[i];
+        }
+    }
+    hdrs[nh] = NULL;
+    ur.url = url;
+    ur.method = strcmp(q->ex->method, "GET") == 0 ? "GET" : "POST";
+    ur.headers = hdrs;
+    /* Forward the client's bytes as they are unless the model is renamed. */
+    char *rewritten = NULL;
+    if (q->parsed && q->tgt->model && strcmp(q->tgt->model, q->model) != 0) {
+        cJSON *copy = cJSON_Duplicate(q->req.body, 1);
+        cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(q->tgt->model));
+        rewritten = cJSON_PrintUnformatted(copy);
+        cJSON_Delete(copy);
+    }
+    ur.body = rewritten ? rewritten : q->ex->body;
+    ur.body_len = rewritten ? strlen(rewritten) : q->ex->body_len;
+    ur.connect_timeout_ms = u->connect_timeout_ms;
+    ur.first_byte_timeout_ms = u->first_byte_timeout_ms;
+    ur.idle_timeout_ms = u->idle_timeout_ms;
+    int64_t left = q->deadline_ms - now;
+    ur.total_timeout_ms = (int)(u->total_timeout_ms > 0 && u->total_timeout_ms < left ? u->total_timeout_ms : left);
+    ur.tls_verify = u->tls_verify;
+    ur.ca_file = u->ca_file;
+    q->xfer = upstream_start(a->up, &ur, err, sizeof err);
+    free(url);
+    free(rewritten);
+    memset(auth, 0, sizeof auth);
+    if (!q->xfer) rq_attempt_failed(q, POL_CONNECT, 0, err);
+}
+
+/* ---- endpoints ----------------------------------------------------------------- */
+
+static const struct cfg_client_key *authenticate(struct app *a, struct http_exchange *ex, int *ok) {
+    const struct cfg *c = a->gen->cfg;
+    *ok = 1;
+    if (c->n_keys == 0) return NULL;
+    const char *h = http_header(ex, "Authorization");
+    const char *tok = NULL;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) tok = h + 7;
+    else tok = http_header(ex, "api-key");
+    *ok = 0;
+    if (!tok) return NULL;
+    while (*tok == ' ') tok++;
+    size_t tl = strlen(tok);
+    const struct cfg_client_key *found = NULL;
+    for (size_t i = 0; i < c->n_keys; i++) /* no early exit: constant time over keys */
+        if (util_ct_equal(c->keys[i].key, strlen(c->keys[i].key), tok, tl) && !found) found = &c->keys[i];
+    *ok = found != NULL;
+    return found;
+}
+
+static void respond_json(struct http_exchange *ex, int status, const char *body, const char *id) {
+    char h[80];
+    snprintf(h, sizeof h, "x-request-id: %s\r\n", id);
+    http_respond(ex, status, "application/json", h, body, strlen(body));
+}
+
+static void simple_error(struct http_exchange *ex, int status, const char *type, const char *code,
+                         const char *param, const char *msg, const char *id) {
+    struct buf b = {0};
+    error_json(&b, msg, type, param, code);
+    buf_append(&b, "\n", 1);
+    char h[80];
+    snprintf(h, sizeof h, "x-request-id: %s\r\n", id);
+    http_respond(ex, status, "application/json", h, b.p, b.len);
+    buf_free(&b);
+}
+
+static void handle_models(struct app *a, struct http_exchange *ex, const struct cfg_client_key *key,
+                          const char *id, const char *rid) {
+    cJSON *list = policy_list_models(a->gen->pol, key ? key->name : NULL, a->started_ms / 1000);
+    if (!list) list = cJSON_CreateArray();
+    /* local models: add their pinned hash */
+    cJSON *m;
+    cJSON_ArrayForEach(m, list) {
+        const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+        int li = cJSON_IsString(mid) ? cfg_find_local_model(a->gen->cfg, mid->valuestring) : -1;
+        if (li >= 0 && a->gen->local && a->gen->local[li])
+            cJSON_AddStringToObject(m, "sha256", local_model_sha256(a->gen->local[li]));
+    }
+    char *out;
+    if (id) {
+        cJSON *hit = NULL;
+        cJSON_ArrayForEach(m, list) {
+            const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+            if (cJSON_IsString(mid) && strcmp(mid->valuestring, id) == 0) hit = m;
+        }
+        if (!hit) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "The model '%.200s' does not exist or you do not have access to it.", id);
+            simple_error(ex, 404, "invalid_request_error", "model_not_found", "model", msg, rid);
+            cJSON_Delete(list);
+            return;
+        }
+        out = cJSON_PrintUnformatted(hit);
+    } else {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "object", "list");
+        cJSON_AddItemToObject(root, "data", list);
+        list = NULL;
+        out = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+    }
+    cJSON_Delete(list);
+    respond_json(ex, 200, out, rid);
+    free(out);
+}
+
+static void handle_metrics(struct app *a, struct http_exchange *ex) {
+    struct buf b = {0};
+    metrics_render(&a->m, &b);
+    int64_t now = util_now_ms();
+    buf_appends(&b, "# HELP llmpin_circuit_state Circuit breaker state per target (0 closed, 1 open, 2 half-open).\n"
+                    "# TYPE llmpin_circuit_state gauge\n");
+    for (int i = 0; i < policy_n_targets(a->gen->pol); i++)
+        buf_printf(&b, "llmpin_circuit_state{target=\"%s\"} %d\n", policy_target_name(a->gen->pol, i),
+                   (int)policy_breaker_state(a->gen->pol, i, now));
+    buf_printf(&b, "# HELP llmpin_open_connections Client connections.\n# TYPE llmpin_open_connections gauge\n"
+                   "llmpin_open_connections %d\n", http_server_connections(a->http));
+    if (a->drift) {
+        struct drift_stats st;
+        drift_stats(a->drift, &st);
+        buf_printf(&b, "# TYPE llmpin_drift_records_written_total counter\nllmpin_drift_records_written_total %llu\n"
+                       "# TYPE llmpin_drift_records_dropped_total counter\nllmpin_drift_records_dropped_total %llu\n"
+                       "# TYPE llmpin_drift_queue gauge\nllmpin_drift_queue %llu\n",
+                   (unsigned long long)st.written, (unsigned long long)st.dropped, (unsigned long long)st.queued);
+    }
+    http_respond(ex, 200, "text/plain; version=0.0.4", NULL, b.p, b.len);
+    buf_free(&b);
+}
+
+static struct rq *rq_new(struct app *a, struct http_exchange *ex, enum rq_kind kind,
+                         const struct cfg_client_key *key, const char *rid) {
+    struct rq *q = util_xcalloc(1, sizeof *q);
+    q->app = a;
+    q->gen = a->gen;
+    q->gen->refs++;
+    q->ex = ex;
+    q->kind = kind;
+    q->key = key;
+    q->target_id = -1;
+    q->retry_after_ms = -1;
+    q->suffix = ex->path + 3;
+    q->t0_ms = util_now_ms();
+    q->deadline_ms = q->t0_ms + q->gen->cfg->server.request_timeout_ms;
+    snprintf(q->id, sizeof q->id, "%s", rid);
+    a->active_rqs++;
+    a->m.inflight++;
+    ex->ud = q;
+    ex->on_abort = on_client_abort;
+    ex->on_drain = on_client_drain;
+    ex->hook_ud = q;
+    return q;
+}
+
+/* GET /v1/models with a catch-all route to a remote upstream: the upstream
+ * knows which models exist, so ask it, and add the configured names. */
+static int models_passthrough(struct app *a, struct http_exchange *ex, const struct cfg_client_key *key,
+                              const char *rid) {
+    struct policy_error pe;
+    const struct policy_route *r =
+        policy_match(a->gen->pol, "\x7fllmpin-catch-all-probe", key ? key->name : NULL, NULL, 0, &pe);
+    if (!r || !r->cfg->targets[0].upstream) return 0;
+    struct rq *q = rq_new(a, ex, RQ_PASSTHROUGH, key, rid);
+    q->models_list = strcmp(ex->path, "/v1/models") == 0;
+    q->route = r;
+    q->model = NULL;
+    q->plan.n = 1;
+    q->plan.index[0] = 0;
+    q->plan.shadow = q->plan.probe = -1;
+    rq_start_attempt(q);
+    return 1;
+}
+
+static void handle(struct http_exchange *ex, void *ud) {
+    struct app *a = ud;
+    char rid[40];
+    util_make_id("req_", rid, sizeof rid);
+    const char *path = ex->path;
+    int is_get = strcmp(ex->method, "GET") == 0, is_post = strcmp(ex->method, "POST") == 0;
+
+    if (strcmp(path, "/healthz") == 0) {
+        respond_json(ex, 200, "{\"status\":\"ok\"}\n", rid);
+        return;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        if (a->draining) respond_json(ex, 503, "{\"status\":\"draining\"}\n", rid);
+        else respond_json(ex, 200, "{\"status\":\"ready\"}\n", rid);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0 && is_get) {
+        handle_metrics(a, ex);
+        return;
+    }
+    int is_v1 = strncmp(path, "/v1/", 4) == 0;
+    int is_admin = strncmp(path, "/admin/", 7) == 0;
+    if (!is_v1 && !is_admin) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Unknown path %.100s; llmpin serves the OpenAI API under /v1.", path);
+        simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg, rid);
+        return;
+    }
+    int auth_ok;
+    const struct cfg_client_key *key = authenticate(a, ex, &auth_ok);
+    if (!auth_ok) {
+        simple_error(ex, 401, "invalid_request_error", "invalid_api_key", NULL,
+                     http_header(ex, "Authorization") || http_header(ex, "api-key")
+                         ? "Incorrect API key provided. Use a key from llmpin's \"keys\" configuration."
+                         : "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                     rid);
+        return;
+    }
+    if (is_admin) {
+        if (a->gen->cfg->n_keys > 0 && (!key || !key->admin)) {
+            simple_error(ex, 403, "invalid_request_error", "admin_required", NULL,
+                         "This endpoint needs a client key with \"admin\": true.", rid);
+            return;
+        }
+        if (strcmp(path, "/admin/targets") == 0 && is_get) {
+            cJSON *t = policy_targets_json(a->gen->pol, util_now_ms());
+            char *s = cJSON_PrintUnformatted(t);
+            respond_json(ex, 200, s, rid);
+            free(s);
+            cJSON_Delete(t);
+            return;
+        }
+        if (strcmp(path, "/admin/drift") == 0 && is_get) {
+            cJSON *t = a->drift ? drift_admin_json(a->drift) : cJSON_CreateObject();
+            if (!a->drift) cJSON_AddBoolToObject(t, "enabled", 0);
+            char *s = cJSON_PrintUnformatted(t);
+            respond_json(ex, 200, s, rid);
+            free(s);
+            cJSON_Delete(t);
+            return;
+        }
+        simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, "Unknown admin endpoint.", rid);
+        return;
+    }
+    if ((strcmp(path, "/v1/models") == 0 || strncmp(path, "/v1/models/", 11) == 0) && is_get &&
+        models_passthrough(a, ex, key, rid))
+        return;
+    if (strcmp(path, "/v1/models") == 0 && is_get) {
+        handle_models(a, ex, key, NULL, rid);
+        return;
+    }
+    if (strncmp(path, "/v1/models/", 11) == 0 && is_get) {
+        handle_models(a, ex, key, path + 11, rid);
+        return;
+    }
+    enum rq_kind kind;
+    if (strcmp(path, "/v1/chat/completions") == 0) kind = RQ_CHAT;
+    else if (strcmp(path, "/v1/completions") == 0) kind = RQ_COMPLETIONS;
+    else if (strcmp(path, "/v1/embeddings") == 0) kind = RQ_EMBEDDINGS;
+    else kind = RQ_PASSTHROUGH;
+    if (!is_post) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Method %s is not allowed on %.100s.", ex->method, path);
+        simple_error(ex, kind == RQ_PASSTHROUGH ? 404 : 405, "invalid_request_error", "method_not_allowed", NULL,
+                     msg, rid);
+        return;
+    }
+    if (a->draining) {
+        simple_error(ex, 503, "server_error", "shutting_down", NULL, "llmpin is shutting down.", rid);
+        return;
+    }
+
+    struct rq *q = rq_new(a, ex, kind, key, rid);
+
+    if (kind != RQ_PASSTHROUGH) {
+        char param[96], code[64], msg[400];
+        enum llm_endpoint ep = kind == RQ_CHAT ? LLM_CHAT : kind == RQ_COMPLETIONS ? LLM_COMPLETIONS : LLM_EMBEDDINGS;
+        int rc = llm_request_parse(ep, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg,
+                                   sizeof msg);
+        q->parsed = 1;
+        if (rc) {
+            rq_error(q, 400, "invalid_request_error", code, param, msg, NULL);
+            rq_finish(q);
+            return;
+        }
+        q->model = q->req.model;
+    } else {
+        /* unknown /v1 POST: route by "model" if the body has one */
+        cJSON *b = cJSON_ParseWithLength(ex->body, ex->body_len);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(b, "model");
+        if (cJSON_IsString(m)) {
+            memset(&q->req, 0, sizeof q->req);
+            q->req.body = b;
+            q->req.model = m->valuestring;
+            q->model = m->valuestring;
+            q->parsed = 1;
+        } else {
+            cJSON_Delete(b);
+            q->model = "*";
+        }
+    }
+
+    struct policy_error pe;
+    const char *ovr = http_header(ex, "X-Llmpin-Route");
+    q->route = policy_match(q->gen->pol, q->model, key ? key->name : NULL, ovr, key ? key->route_override : 1, &pe);
+    if (!q->route) {
+        rq_error(q, pe.status, pe.type, pe.code, strcmp(pe.code, "model_not_found") == 0 ? "model" : NULL, pe.message,
+                 NULL);
+        rq_finish(q);
+        return;
+    }
+    if (key) {
+        struct policy_rl_info rl;
+        q->est_tokens = (int)(ex->body_len / 4) + (q->req.max_tokens ? q->req.max_tokens : 256);
+        if (policy_ratelimit_take(q->gen->pol, key->name, util_now_ms(), q->est_tokens, &rl)) {
+            char h[400], d1[32], d2[32];
+            q->est_tokens = 0;
+            snprintf(h, sizeof h,
+                     "retry-after: %lld\r\nx-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\n"
+                     "x-ratelimit-reset-requests: %s\r\nx-ratelimit-limit-tokens: %d\r\n"
+                     "x-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n",
+                     (long long)((rl.retry_after_ms + 999) / 1000), rl.limit_requests, rl.remaining_requests,
+                     policy_format_duration(rl.reset_requests_ms, d1, sizeof d1), rl.limit_tokens,
+                     rl.remaining_tokens, policy_format_duration(rl.reset_tokens_ms, d2, sizeof d2));
+            char msg[200];
+            snprintf(msg, sizeof msg, "Rate limit reached for key '%s'. Try again in %.1fs.", key->name,
+                     (double)rl.retry_after_ms / 1000);
+            rq_error(q, 429, "requests", "rate_limit_exceeded", NULL, msg, h);
+            rq_finish(q);
+            return;
+        }
+    }
+    if (policy_plan(q->gen->pol, q->route, key ? key->name : NULL, util_rand64(), util_now_ms(), &q->plan) != 0 &&
+        q->route->cfg->n_targets == 1 && q->route->cfg->mode != CFG_MODE_SHADOW) {
+        /* single target with an open circuit: still try it (see rq_start_attempt) */
+        q->plan.n = 1;
+        q->plan.index[0] = 0;
+        q->plan.shadow = q->plan.probe = -1;
+    }
+    if (q->plan.n == 0) {
+        rq_error(q, q->plan.error.status, q->plan.error.type, q->plan.error.code, NULL, q->plan.error.message, NULL);
+        rq_finish(q);
+        return;
+    }
+    for (int i = 0; i < q->plan.n_skipped; i++) {
+        size_t fl = strlen(q->fallback);
+        snprintf(q->fallback + fl, sizeof q->fallback - fl, "%s%s", fl ? "," : "", q->plan.skipped[i].reason);
+    }
+    if (q->plan.shadow >= 0) policy_shadow_end(q->gen->pol, q->route); /* mirrors: not yet wired */
+    rq_start_attempt(q);
+}
+
+/* ---- process lifecycle ------------------------------------------------------------- */
+
+static void maybe_exit(struct app *a) {
+    if (!a->draining) return;
+    if (http_server_active(a->http) == 0 && a->active_rqs == 0) event_base_loopexit(a->base, NULL);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
+    struct app *a = arg;
+    (void)fd;
+    (void)what;
+    if (util_now_ms() >= a->drain_deadline_ms) {
+        log_warn("drain timeout: %d requests still in flight are cut off", a->active_rqs);
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    maybe_exit(a);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg) {
+    struct app *a = arg;
+    (void)what;
+    if (a->draining) {
+        log_warn("second signal: exiting now");
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    log_info("signal %d: draining %d in-flight requests", (int)sig, a->active_rqs);
+    a->draining = 1;
+    a->drain_deadline_ms = util_now_ms() + a->gen->cfg->server.drain_timeout_ms;
+    http_server_drain(a->http);
+    a->ev_drain = event_new(a->base, -1, EV_PERSIST, on_drain_tick, a);
+    struct timeval tv = {0, 20000};
+    event_add(a->ev_drain, &tv);
+    maybe_exit(a);
+}
+
+static int load_local_models(struct app *a, struct gen *g, char *err, size_t errlen) {
+    const struct cfg *c = g->cfg;
+    g->local = util_xcalloc(c->n_local_models ? c->n_local_models : 1, sizeof *g->local);
+    for (size_t i = 0; i < c->n_local_models; i++) {
+        log_info("loading local model '%s' from %s", c->local_models[i].name, c->local_models[i].path);
+        g->local[i] = local_model_open(a->base, &c->local_models[i], err, errlen);
+        if (!g->local[i]) return -1;
+        log_info("local model '%s' ready (sha256 %s)", c->local_models[i].name, local_model_sha256(g->local[i]));
+    }
+    return 0;
+}
+
+static void drift_log(void *ud, const char *level, const char *msg) {
+    (void)ud;
+    int l = log_level_parse(level);
+    log_msg(l < 0 ? LOG_WARN : (enum log_level)l, "drift: %s", msg);
+}
+
+int app_run(struct app_opts *o) {
+    struct app a;
+    memset(&a, 0, sizeof a);
+    char err[1024];
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    a.base = event_base_new();
+    a.started_ms = util_wall_ms();
+    a.config_path = o->config_path;
+    a.no_drift = o->no_drift;
+    struct cfg *cfg = o->cfg;
+    o->cfg = NULL;
+    int rc = 1;
+    struct gen *g = util_xcalloc(1, sizeof *g);
+    g->cfg = cfg;
+    g->refs = 1;
+    a.gen = g;
+    if (log_level_parse(cfg->server.log_level) >= 0) log_set_level((enum log_level)log_level_parse(cfg->server.log_level));
+    if (log_set_access_file(cfg->server.access_log) != 0) {
+        fprintf(stderr, "llmpin: server.access_log: cannot open %s: %s\n", cfg->server.access_log, strerror(errno));
+        goto out;
+    }
+    g->pol = policy_new(cfg, err, sizeof err);
+    if (!g->pol) {
+        fprintf(stderr, "llmpin: %s: %s\n", cfg->path, err);
+        goto out;
+    }
+    if (load_local_models(&a, g, err, sizeof err) != 0) {
+        fprintf(stderr, "llmpin: %s\n", err);
+        goto out;
+    }
+    if (cfg->drift.enabled && !o->no_drift) {
+        a.drift = drift_open(&cfg->drift, err, sizeof err);
+        if (!a.drift) {
+            fprintf(stderr, "llmpin: drift: %s\n", err);
+            goto out;
+        }
+        drift_set_log(a.drift, drift_log, NULL);
+    }
+    a.up = upstream_client_new(a.base, 256, err, sizeof err);
+    if (!a.up) {
+        fprintf(stderr, "llmpin: %s\n", err);
+        goto out;
+    }
+    struct http_server_opts ho = {.max_body_bytes = cfg->server.max_body_bytes,
+                                  .max_connections = cfg->server.max_connections};
+    a.http = http_server_new(a.base, cfg->server.listen_host, cfg->server.listen_port, &ho, handle, &a, err,
+                             sizeof err);
+    if (!a.http) {
+        fprintf(stderr, "llmpin: %s\n", err);
+        goto out;
+    }
+    a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
+    a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
+    event_add(a.ev_term, NULL);
+    event_add(a.ev_int, NULL);
+    log_info("listening on %s:%d", cfg->server.listen_host, http_server_port(a.http));
+    if (o->ready_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", o->ready_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "%s:%d\n", cfg->server.listen_host, http_server_port(a.http));
+            fclose(f);
+            rename(tmp, o->ready_file);
+        }
+    }
+    event_base_dispatch(a.base);
+    rc = 0;
+    log_info("stopped");
+out:
+    if (a.http) http_server_free(a.http);
+    if (a.up) upstream_client_free(a.up);
+    if (a.drift) drift_close(a.drift);
+    if (a.ev_term) event_free(a.ev_term);
+    if (a.ev_int) event_free(a.ev_int);
+    if (a.ev_hup) event_free(a.ev_hup);
+    if (a.ev_drain) event_free(a.ev_drain);
+    if (g->local)
+        for (size_t i = 0; i < g->cfg->n_local_models; i++)
+            if (g->local[i]) local_model_close(g->local[i]);
+    gen_unref(g);
+    metrics_free(&a.m);
+    event_base_free(a.base);
+    curl_global_cleanup();
+    return rc;
+}

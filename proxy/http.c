@@ -1,0 +1,692 @@
+/*
+ * http.c - HTTP/1.1 server on libevent bufferevents. See http.h for why.
+ *
+ * A connection moves through three states:
+ *
+ *   HEAD  reading the request line and headers (bounded by max_header_bytes)
+ *   BODY  reading Content-Length bytes or a chunked body (bounded by
+ *         max_body_bytes; an oversized Content-Length is refused before a
+ *         byte of the body is read)
+ *   BUSY  the handler owns the exchange; input is still read (so a close by
+ *         the client is seen at once) but not parsed
+ *
+ * When the exchange finishes, a keep-alive connection goes back to HEAD and
+ * parses whatever the client pipelined meanwhile.
+ *
+ * Memory: the exchange outlives its connection when the client disconnects
+ * mid-request; it is freed when both the handler has finished and the
+ * connection has let go of it.
+ */
+#include "proxy/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+enum conn_state { ST_HEAD, ST_BODY, ST_BUSY, ST_CLOSING };
+
+struct http_conn {
+    struct http_server *srv;
+    struct bufferevent *bev;
+    enum conn_state state;
+    struct http_exchange *ex;
+    int keep_alive;
+    int chunked;               /* request body is chunked */
+    size_t body_expected;      /* Content-Length */
+    int close_after_write;
+    char peer[64];
+    struct http_conn *prev, *next;
+};
+
+struct http_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct http_server_opts o;
+    http_handler_fn fn;
+    void *ud;
+    int port;
+    int draining;
+    int n_conns;
+    int n_active;
+    struct http_conn *conns;
+    struct http_exchange **dead;  /* finished exchanges, freed on the next loop turn */
+    int n_dead, cap_dead;
+    struct event *reaper;
+};
+
+static void conn_close(struct http_conn *c);
+static void conn_process(struct http_conn *c);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+const char *http_reason(int s) {
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return s < 300 ? "OK" : s < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+static void exchange_free(struct http_exchange *ex) {
+    free(ex->head_copy);
+    free(ex->path);
+    free(ex->body);
+    free(ex);
+}
+
+/* Exchanges are freed on the next turn of the loop, not at once, so the
+ * handler may still read an exchange's fields (status, bytes, timings) right
+ * after it has answered. */
+static void reap(evutil_socket_t fd, short what, void *arg) {
+    struct http_server *s = arg;
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < s->n_dead; i++) exchange_free(s->dead[i]);
+    s->n_dead = 0;
+}
+
+static void exchange_bury(struct http_server *s, struct http_exchange *ex) {
+    if (s->n_dead == s->cap_dead) {
+        s->cap_dead = s->cap_dead ? s->cap_dead * 2 : 64;
+        s->dead = util_xrealloc(s->dead, (size_t)s->cap_dead * sizeof *s->dead);
+    }
+    s->dead[s->n_dead++] = ex;
+    if (s->n_dead == 1) event_active(s->reaper, EV_TIMEOUT, 0);
+}
+
+
+
+/* Answer a protocol-level error and close: the request could not be parsed,
+ * so the connection's framing cannot be trusted any more. */
+static void conn_fail(struct http_conn *c, int status, const char *code, const char *msg) {
+    struct buf b = {0};
+    buf_appends(&b, "{\"error\":{\"message\":");
+    buf_json_str(&b, msg);
+    buf_appends(&b, ",\"type\":\"invalid_request_error\",\"param\":null,\"code\":");
+    buf_json_str(&b, code);
+    buf_appends(&b, "}}\n");
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                        status, http_reason(status), b.len);
+    evbuffer_add(out, b.p, b.len);
+    buf_free(&b);
+    log_debug("http %s: %d %s", c->peer, status, msg);
+    c->state = ST_CLOSING;
+    c->close_after_write = 1;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+const char *http_header(const struct http_exchange *ex, const char *name) {
+    for (int i = 0; i < ex->n_hdrs; i++)
+        if (strcasecmp(ex->hdrs[i].name, name) == 0) return ex->hdrs[i].value;
+    return NULL;
+}
+
+/* 1 if the comma-separated header value list contains token (case-insensitive). */
+static int header_has_token(const char *v, const char *tok) {
+    size_t tl = strlen(tok);
+    while (v && *v) {
+        while (*v == ' ' || *v == ',' || *v == '\t') v++;
+        const char *e = v;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > v && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        if ((size_t)(t - v) == tl && strncasecmp(v, tok, tl) == 0) return 1;
+        v = e;
+    }
+    return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+/* Parse the head in buf[0..len) (ending with CRLFCRLF). Returns 0 or sends an
+ * error and returns -1. */
+static int parse_head(struct http_conn *c, char *head, size_t len) {
+    struct http_exchange *ex = util_xcalloc(1, sizeof *ex);
+    ex->head_copy = head;
+    ex->conn = c;
+    ex->srv = c->srv;
+    ex->start_us = util_now_us();
+    snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+    c->ex = ex;
+
+    char *p = head, *end = head + len;
+    char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) goto bad;
+    *eol = 0;
+    if (eol > p && eol[-1] == '\r') eol[-1] = 0;
+    /* request line: METHOD SP target SP HTTP/1.x */
+    char *sp1 = strchr(p, ' ');
+    if (!sp1 || sp1 - p >= (long)sizeof ex->method || sp1 == p) goto bad;
+    memcpy(ex->method, p, (size_t)(sp1 - p));
+    char *target = sp1 + 1;
+    char *sp2 = strchr(target, ' ');
+    if (!sp2 || sp2 == target) goto bad;
+    *sp2 = 0;
+    const char *ver = sp2 + 1;
+    int minor;
+    if (strncmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1') || ver[8]) {
+        conn_fail(c, 400, "invalid_http", "Unsupported HTTP version; llmpin speaks HTTP/1.0 and HTTP/1.1.");
+        return -1;
+    }
+    minor = ver[7] - '0';
+    if (target[0] != '/') goto bad;
+    ex->target = target;
+    char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    ex->path = util_xmalloc(plen + 1);
+    memcpy(ex->path, target, plen);
+    ex->path[plen] = 0;
+    ex->query = q ? q + 1 : "";
+
+    p = eol + 1;
+    while (p < end) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        *eol = 0;
+        if (eol > p && eol[-1] == '\r') eol[-1] = 0;
+        if (!*p) break; /* blank line: end of head */
+        if (*p == ' ' || *p == '\t') goto bad; /* obsolete line folding */
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p) goto bad;
+        *colon = 0;
+        for (char *n = p; *n; n++)
+            if (*n == ' ' || *n == '\t') goto bad;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        char *ve = v + strlen(v);
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) *--ve = 0;
+        if (ex->n_hdrs >= HTTP_MAX_HEADERS) {
+            conn_fail(c, 431, "request_header_fields_too_large", "Too many request headers (limit 100).");
+            return -1;
+        }
+        ex->hdrs[ex->n_hdrs].name = p;
+        ex->hdrs[ex->n_hdrs].value = v;
+        ex->n_hdrs++;
+        p = eol + 1;
+    }
+
+    const char *conn_hdr = http_header(ex, "Connection");
+    c->keep_alive = minor == 1 ? !header_has_token(conn_hdr, "close")
+                               : header_has_token(conn_hdr, "keep-alive");
+    if (c->srv->draining) c->keep_alive = 0;
+
+    const char *te = http_header(ex, "Transfer-Encoding");
+    const char *cl = http_header(ex, "Content-Length");
+    c->chunked = 0;
+    c->body_expected = 0;
+    if (te) {
+        if (!header_has_token(te, "chunked") || cl) {
+            conn_fail(c, 400, "invalid_http", "Unsupported Transfer-Encoding (only chunked, without Content-Length).");
+            return -1;
+        }
+        c->chunked = 1;
+    } else if (cl) {
+        char *e;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &e, 10);
+        if (errno || e == cl || *e || cl[0] == '-') {
+            conn_fail(c, 400, "invalid_http", "Invalid Content-Length header.");
+            return -1;
+        }
+        if (n > c->srv->o.max_body_bytes) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "Request body is %llu bytes; the limit is %zu bytes (server.max_body_bytes).",
+                     n, c->srv->o.max_body_bytes);
+            conn_fail(c, 413, "request_too_large", msg);
+            return -1;
+        }
+        c->body_expected = (size_t)n;
+    }
+    const char *expect = http_header(ex, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0 && minor == 1 &&
+        (c->chunked || c->body_expected > 0))
+        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    return 0;
+bad:
+    conn_fail(c, 400, "invalid_http", "Malformed HTTP request.");
+    return -1;
+}
+
+/* Try to take a whole chunked body from in. Returns 1 when complete (body
+ * set), 0 when more input is needed, -1 on a framing error or size overflow
+ * (response already queued). Re-scans from the start each time: bodies are
+ * bounded by max_body_bytes, so this stays cheap. */
+static int take_chunked(struct http_conn *c, struct evbuffer *in) {
+    size_t avail = evbuffer_get_length(in);
+    unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)avail);
+    size_t pos = 0, total = 0;
+    struct buf body = {0};
+    for (;;) {
+        unsigned char *nl = memchr(data + pos, '\n', avail - pos);
+        if (!nl) goto need_more;
+        char line[32];
+        size_t ll = (size_t)(nl - (data + pos));
+        if (ll >= sizeof line) goto bad;
+        memcpy(line, data + pos, ll);
+        line[ll] = 0;
+        char *e;
+        errno = 0;
+        unsigned long long n = strtoull(line, &e, 16);
+        if (e == line || errno || (*e && *e != '\r' && *e != ';')) goto bad;
+        pos += ll + 1;
+        if (n == 0) {
+            /* trailers until an empty line */
+            for (;;) {
+                unsigned char *t = memchr(data + pos, '\n', avail - pos);
+                if (!t) goto need_more;
+                size_t tl = (size_t)(t - (data + pos));
+                pos += tl + 1;
+                if (tl == 0 || (tl == 1 && data[pos - 2] == '\r')) break;
+            }
+            evbuffer_drain(in, pos);
+            c->ex->body = body.p ? body.p : util_strdup("");
+            c->ex->body_len = body.len;
+            return 1;
+        }
+        total += n;
+        if (n > c->srv->o.max_body_bytes || total > c->srv->o.max_body_bytes) {
+            buf_free(&body);
+            char msg[160];
+            snprintf(msg, sizeof msg, "Request body exceeds the limit of %zu bytes (server.max_body_bytes).",
+                     c->srv->o.max_body_bytes);
+            conn_fail(c, 413, "request_too_large", msg);
+            return -1;
+        }
+        if (avail - pos < n + 1) goto need_more;
+        buf_append(&body, data + pos, n);
+        pos += n;
+        if (data[pos] == '\r') pos++;
+        if (pos >= avail) goto need_more;
+        if (data[pos] != '\n') goto bad;
+        pos++;
+    }
+need_more:
+    buf_free(&body);
+    if (avail > c->srv->o.max_body_bytes + 65536) {
+        conn_fail(c, 413, "request_too_large", "Request body exceeds the limit (server.max_body_bytes).");
+        return -1;
+    }
+    return 0;
+bad:
+    buf_free(&body);
+    conn_fail(c, 400, "invalid_http", "Malformed chunked request body.");
+    return -1;
+}
+
+static void dispatch(struct http_conn *c) {
+    c->state = ST_BUSY;
+    c->srv->n_active++;
+    /* Long responses (streams) must not hit the idle read timeout. */
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    c->srv->fn(c->ex, c->srv->ud);
+}
+
+/* Parse as much as the input buffer allows. */
+static void conn_process(struct http_conn *c) {
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        if (c->state == ST_HEAD) {
+            size_t avail = evbuffer_get_length(in);
+            if (avail == 0) return;
+            struct evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+            size_t head_len;
+            if (found.pos < 0) {
+                if (avail > c->srv->o.max_header_bytes) {
+                    conn_fail(c, 431, "request_header_fields_too_large",
+                              "Request headers are too large (limit 32 KiB).");
+                    return;
+                }
+                /* tolerate leading CRLFs between pipelined requests */
+                unsigned char *d = evbuffer_pullup(in, 1);
+                if (d && (d[0] == '\r' || d[0] == '\n')) { evbuffer_drain(in, 1); continue; }
+                return;
+            }
+            head_len = (size_t)found.pos + 4;
+            if (head_len > c->srv->o.max_header_bytes) {
+                conn_fail(c, 431, "request_header_fields_too_large",
+                          "Request headers are too large (limit 32 KiB).");
+                return;
+            }
+            char *head = util_xmalloc(head_len + 1);
+            evbuffer_remove(in, head, head_len);
+            head[head_len] = 0;
+            if (parse_head(c, head, head_len) < 0) return;
+            c->state = ST_BODY;
+        }
+        if (c->state == ST_BODY) {
+            if (c->chunked) {
+                int r = take_chunked(c, in);
+                if (r <= 0) return;
+            } else {
+                if (evbuffer_get_length(in) < c->body_expected) return;
+                c->ex->body = util_xmalloc(c->body_expected + 1);
+                evbuffer_remove(in, c->ex->body, c->body_expected);
+                c->ex->body[c->body_expected] = 0;
+                c->ex->body_len = c->body_expected;
+            }
+            dispatch(c);
+            return; /* the next request is parsed when this one finishes */
+        }
+        return;
+    }
+}
+
+/* ---- connection events --------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg) {
+    struct http_conn *c = arg;
+    if (c->state == ST_HEAD || c->state == ST_BODY) {
+        conn_process(c);
+        return;
+    }
+    if (c->state == ST_BUSY) {
+        /* Pipelined data while busy: keep it, but bound it. */
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > 1 << 20)
+            bufferevent_disable(bev, EV_READ);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg) {
+    struct http_conn *c = arg;
+    if (c->close_after_write && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == ST_BUSY && c->ex && c->ex->on_drain)
+        c->ex->on_drain(c->ex, c->ex->hook_ud);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg) {
+    struct http_conn *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) conn_close(c);
+}
+
+/* Drop the connection. An exchange still owned by its handler learns about
+ * it through on_abort and is freed when the handler finishes. */
+static void conn_close(struct http_conn *c) {
+    struct http_server *s = c->srv;
+    struct http_exchange *ex = c->ex;
+    c->ex = NULL;
+    if (ex) {
+        ex->conn = NULL;
+        if (c->state != ST_BUSY) {
+            exchange_free(ex); /* never reached a handler */
+        } else {
+            /* the handler still owns it and frees it by finishing */
+            ex->aborted = 1;
+            s->n_active--;
+            if (ex->on_abort) ex->on_abort(ex, ex->hook_ud);
+        }
+    }
+    bufferevent_free(c->bev);
+    if (c->prev) c->prev->next = c->next; else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->n_conns--;
+    free(c);
+}
+
+/* The handler finished; recycle or close the connection. */
+static void exchange_done(struct http_exchange *ex) {
+    ex->finished = 1;
+    struct http_conn *c = ex->conn;
+    if (!c) {
+        /* the connection went away earlier; the server outlives exchanges */
+        exchange_bury(ex->srv, ex);
+        return;
+    }
+    struct http_server *s = c->srv;
+    s->n_active--;
+    c->ex = NULL;
+    ex->conn = NULL;
+    exchange_bury(s, ex);
+    if (!c->keep_alive || s->draining) {
+        c->state = ST_CLOSING;
+        c->close_after_write = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) conn_close(c);
+        return;
+    }
+    c->state = ST_HEAD;
+    struct timeval tv = {s->o.idle_timeout_ms / 1000, (s->o.idle_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    conn_process(c);
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void write_head(struct http_exchange *ex, int status, const char *ctype,
+                       const char *extra, const char *framing) {
+    struct http_conn *c = ex->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    ex->status = status;
+    ex->first_byte_us = util_now_us();
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status, http_reason(status),
+                        ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "",
+                        extra ? extra : "", framing,
+                        c->keep_alive && !c->srv->draining ? "Connection: keep-alive\r\n"
+                                                           : "Connection: close\r\n");
+    if (c->srv->draining) c->keep_alive = 0;
+}
+
+void http_respond(struct http_exchange *ex, int status, const char *ctype, const char *extra,
+                  const char *body, size_t len) {
+    if (ex->finished) return;
+    if (ex->conn && !ex->streaming && !ex->status) {
+        char framing[48];
+        snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
+        write_head(ex, status, ctype, extra, framing);
+        if (len) evbuffer_add(bufferevent_get_output(ex->conn->bev), body, len);
+        ex->bytes_out += len;
+    }
+    exchange_done(ex);
+}
+
+void http_stream_start(struct http_exchange *ex, int status, const char *ctype, const char *extra) {
+    if (ex->finished || ex->status) return;
+    ex->streaming = 1;
+    if (!ex->conn) return;
+    write_head(ex, status, ctype, extra, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
+    /* wake on_drain when the client has taken most of what was queued */
+    bufferevent_setwatermark(ex->conn->bev, EV_WRITE, 64 * 1024, 0);
+}
+
+void http_stream_write(struct http_exchange *ex, const void *data, size_t len) {
+    if (ex->finished || !ex->conn || !ex->streaming || len == 0) return;
+    struct evbuffer *out = bufferevent_get_output(ex->conn->bev);
+    evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    ex->bytes_out += len;
+}
+
+void http_stream_end(struct http_exchange *ex) {
+    if (ex->finished) return;
+    if (ex->conn && ex->streaming) {
+        evbuffer_add(bufferevent_get_output(ex->conn->bev), "0\r\n\r\n", 5);
+        bufferevent_setwatermark(ex->conn->bev, EV_WRITE, 0, 0);
+    }
+    exchange_done(ex);
+}
+
+size_t http_out_pending(const struct http_exchange *ex) {
+    if (!ex->conn) return 0;
+    return evbuffer_get_length(bufferevent_get_output(ex->conn->bev));
+}
+
+void http_abandon(struct http_exchange *ex) {
+    if (ex->finished) return;
+    if (ex->conn) ex->conn->keep_alive = 0;
+    exchange_done(ex);
+}
+
+/* ---- server ----------------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg) {
+    struct http_server *s = arg;
+    (void)l;
+    (void)salen;
+    if (s->n_conns >= s->o.max_connections || s->draining) {
+        evutil_closesocket(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct http_conn *c = util_xcalloc(1, sizeof *c);
+    c->srv = s;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) { evutil_closesocket(fd); free(c); return; }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    struct timeval tv = {s->o.idle_timeout_ms / 1000, (s->o.idle_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+}
+
+static void fill_defaults(struct http_server_opts *o) {
+    if (!o->max_body_bytes) o->max_body_bytes = 8u << 20;
+    if (!o->max_header_bytes) o->max_header_bytes = 32u << 10;
+    if (!o->idle_timeout_ms) o->idle_timeout_ms = 75000;
+    if (!o->max_connections) o->max_connections = 10000;
+}
+
+struct http_server *http_server_new(struct event_base *base, const char *host, int port,
+                                    const struct http_server_opts *o, http_handler_fn fn, void *ud,
+                                    char *err, size_t errlen) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    const char *h = host;
+    char hb[64];
+    if (h[0] == '[') { /* [::1] */
+        snprintf(hb, sizeof hb, "%s", h + 1);
+        char *e = strchr(hb, ']');
+        if (e) *e = 0;
+        h = hb;
+    }
+    if (strcmp(h, "localhost") == 0) h = "127.0.0.1";
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, h, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        sl = sizeof *in;
+    } else if (inet_pton(AF_INET6, h, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *in6;
+    } else {
+        snprintf(err, errlen, "server.listen: \"%s\" is not an IP address (use e.g. 127.0.0.1 or ::1)", host);
+        return NULL;
+    }
+    struct http_server *s = util_xcalloc(1, sizeof *s);
+    s->base = base;
+    s->o = *o;
+    fill_defaults(&s->o);
+    s->fn = fn;
+    s->ud = ud;
+    s->reaper = event_new(base, -1, 0, reap, s);
+    s->listener = evconnlistener_new_bind(base, on_accept, s,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&ss, (int)sl);
+    if (!s->listener) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        event_free(s->reaper);
+        free(s);
+        return NULL;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &bl);
+    s->port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    return s;
+}
+
+int http_server_port(const struct http_server *s) { return s->port; }
+
+void http_server_set_opts(struct http_server *s, const struct http_server_opts *o) {
+    s->o = *o;
+    fill_defaults(&s->o);
+}
+
+void http_server_drain(struct http_server *s) {
+    if (s->draining) return;
+    s->draining = 1;
+    if (s->listener) evconnlistener_disable(s->listener);
+    struct http_conn *c = s->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == ST_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_close(c);
+        else
+            c->keep_alive = 0;
+    }
+}
+
+int http_server_active(const struct http_server *s) { return s->n_active; }
+int http_server_connections(const struct http_server *s) { return s->n_conns; }
+
+void http_server_free(struct http_server *s) {
+    if (!s) return;
+    while (s->conns) conn_close(s->conns);
+    if (s->listener) evconnlistener_free(s->listener);
+    reap(-1, 0, s);
+    free(s->dead);
+    event_free(s->reaper);
+    free(s);
+}
