@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,9 @@ def parse_args():
     p.add_argument("--llmpin", default=os.environ.get("LLMPIN_BIN", ""))
     p.add_argument("--mock", default=os.environ.get("LLMPIN_MOCK_BIN", ""))
     ARGS, rest = p.parse_known_args()
+    # children run in their own temp folders: make the paths absolute
+    ARGS.llmpin = os.path.abspath(ARGS.llmpin) if ARGS.llmpin else ""
+    ARGS.mock = os.path.abspath(ARGS.mock) if ARGS.mock else ""
     sys.argv = [sys.argv[0]] + rest
     return ARGS
 
@@ -45,8 +49,8 @@ class Proc:
     """A child process that writes HOST:PORT to a ready file once listening.
     Its stderr goes to a file so tests can read the access log."""
 
-    def __init__(self, argv, env=None, name="proc"):
-        self.tmp = tempfile.mkdtemp(prefix="llmpin-test-")
+    def __init__(self, argv, env=None, name="proc", tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="llmpin-test-")
         self.ready_file = os.path.join(self.tmp, "ready")
         self.stderr_path = os.path.join(self.tmp, "stderr")
         self.name = name
@@ -57,10 +61,17 @@ class Proc:
         full_env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
         if env:
             full_env.update(env)
+        # cwd is the private temp folder: files a process makes with a
+        # relative path (a drift database...) never land in the build tree.
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=self.errf,
-                                  env=full_env)
-        self.addr = self._wait_ready()
+                                  env=full_env, cwd=self.tmp)
+        try:
+            self.addr = self._wait_ready()
+        except AssertionError:
+            self.kill()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         host, port = self.addr.rsplit(":", 1)
         self.host, self.port = host, int(port)
 
@@ -117,6 +128,7 @@ class Proc:
     def stop(self):
         self.terminate(5.0)
         self.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Mock(Proc):
@@ -154,24 +166,39 @@ class Llmpin(Proc):
         if not ARGS or not ARGS.llmpin:
             raise unittest.SkipTest("no --llmpin given")
         argv = [ARGS.llmpin, "serve"]
+        tmp = tempfile.mkdtemp(prefix="llmpin-test-")
         self.config_path = None
         if config is not None:
-            fd, self.config_path = tempfile.mkstemp(prefix="llmpin-cfg-", suffix=".json")
-            with os.fdopen(fd, "w") as f:
+            config = dict(config)
+            config.setdefault("drift", {"db_path": os.path.join(tmp, "drift.db")})
+            self.config_path = os.path.join(tmp, "config.json")
+            with open(self.config_path, "w") as f:
                 json.dump(config, f, indent=2)
             argv += ["--config", self.config_path]
         else:
             argv += ["--listen", "127.0.0.1:0", "--upstream", upstream]
         argv += list(extra)
-        super().__init__(argv, env=env, name="llmpin")
+        super().__init__(argv, env=env, name="llmpin", tmp=tmp)
 
-    def stop(self):
-        super().stop()
-        if self.config_path:
+    def log_lines(self):
+        """The JSON access-log lines written so far (other lines skipped)."""
+        out = []
+        for line in self.stderr().splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
             try:
-                os.unlink(self.config_path)
-            except OSError:
-                pass
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and "path" in doc and "status" in doc:
+                out.append(doc)
+        return out
+
+    def metrics(self):
+        st, h, body = request(self.addr, "GET", "/metrics")
+        assert st == 200, (st, body)
+        return body.decode()
 
 
 def config(upstreams, routes, keys=None, server=None):
@@ -186,6 +213,8 @@ def config(upstreams, routes, keys=None, server=None):
 
 
 def upstream(base_url, api_key_env=None, timeouts=None):
+    """timeouts: {"connect", "first_byte", "idle", "total"} as durations
+    such as "500ms" or "10s"."""
     u = {"base_url": base_url}
     if api_key_env:
         u["api_key_env"] = api_key_env
@@ -312,6 +341,41 @@ def chat(model, text="hello there", **extra):
     body = {"model": model, "messages": [{"role": "user", "content": text}]}
     body.update(extra)
     return body
+
+
+def metric_samples(text, name):
+    """[(labels dict, value)] of one metric in Prometheus text format."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        rest = line[len(name):]
+        labels = {}
+        if rest.startswith("{"):
+            end = rest.index("}")
+            for part in _split_labels(rest[1:end]):
+                k, v = part.split("=", 1)
+                labels[k.strip()] = v.strip().strip('"')
+            rest = rest[end + 1:]
+        elif not rest.startswith(" "):
+            continue  # a longer metric name with this prefix
+        out.append((labels, float(rest.split()[0])))
+    return out
+
+
+def _split_labels(s):
+    parts, cur, q = [], "", False
+    for ch in s:
+        if ch == '"':
+            q = not q
+        if ch == "," and not q:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return parts
 
 
 def wait_until(pred, timeout=5.0, step=0.05):
