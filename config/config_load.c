@@ -278,13 +278,21 @@ static int fail(struct ld *ld, const char *path, const char *fmt, ...) {
 
 static int oom(struct ld *ld) { return cfg__errf(ld->err, ld->errlen, "%s: out of memory", ld->file); }
 
+/* JSON paths for messages. A path longer than PATHLEN is cut and ends in
+ * "..." (the message stays readable; the start of the path is what counts). */
+static void path_fit(char *out, int n) {
+    if (n < 0 || n >= PATHLEN) memcpy(out + PATHLEN - 4, "...", 4);
+}
+
 static void sub(char *out, const char *parent, const char *key) {
-    if (parent[0]) snprintf(out, PATHLEN, "%s.%s", parent, key);
-    else snprintf(out, PATHLEN, "%s", key);
+    int n = parent[0] ? snprintf(out, PATHLEN, "%s.%s", parent, key)
+                      : snprintf(out, PATHLEN, "%s", key);
+    path_fit(out, n);
 }
 
 static void at(char *out, const char *parent, size_t i) {
-    snprintf(out, PATHLEN, "%s[%zu]", parent, i);
+    int n = snprintf(out, PATHLEN, "%s[%zu]", parent, i);
+    path_fit(out, n);
 }
 
 /* A short description of a JSON value for "got ..." in messages. Strings are
