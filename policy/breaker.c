@@ -179,7 +179,9 @@ void policy_breaker_report(struct policy *p, int target_id, enum policy_outcome 
                            int64_t now_ms) {
     struct pol_breaker *b = breaker_of(p, target_id);
     if (!b) return;
-    if (o == POL_CANCELLED || o == POL_CIRCUIT_OPEN) {
+    /* A refused attempt held no slot: nothing to give back. */
+    if (o == POL_CIRCUIT_OPEN) return;
+    if (o == POL_CANCELLED) {
         if (b->state == POL_HALF_OPEN && b->trials > 0) b->trials--;
         return;
     }

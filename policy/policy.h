@@ -77,7 +77,8 @@ struct policy_route {
 struct policy *policy_new(const struct cfg *c, char *err, size_t errlen);
 
 /*
- * Same as policy_new, then carry state over from `old` (may be NULL):
+ * Same as policy_new, then carry state over from `old` (may be NULL; it
+ * and its cfg must still be alive during the call):
  * breaker state and window for each breaker whose upstream/local + model
  * is unchanged, the drift mark for each target whose identity (including
  * its pins) is unchanged - so changing a pin is how one re-pins - and the
@@ -274,7 +275,9 @@ int policy_breaker_allow(struct policy *p, int target_id, int64_t now_ms);
 /*
  * Report the outcome of an attempt. CONNECT, TIMEOUT, 429 and 5XX are
  * failures; OK, 4XX and DRIFT are successes (the upstream answered);
- * CANCELLED and CIRCUIT_OPEN only give back a trial slot.
+ * CANCELLED only gives back a half-open trial slot (report it for every
+ * allowed attempt that ends without an answer); CIRCUIT_OPEN (an attempt
+ * policy_breaker_allow refused, which holds no slot) is ignored.
  * Closed -> open after breaker.consecutive_failures failures in a row, or
  * when at least min_requests outcomes in the last window_s seconds have an
  * error share >= error_rate. Half-open -> closed on a success (consecutive

@@ -84,6 +84,10 @@ static void test_state_machine(void) {
     CHECK_INT(policy_breaker_state(p, id, 1001), POL_HALF_OPEN);
     CHECK_INT(policy_breaker_allow(p, id, 1002), 1);
     CHECK_INT(policy_breaker_allow(p, id, 1002), 0);
+    /* reporting the refusal gives back nothing: the refused attempt held no slot */
+    policy_breaker_report(p, id, POL_CIRCUIT_OPEN, 1003);
+    CHECK_INT(policy_breaker_allow(p, id, 1003), 0);
+    CHECK_INT(policy_breaker_state(p, id, 1003), POL_HALF_OPEN);
     /* a failed trial: open again, cooldown restarts */
     policy_breaker_report(p, id, POL_5XX, 1500);
     CHECK_INT(policy_breaker_state(p, id, 1500), POL_OPEN);
