@@ -161,6 +161,28 @@ static void test_parse_retry_after(void) {
     }
 }
 
+/* Hostile header values: random strings from the characters dates and
+ * numbers are made of must never crash or read out of bounds (run under
+ * ASan), and whatever parses must be within [0, one day]. */
+static void test_parse_random(void) {
+    static const char alphabet[] = "0123456789.,: -GMTSunNovFebday\t";
+    uint64_t s = 2024;
+    char buf[40];
+    for (int i = 0; i < 200000; i++) {
+        uint64_t r = next_rnd(&s);
+        int len = (int)(r % 36);
+        for (int k = 0; k < len; k++) buf[k] = alphabet[next_rnd(&s) % (sizeof alphabet - 1)];
+        buf[len] = '\0';
+        int64_t v = -7;
+        int rc = policy_parse_retry_after((r >> 8) & 1 ? buf : NULL, (r >> 9) & 1 ? buf : NULL, 1000, &v);
+        if (rc == 0 && (v < 0 || v > 86400000)) {
+            fprintf(stderr, "out of range: \"%s\" -> %lld\n", buf, (long long)v);
+            failures++;
+        }
+        if (rc != 0 && v != -7) failures++;
+    }
+}
+
 static void test_classify(void) {
     CHECK_INT(policy_classify_status(200), POL_OK);
     CHECK_INT(policy_classify_status(204), POL_OK);
@@ -202,6 +224,7 @@ static void test_format_duration(void) {
 int main(void) {
     test_should_retry();
     test_parse_retry_after();
+    test_parse_random();
     test_classify();
     test_format_duration();
     DONE();
