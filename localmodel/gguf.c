@@ -52,6 +52,7 @@ struct gguf_file_priv {
     struct gguf_file pub;            /* must be first */
     struct gguf_kv **kv_sorted;      /* by key, for lookup */
     struct gguf_tensor **t_sorted;   /* by name, for lookup */
+    uint64_t *t_info_off;            /* file offset of each tensor info, for messages */
     int owns_map;
 };
 
@@ -487,7 +488,7 @@ static int parse_tensor(struct cur *c, struct gguf_tensor *t)
 }
 
 /* Check tensor data placement once the data section start is known. */
-static int place_tensors(struct cur *c, struct gguf_file *f)
+static int place_tensors(struct cur *c, struct gguf_file *f, const uint64_t *info_off)
 {
     char tname[96];
     for (uint64_t i = 0; i < f->n_tensors; i++) {
@@ -495,16 +496,18 @@ static int place_tensors(struct cur *c, struct gguf_file *f)
         safe_name(t->name.ptr, t->name.len, tname, sizeof tname);
         uint64_t start, end;
         if (t->offset % f->alignment != 0) {
-            seterr(c->err, c->errlen, "%s: tensor '%s': offset %llu is not a multiple of the alignment %u",
-                   c->name, tname, (unsigned long long)t->offset, f->alignment);
+            seterr(c->err, c->errlen,
+                   "%s: offset %llu: tensor '%s': offset %llu is not a multiple of the alignment %u",
+                   c->name, (unsigned long long)info_off[i], tname, (unsigned long long)t->offset,
+                   f->alignment);
             return -1;
         }
         if (__builtin_add_overflow(f->data_offset, t->offset, &start) ||
             __builtin_add_overflow(start, t->nbytes, &end) || end > c->size) {
             seterr(c->err, c->errlen,
-                   "%s: tensor '%s': data (offset %llu in the data section at %llu, %llu bytes) "
-                   "extends past the end of the file (%zu bytes)",
-                   c->name, tname, (unsigned long long)t->offset,
+                   "%s: offset %llu: tensor '%s': data (offset %llu in the data section at %llu, "
+                   "%llu bytes) extends past the end of the file (%zu bytes)",
+                   c->name, (unsigned long long)info_off[i], tname, (unsigned long long)t->offset,
                    (unsigned long long)f->data_offset, (unsigned long long)t->nbytes, c->size);
             return -1;
         }
@@ -631,12 +634,15 @@ static int parse(struct gguf_file_priv *fp, const char *name, char *err, size_t 
         return -1;
     }
     cap = 0;
+    uint64_t cap2 = 0;
     for (uint64_t i = 0; i < n_tensors; i++) {
-        if (grow((void **)&f->tensors, &cap, i + 1, sizeof(*f->tensors)) < 0) {
+        if (grow((void **)&f->tensors, &cap, i + 1, sizeof(*f->tensors)) < 0 ||
+            grow((void **)&fp->t_info_off, &cap2, i + 1, sizeof(*fp->t_info_off)) < 0) {
             seterr(err, errlen, "%s: out of memory reading tensor infos", name);
             return -1;
         }
         f->n_tensors = i + 1;
+        fp->t_info_off[i] = c.pos;
         if (parse_tensor(&c, &f->tensors[i]) < 0) return -1;
     }
 
@@ -668,13 +674,14 @@ static int parse(struct gguf_file_priv *fp, const char *name, char *err, size_t 
         for (size_t i = 1; i < nt; i++) {
             if (cmp_str(fp->t_sorted[i - 1]->name, fp->t_sorted[i]->name) == 0) {
                 const struct gguf_tensor *t = fp->t_sorted[i];
-                seterr(err, errlen, "%s: duplicate tensor name '%s'", name,
+                seterr(err, errlen, "%s: offset %llu: duplicate tensor name '%s'", name,
+                       (unsigned long long)fp->t_info_off[t - f->tensors],
                        safe_name(t->name.ptr, t->name.len, nm, sizeof nm));
                 free(byoff);
                 return -1;
             }
         }
-        if (place_tensors(&c, f) < 0) {
+        if (place_tensors(&c, f, fp->t_info_off) < 0) {
             free(byoff);
             return -1;
         }
@@ -801,6 +808,7 @@ void gguf_close(struct gguf_file *f)
     free(f->tensors);
     free(fp->kv_sorted);
     free(fp->t_sorted);
+    free(fp->t_info_off);
     if (fp->owns_map && f->map) munmap((void *)f->map, f->size);
     if (f->fd >= 0) close(f->fd);
     free(f->path);
