@@ -132,6 +132,8 @@ struct sb {
     char *p;
     size_t n, cap;
     int oom;
+    size_t *spans;           /* content ranges [start, end) */
+    int n_spans, cap_spans;
 };
 
 static void sb_addn(struct sb *b, const char *s, size_t n)
@@ -161,6 +163,25 @@ static void sb_trim(struct sb *b, const char *s)
     while (i < n && is_ws(s[i])) i++;
     while (n > i && is_ws(s[n - 1])) n--;
     sb_addn(b, s + i, n - i);
+}
+
+/* Message content: like sb_add/sb_trim, and its range is recorded. */
+static void sb_content(struct sb *b, const char *s, int trim)
+{
+    size_t start = b->n;
+    if (trim) sb_trim(b, s);
+    else sb_add(b, s);
+    if (b->oom || b->n == start) return;
+    if (b->n_spans == b->cap_spans) {
+        int nc = b->cap_spans ? b->cap_spans * 2 : 8;
+        size_t *np = realloc(b->spans, (size_t)nc * 2 * sizeof *np);
+        if (!np) { b->oom = 1; return; }
+        b->spans = np;
+        b->cap_spans = nc;
+    }
+    b->spans[2 * b->n_spans] = start;
+    b->spans[2 * b->n_spans + 1] = b->n;
+    b->n_spans++;
 }
 
 enum role { R_SYSTEM, R_USER, R_ASSISTANT, R_TOOL };
@@ -222,14 +243,14 @@ static void render_folding(enum lm_chat_family f, const struct lm_message *m, in
                 sb_add(b, "[INST] ");
                 if (t->sys) {
                     sb_add(b, "<<SYS>>\n");
-                    sb_trim(b, t->sys);
+                    sb_content(b, t->sys, 1);
                     sb_add(b, "\n<</SYS>>\n\n");
                 }
-                sb_trim(b, t->content);
+                sb_content(b, t->content, 1);
                 sb_add(b, " [/INST]");
             } else {
                 sb_add(b, " ");
-                sb_trim(b, t->content);
+                sb_content(b, t->content, 1);
                 sb_add(b, " ");
                 sb_add(b, eos);
             }
@@ -237,22 +258,22 @@ static void render_folding(enum lm_chat_family f, const struct lm_message *m, in
             if (t->user) {
                 sb_add(b, "[INST] ");
                 if (t->sys) {
-                    sb_add(b, t->sys);
+                    sb_content(b, t->sys, 0);
                     sb_add(b, "\n\n");
                 }
-                sb_add(b, t->content);
+                sb_content(b, t->content, 0);
                 sb_add(b, " [/INST]");
             } else {
-                sb_add(b, t->content);
+                sb_content(b, t->content, 0);
                 sb_add(b, eos);
             }
         } else {
             sb_add(b, t->user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
             if (t->sys) {
-                sb_trim(b, t->sys);
+                sb_content(b, t->sys, 1);
                 sb_add(b, "\n\n");
             }
-            sb_trim(b, t->content);
+            sb_content(b, t->content, 1);
             sb_add(b, "<end_of_turn>\n");
         }
     }
@@ -262,6 +283,15 @@ static void render_folding(enum lm_chat_family f, const struct lm_message *m, in
 char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
                      const char *bos_text, const char *eos_text, char *err, size_t errlen)
 {
+    return lm_chat_render_spans(f, m, n, bos_text, eos_text, NULL, NULL, err, errlen);
+}
+
+char *lm_chat_render_spans(enum lm_chat_family f, const struct lm_message *m, int n,
+                           const char *bos_text, const char *eos_text, size_t **spans,
+                           int *n_spans, char *err, size_t errlen)
+{
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
     if (n < 0 || (n > 0 && !m)) {
         set_err(err, errlen, "chat template: invalid message list");
         return NULL;
@@ -310,7 +340,7 @@ char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
             sb_add(&b, "<|start_header_id|>");
             sb_add(&b, llama3_role[roles[i]]);
             sb_add(&b, "<|end_header_id|>\n\n");
-            sb_trim(&b, m[i].content ? m[i].content : "");
+            sb_content(&b, m[i].content ? m[i].content : "", 1);
             sb_add(&b, "<|eot_id|>");
         }
         sb_add(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -320,7 +350,7 @@ char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
             sb_add(&b, "<|im_start|>");
             sb_add(&b, chatml_role[roles[i]]);
             sb_add(&b, "\n");
-            sb_add(&b, m[i].content ? m[i].content : "");
+            sb_content(&b, m[i].content ? m[i].content : "", 0);
             sb_add(&b, "<|im_end|>\n");
         }
         sb_add(&b, "<|im_start|>assistant\n");
@@ -331,7 +361,7 @@ char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
             sb_add(&b, "<|");
             sb_add(&b, chatml_role[roles[i]]);
             sb_add(&b, "|>\n");
-            sb_add(&b, m[i].content ? m[i].content : "");
+            sb_content(&b, m[i].content ? m[i].content : "", 0);
             sb_add(&b, f == LM_CHAT_PHI3 ? "<|end|>\n" : eos);
             if (f == LM_CHAT_ZEPHYR) sb_add(&b, "\n");
         }
@@ -341,7 +371,7 @@ char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
         for (int i = 0; i < n; i++) {
             sb_add(&b, plain_role[roles[i]]);
             sb_add(&b, ": ");
-            sb_add(&b, m[i].content ? m[i].content : "");
+            sb_content(&b, m[i].content ? m[i].content : "", 0);
             sb_add(&b, "\n");
         }
         sb_add(&b, "Assistant:");
@@ -356,8 +386,15 @@ char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
     }
     if (b.oom) {
         free(b.p);
+        free(b.spans);
         set_err(err, errlen, "chat template: out of memory");
         return NULL;
+    }
+    if (spans && n_spans) {
+        *spans = b.spans;
+        *n_spans = b.n_spans;
+    } else {
+        free(b.spans);
     }
     return b.p;
 }

@@ -32,6 +32,15 @@ int lm_chat_from_name(const char *name);
 char *lm_chat_render(enum lm_chat_family f, const struct lm_message *m, int n,
                      const char *bos_text, const char *eos_text, char *err, size_t errlen);
 
+/* lm_chat_render, and where the messages' content lies in the result:
+ * *spans (malloc'd, caller frees; NULL when there is none) holds *n_spans
+ * pairs [start, end) of byte offsets, sorted. Encode the result with
+ * lm_tok_encode_spans(..., *spans, *n_spans, ...) so that special-token text
+ * inside a message (a user writing "<|im_end|>") stays plain text. */
+char *lm_chat_render_spans(enum lm_chat_family f, const struct lm_message *m, int n,
+                           const char *bos_text, const char *eos_text, size_t **spans,
+                           int *n_spans, char *err, size_t errlen);
+
 /* Extra stop strings the family ends a turn with (e.g. "<|eot_id|>",
  * "<|im_end|>"), NULL-terminated static list. */
 const char *const *lm_chat_stops(enum lm_chat_family f);

@@ -547,8 +547,9 @@ done:
     return rc;
 }
 
-/* Special token starting at text[i], or -1 (longest first). */
-static int match_special(const struct lm_tokenizer *t, const char *text, size_t len, size_t i,
+/* Special token starting at text[i] and at most `limit` bytes long, or -1
+ * (longest first). */
+static int match_special(const struct lm_tokenizer *t, const char *text, size_t limit, size_t i,
                          int parse_special)
 {
     unsigned char c = (unsigned char)text[i];
@@ -556,24 +557,41 @@ static int match_special(const struct lm_tokenizer *t, const char *text, size_t 
         int id = t->spec[j];
         if (!parse_special && t->type[id] != LM_TOK_USER) continue;
         size_t n = t->len[id];
-        if (n <= len - i && memcmp(text + i, t->text + t->off[id], n) == 0) return id;
+        if (n <= limit && memcmp(text + i, t->text + t->off[id], n) == 0) return id;
     }
     return -1;
 }
 
-int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
-                  int add_bos, int parse_special, int32_t *out, int cap)
+/* Encoding with special tokens recognised outside the `plain` byte ranges
+ * (pairs [start, end), sorted, non-overlapping) and nowhere inside them. */
+static int encode_impl(const struct lm_tokenizer *t, const char *text, size_t len, int add_bos,
+                       int parse_special, const size_t *plain, int n_plain, int32_t *out, int cap)
 {
     if (!text && len > 0) return -1;
-    if (len > MAX_TEXT || cap < 0) return -1;
+    if (len > MAX_TEXT || cap < 0 || (cap > 0 && !out) || n_plain < 0) return -1;
+    for (int k = 0; k < n_plain; k++) {
+        if (plain[2 * k] > plain[2 * k + 1] || plain[2 * k + 1] > len ||
+            (k > 0 && plain[2 * k] < plain[2 * k - 1]))
+            return -1;
+    }
     struct ivec v = { 0 };
     int rc = -1;
     if (add_bos && t->bos >= 0 && ivec_push(&v, t->bos) < 0) goto done;
     int prev_special = 1;
     size_t run = 0;          /* start of the current plain-text run */
     int have_spec = t->spec_start[256] > 0;
-    for (size_t i = 0; i < len;) {
-        int id = have_spec ? match_special(t, text, len, i, parse_special) : -1;
+    int k = 0;               /* first plain span that ends after i */
+    for (size_t i = 0; have_spec && i < len;) {
+        while (k < n_plain && plain[2 * k + 1] <= i) k++;
+        size_t limit = len - i;
+        if (k < n_plain) {
+            if (plain[2 * k] <= i) {         /* inside untrusted text */
+                i = plain[2 * k + 1];
+                continue;
+            }
+            limit = plain[2 * k] - i;        /* a match must end before it */
+        }
+        int id = match_special(t, text, limit, i, parse_special);
         if (id < 0) { i++; continue; }
         if (i > run) {
             if (encode_run(t, text + run, i - run, t->add_space_prefix && prev_special, &v) < 0)
@@ -595,6 +613,18 @@ int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
 done:
     free(v.v);
     return rc;
+}
+
+int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
+                  int add_bos, int parse_special, int32_t *out, int cap)
+{
+    return encode_impl(t, text, len, add_bos, parse_special, NULL, 0, out, cap);
+}
+
+int lm_tok_encode_spans(const struct lm_tokenizer *t, const char *text, size_t len, int add_bos,
+                        const size_t *plain, int n_plain, int32_t *out, int cap)
+{
+    return encode_impl(t, text, len, add_bos, 1, plain, n_plain, out, cap);
 }
 
 /* ---- GGUF glue ------------------------------------------------------------ */

@@ -48,6 +48,21 @@ const char *lm_tok_piece(const struct lm_tokenizer *t, int32_t prev, int32_t id,
 
 /* ---- additions (text helper) ---------------------------------------------- */
 
+/* Encoding details (SentencePiece/llama.cpp behaviour): the space prefix is
+ * added at the start of the text and after every special token; USER-type
+ * tokens are split out even when parse_special is 0; characters that are not
+ * pieces become <0xXX> byte tokens (UNK when the vocabulary has none). Text
+ * containing U+2581 decodes with a space in its place. */
+
+/* Like lm_tok_encode with parse_special = 1, except that no special token is
+ * recognised inside the byte ranges [plain[2k], plain[2k+1]) (k < n_plain,
+ * sorted, non-overlapping, within len), nor straddling their edges. For
+ * rendered chat prompts: the template's markers are special tokens, the
+ * messages' content is only text, so a user cannot inject "<|im_start|>".
+ * Returns -1 on invalid spans. */
+int lm_tok_encode_spans(const struct lm_tokenizer *t, const char *text, size_t len, int add_bos,
+                        const size_t *plain, int n_plain, int32_t *out, int cap);
+
 int lm_tok_unk(const struct lm_tokenizer *t);
 /* LM_TOK_* type of id (0 = undefined is reported as LM_TOK_NORMAL), or -1
  * if id is out of range. */

@@ -115,6 +115,45 @@ static void test_render(void)
     CHECK_CONTAINS(err, "unknown family 99");
 }
 
+static void test_spans(void)
+{
+    for (int f = 0; f < 8; f++) {
+        char err[256] = "";
+        size_t *sp = NULL;
+        int ns = -1;
+        char *s = lm_chat_render_spans((enum lm_chat_family)f, conv, 4, "<s>", "</s>", &sp, &ns,
+                                       err, sizeof err);
+        CHECK_MSG(s != NULL, "%s", err);
+        if (!s) continue;
+        /* each content appears as one span, in order (gemma/mistral/llama2
+         * fold the system text into the first user turn: still its own span) */
+        CHECK_INT(ns, 4);
+        for (int i = 0; i < ns && i < 4; i++) {
+            size_t a = sp[2 * i], b = sp[2 * i + 1];
+            CHECK(a < b && b <= strlen(s));
+            CHECK_MSG(b - a == strlen(conv[i].content) && memcmp(s + a, conv[i].content, b - a) == 0,
+                      "%s: span %d is \"%.*s\"", lm_chat_name((enum lm_chat_family)f), i,
+                      (int)(b - a), s + a);
+        }
+        char *plain = lm_chat_render((enum lm_chat_family)f, conv, 4, "<s>", "</s>", err, sizeof err);
+        CHECK(plain && strcmp(plain, s) == 0);
+        free(plain);
+        free(s);
+        free(sp);
+    }
+    /* empty content: no span; errors leave the outputs empty */
+    const struct lm_message e[] = { { "user", "" } };
+    size_t *sp = (size_t *)1;
+    int ns = -1;
+    char err[256];
+    char *s = lm_chat_render_spans(LM_CHAT_CHATML, e, 1, "<s>", "</s>", &sp, &ns, err, sizeof err);
+    CHECK(s && ns == 0 && sp == NULL);
+    free(s);
+    const struct lm_message bad[] = { { "robot", "x" } };
+    s = lm_chat_render_spans(LM_CHAT_CHATML, bad, 1, "<s>", "</s>", &sp, &ns, err, sizeof err);
+    CHECK(s == NULL && ns == 0 && sp == NULL);
+}
+
 static void test_detect(void)
 {
     struct { const char *tmpl; enum lm_chat_family f; } cases[] = {
@@ -180,6 +219,7 @@ static void test_stops(void)
 int main(void)
 {
     test_render();
+    test_spans();
     test_detect();
     test_stops();
     DONE();

@@ -125,6 +125,26 @@ static void test_merges(void)
     CHECK_IDS(o, n, spa, 3 + '<', 3 + 's', 3 + '>');
     (void)a; (void)bc;
 
+    /* spans: special tokens only outside the plain (untrusted) ranges */
+    const char *sx = "<s>ab</s>";
+    size_t none[1] = { 0 };
+    n = lm_tok_encode_spans(t, sx, 9, 0, none, 0, o, 64);
+    CHECK_IDS(o, n, 1, spab, 2);
+    size_t inner[2] = { 3, 5 };                     /* "ab" */
+    n = lm_tok_encode_spans(t, sx, 9, 0, inner, 1, o, 64);
+    CHECK_IDS(o, n, 1, spab, 2);
+    size_t first[2] = { 0, 3 };                     /* "<s>" is content: text */
+    n = lm_tok_encode_spans(t, sx, 9, 0, first, 1, o, 64);
+    CHECK_IDS(o, n, sp, 3 + '<', 3 + 's', 3 + '>', ab, 2);
+    size_t straddle[4] = { 2, 4, 8, 9 };            /* cuts both specials */
+    n = lm_tok_encode_spans(t, sx, 9, 1, straddle, 2, o, 64);
+    CHECK(n > 0 && o[0] == 1 && o[1] != 1 && o[n - 1] != 2);
+    for (int i = 1; i < n; i++) CHECK(o[i] != 1 && o[i] != 2);
+    size_t bad[4] = { 3, 5, 4, 6 };                 /* overlapping */
+    CHECK_INT(lm_tok_encode_spans(t, sx, 9, 0, bad, 2, o, 64), -1);
+    size_t past[2] = { 3, 10 };
+    CHECK_INT(lm_tok_encode_spans(t, sx, 9, 0, past, 1, o, 64), -1);
+
     /* the buffer protocol: total count even when cap is smaller */
     int32_t small[2] = { -7, -7 };
     CHECK_INT(lm_tok_encode(t, "a b c", 5, 1, 0, small, 1), 6);
