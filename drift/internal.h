@@ -1,0 +1,31 @@
+/*
+ * internal.h - what the drift/ sources share that is not part of the public API.
+ */
+#ifndef LLMPIN_DRIFT_INTERNAL_H
+#define LLMPIN_DRIFT_INTERNAL_H
+
+#include "drift/drift.h"
+
+/* drift_detector_feed with side outputs for persistence: *new_baseline = 1
+ * when (probe_id, answer) became this probe's baseline answer;
+ * *rebaselined = 1 when the baseline was cleared (after an alarm). */
+int drift_detector_feed_ex(struct drift_detector *dt, const char *probe_id, int correct,
+                           const char *answer, const char **kind, char **evidence,
+                           char *summary, size_t summary_len, int *changed_out,
+                           int *new_baseline, int *rebaselined);
+
+/* Restore state saved by drift_detector_to_json (baseline answers are not in
+ * it; add them with drift_detector_set_baseline). Returns 0 or -1. */
+int drift_detector_load_json(struct drift_detector *dt, const cJSON *state);
+int drift_detector_set_baseline(struct drift_detector *dt, const char *probe_id,
+                                const char *answer);
+const char *drift_detector_baseline(const struct drift_detector *dt, const char *probe_id);
+
+/* Canonical JSON of any value (sorted keys, no whitespace); caller frees. */
+char *drift_canonical_json(const cJSON *v);
+
+/* Strings */
+char *drift_strdup(const char *s);          /* NULL-safe */
+void drift_fmt_time(int64_t ms, char *out, size_t n);   /* "2026-01-31 12:00:00 UTC" */
+
+#endif

@@ -1,0 +1,1464 @@
+/*
+ * store.c - the recorder: a bounded queue, one writer thread, SQLite.
+ *
+ * Why this shape: the event loop must never wait for a disk. The loop only
+ * appends to a linked list under a mutex (a few pointer writes) and signals a
+ * condition variable; one writer thread owns the SQLite connection and writes
+ * whatever has accumulated in ONE transaction (group commit). The writer waits
+ * at most commit_interval_ms after the first item of a batch arrived, so under
+ * load a batch holds thousands of records and costs one commit, and when idle
+ * a record is on disk within the interval. WAL with synchronous=NORMAL means a
+ * commit survives the process being killed (the OS has the pages); only a
+ * power cut can lose the last commits, which is the trade we want for a
+ * recorder.
+ *
+ * The queue is bounded (DRIFT_QUEUE_MAX items). When the disk is slower than
+ * traffic, new records are dropped and counted: a proxy that stalls because
+ * its flight recorder is full would be worse than a gap in the record. Events
+ * (alarms) are never dropped.
+ *
+ * State that detection needs on the hot path (versions seen, detector state)
+ * lives in memory on the loop thread, loaded from the database at open; the
+ * loop sends copies of every change to the writer, so the database is the
+ * durable mirror and the memory is the truth while running.
+ *
+ * Passive output drift is computed by the writer: for a deterministic record
+ * it looks up the previous output hash of (target, request_hash) in
+ * drift_outputs and counts a change per (target, fingerprint).
+ */
+#include "drift/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BATCH_SOFT_MAX 5000           /* wake the writer early when this many wait */
+#define RECENT_EVENTS 32
+#define VERSION_FLUSH_MS 1000         /* coalesce last_seen/count updates */
+#define RETENTION_CHECK_MS 60000
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+char *drift_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void drift_fmt_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- queue items -------------------------------------------------------------- */
+
+enum item_kind {
+    IT_RECORD,
+    IT_EVENT,
+    IT_VERSION,          /* a=target b=requested c=field d=value; n=count, t0=first, t1=last */
+    IT_BASELINE,         /* a=suite b=target c=probe_id d=answer */
+    IT_BASELINE_CLEAR,   /* a=suite b=target */
+    IT_DETECTOR,         /* a=suite b=target c=state json */
+};
+
+struct item {
+    enum item_kind kind;
+    struct item *next;
+    struct drift_record *rec;
+    struct drift_event ev;
+    char *a, *b, *c, *d;
+    int64_t n, t0, t1;
+};
+
+static void item_free(struct item *it)
+{
+    drift_record_free(it->rec);
+    drift_event_clear(&it->ev);
+    free(it->a);
+    free(it->b);
+    free(it->c);
+    free(it->d);
+    free(it);
+}
+
+/* ---- loop-side state ------------------------------------------------------------ */
+
+struct vval {
+    char *value;
+    int64_t first_ms, last_ms, count;
+    int64_t pending;                  /* observations not yet sent to the writer */
+    int64_t flushed_ms;               /* when we last sent them */
+};
+
+struct vfield {
+    struct vval *v;
+    size_t n, cap;
+    int current;                      /* index of the latest value, -1 none */
+};
+
+struct vpair {
+    char *target, *requested;
+    struct vfield model, fp;
+    struct vpair *next;
+};
+
+struct det {
+    char *suite, *target;
+    struct drift_detector *dt;
+    struct det *next;
+};
+
+struct outcount {                     /* writer-side, read under mu */
+    char *target, *fingerprint;
+    int64_t compared, changed;
+    struct outcount *next;
+};
+
+struct drift {
+    char *db_path;
+    enum cfg_store_outputs store_outputs;
+    int commit_interval_ms;
+    int retention_days, retention_mb;
+    struct drift_detector_params dprm;
+
+    sqlite3 *db;                      /* writer thread only, after open */
+    pthread_t thread;
+    int thread_started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    struct item *head, *tail;
+    size_t qlen;
+    int64_t first_arrival_ms;         /* monotonic, of the oldest queued item */
+    int stop, flush_req;
+    uint64_t seq_pushed, seq_done;
+    struct drift_stats st;
+    struct outcount *outcounts;
+
+    drift_log_fn log;
+    void *log_ud;
+
+    /* loop thread only */
+    struct vpair **vtab;
+    size_t vtab_n;
+    struct det *dets;
+    struct drift_event recent[RECENT_EVENTS];
+    size_t recent_pos, recent_len;
+    int64_t last_retention_ms;        /* writer only */
+};
+
+static void default_log(void *ud, const char *level, const char *msg)
+{
+    fprintf(stderr, "drift %s: %s\n", level, msg);
+}
+
+static void logf_(struct drift *d, const char *level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    d->log(d->log_ud, level, msg);
+}
+
+void drift_set_log(struct drift *d, drift_log_fn fn, void *ud)
+{
+    d->log = fn ? fn : default_log;
+    d->log_ud = ud;
+}
+
+/* Append an item. force: accept even when the queue is full (events). */
+static int enqueue(struct drift *d, struct item *it, int force)
+{
+    pthread_mutex_lock(&d->mu);
+    if (!force && d->qlen >= DRIFT_QUEUE_MAX) {
+        d->st.dropped++;
+        pthread_mutex_unlock(&d->mu);
+        item_free(it);
+        return -1;
+    }
+    it->next = NULL;
+    if (d->tail)
+        d->tail->next = it;
+    else
+        d->head = it;
+    d->tail = it;
+    if (d->qlen++ == 0) {
+        d->first_arrival_ms = mono_ms();
+        pthread_cond_signal(&d->work);
+    } else if (d->qlen == BATCH_SOFT_MAX) {
+        pthread_cond_signal(&d->work);
+    }
+    d->seq_pushed++;
+    d->st.pushed++;
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+void drift_push(struct drift *d, struct drift_record *r)
+{
+    if (!r)
+        return;
+    if (!d) {
+        drift_record_free(r);
+        return;
+    }
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        pthread_mutex_lock(&d->mu);
+        d->st.dropped++;
+        pthread_mutex_unlock(&d->mu);
+        drift_record_free(r);
+        return;
+    }
+    if (!r->ts_ms)
+        r->ts_ms = drift_now_ms();
+    it->kind = IT_RECORD;
+    it->rec = r;
+    enqueue(d, it, 0);
+}
+
+static struct item *item_new(enum item_kind k, const char *a, const char *b, const char *c,
+                             const char *dd)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->kind = k;
+    it->a = drift_strdup(a);
+    it->b = drift_strdup(b);
+    it->c = drift_strdup(c);
+    it->d = drift_strdup(dd);
+    if ((a && !it->a) || (b && !it->b) || (c && !it->c) || (dd && !it->d)) {
+        item_free(it);
+        return NULL;
+    }
+    return it;
+}
+
+static void ev_copy(struct drift_event *dst, const struct drift_event *src)
+{
+    dst->ts_ms = src->ts_ms;
+    dst->kind = drift_strdup(src->kind);
+    dst->target = drift_strdup(src->target);
+    dst->subject = drift_strdup(src->subject);
+    dst->old_value = drift_strdup(src->old_value);
+    dst->new_value = drift_strdup(src->new_value);
+    dst->summary = drift_strdup(src->summary);
+    dst->evidence = drift_strdup(src->evidence);
+}
+
+/* Loop side: remember, count, log and queue a new event. */
+static void raise_event(struct drift *d, const struct drift_event *ev)
+{
+    struct drift_event *slot = &d->recent[d->recent_pos];
+    drift_event_clear(slot);
+    ev_copy(slot, ev);
+    d->recent_pos = (d->recent_pos + 1) % RECENT_EVENTS;
+    if (d->recent_len < RECENT_EVENTS)
+        d->recent_len++;
+    pthread_mutex_lock(&d->mu);
+    d->st.events++;
+    pthread_mutex_unlock(&d->mu);
+    logf_(d, "warn", "%s drift on %s (%s): %s", ev->kind, ev->target ? ev->target : "?",
+          ev->subject ? ev->subject : "?", ev->summary ? ev->summary : "");
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return;
+    it->kind = IT_EVENT;
+    ev_copy(&it->ev, ev);
+    enqueue(d, it, 1);
+}
+
+/* ---- schema ---------------------------------------------------------------------- */
+
+/* migrations[i] takes the schema from version i to i+1. To add version 2,
+ * append its SQL here and bump DRIFT_SCHEMA_VERSION in drift.h. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE drift_records("
+    " id INTEGER PRIMARY KEY,"
+    " ts_ms INTEGER NOT NULL,"
+    " request_id TEXT, key_name TEXT, route TEXT, target TEXT,"
+    " requested_model TEXT, served_model TEXT, system_fingerprint TEXT,"
+    " upstream_request_id TEXT, version_headers TEXT,"
+    " status INTEGER, latency_ms INTEGER, ttft_ms INTEGER,"
+    " prompt_tokens INTEGER, completion_tokens INTEGER,"
+    " request_hash TEXT, output_hash TEXT, output_text TEXT,"
+    " is_probe INTEGER NOT NULL DEFAULT 0, probe_suite TEXT, probe_id TEXT,"
+    " probe_correct INTEGER, probe_answer TEXT, probe_changed INTEGER,"
+    " is_shadow INTEGER NOT NULL DEFAULT 0, deterministic INTEGER NOT NULL DEFAULT 0,"
+    " seed INTEGER);"
+    "CREATE INDEX drift_records_ts ON drift_records(ts_ms);"
+    "CREATE INDEX drift_records_target_ts ON drift_records(target, ts_ms);"
+    "CREATE INDEX drift_records_request_id ON drift_records(request_id);"
+    "CREATE TABLE drift_versions("
+    " target TEXT NOT NULL, requested_model TEXT NOT NULL, field TEXT NOT NULL,"
+    " value TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " PRIMARY KEY(target, requested_model, field, value));"
+    "CREATE TABLE drift_events("
+    " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " target TEXT, subject TEXT, old_value TEXT, new_value TEXT, summary TEXT,"
+    " evidence TEXT, acknowledged INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX drift_events_ts ON drift_events(ts_ms);"
+    "CREATE TABLE drift_outputs("
+    " target TEXT NOT NULL, request_hash TEXT NOT NULL, output_hash TEXT NOT NULL,"
+    " fingerprint TEXT, ts_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(target, request_hash)) WITHOUT ROWID;"
+    "CREATE TABLE drift_output_changes("
+    " target TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+    " compared INTEGER NOT NULL, changed INTEGER NOT NULL,"
+    " PRIMARY KEY(target, fingerprint));"
+    "CREATE TABLE drift_probe_baseline("
+    " suite TEXT NOT NULL, target TEXT NOT NULL, probe_id TEXT NOT NULL, answer TEXT,"
+    " PRIMARY KEY(suite, target, probe_id));"
+    "CREATE TABLE drift_detectors("
+    " suite TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, updated_ms INTEGER,"
+    " PRIMARY KEY(suite, target));",
+};
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    char what[512];
+    snprintf(what, sizeof what, "%s: schema", path);
+    if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", err,
+             errlen, what))
+        return -1;
+    int version = 0, have_row = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &st, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+        have_row = 1;
+    }
+    sqlite3_finalize(st);
+    int latest = (int)(sizeof migrations / sizeof migrations[0]);
+    if (version > latest) {
+        set_err(err, errlen,
+                "%s: database schema version %d is newer than this llmpin understands (%d)",
+                path, version, latest);
+        return -1;
+    }
+    for (int v = version; v < latest; v++) {
+        char step[600];
+        snprintf(step, sizeof step, "%s: migration to version %d", path, v + 1);
+        if (exec(db, "BEGIN IMMEDIATE", err, errlen, step))
+            return -1;
+        if (exec(db, migrations[v], err, errlen, step)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        char sql[128];
+        if (!have_row)
+            snprintf(sql, sizeof sql, "INSERT INTO schema_version(version) VALUES(%d)", v + 1);
+        else
+            snprintf(sql, sizeof sql, "UPDATE schema_version SET version = %d", v + 1);
+        have_row = 1;
+        if (exec(db, sql, err, errlen, step) || exec(db, "COMMIT", err, errlen, step)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- version map (loop thread) ----------------------------------------------------- */
+
+static size_t hash2(const char *a, const char *b)
+{
+    size_t h = 1469598103934665603ULL;
+    for (const char *s = a; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *s = b; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct vpair *vpair_get(struct drift *d, const char *target, const char *req, int create)
+{
+    size_t slot = hash2(target, req) % d->vtab_n;
+    for (struct vpair *p = d->vtab[slot]; p; p = p->next)
+        if (strcmp(p->target, target) == 0 && strcmp(p->requested, req) == 0)
+            return p;
+    if (!create)
+        return NULL;
+    struct vpair *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->target = strdup(target);
+    p->requested = strdup(req);
+    if (!p->target || !p->requested) {
+        free(p->target);
+        free(p->requested);
+        free(p);
+        return NULL;
+    }
+    p->model.current = p->fp.current = -1;
+    p->next = d->vtab[slot];
+    d->vtab[slot] = p;
+    return p;
+}
+
+static int vfield_find(const struct vfield *f, const char *v)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->v[i].value, v) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int vfield_add(struct vfield *f, const char *v, int64_t first, int64_t last, int64_t count)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4;
+        struct vval *nv = realloc(f->v, cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        f->v = nv;
+        f->cap = cap;
+    }
+    struct vval *e = &f->v[f->n];
+    memset(e, 0, sizeof *e);
+    if (!(e->value = strdup(v)))
+        return -1;
+    e->first_ms = first;
+    e->last_ms = last;
+    e->count = count;
+    return (int)f->n++;
+}
+
+static void vfield_free(struct vfield *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].value);
+    free(f->v);
+}
+
+static void send_version(struct drift *d, struct vpair *p, const char *field, struct vval *v,
+                         int64_t now)
+{
+    struct item *it = item_new(IT_VERSION, p->target, p->requested, field, v->value);
+    if (!it)
+        return;
+    it->n = v->pending;
+    it->t0 = v->first_ms;
+    it->t1 = v->last_ms;
+    v->pending = 0;
+    v->flushed_ms = now;
+    enqueue(d, it, 1);
+}
+
+/* Returns 1 when v is new for a field that already had values. */
+static int observe_field(struct drift *d, struct vpair *p, struct vfield *f, const char *field,
+                         const char *v, int64_t now, int *is_new)
+{
+    *is_new = 0;
+    if (!v || !*v)
+        return 0;
+    int i = vfield_find(f, v);
+    int alarm = 0;
+    if (i < 0) {
+        alarm = f->n > 0;
+        *is_new = 1;
+        i = vfield_add(f, v, now, now, 0);
+        if (i < 0)
+            return 0;
+    }
+    struct vval *e = &f->v[i];
+    e->count++;
+    e->pending++;
+    e->last_ms = now;
+    f->current = i;
+    if (*is_new || now - e->flushed_ms >= VERSION_FLUSH_MS)
+        send_version(d, p, field, e, now);
+    return alarm;
+}
+
+int drift_observe_version(struct drift *d, const char *target, const char *requested_model,
+                          const char *served_model, const char *fingerprint,
+                          struct drift_event *ev_out)
+{
+    if (ev_out)
+        memset(ev_out, 0, sizeof *ev_out);
+    if (!d || !target)
+        return 0;
+    if (!requested_model)
+        requested_model = "";
+    struct vpair *p = vpair_get(d, target, requested_model, 1);
+    if (!p)
+        return 0;
+    int64_t now = drift_now_ms();
+    const char *old_model = p->model.current >= 0 ? p->model.v[p->model.current].value : NULL;
+    const char *old_fp = p->fp.current >= 0 ? p->fp.v[p->fp.current].value : NULL;
+    char old_buf[512];
+    snprintf(old_buf, sizeof old_buf, "%s / %s", old_model ? old_model : "-",
+             old_fp ? old_fp : "-");
+    char *old_model_c = drift_strdup(old_model), *old_fp_c = drift_strdup(old_fp);
+    int new_m, new_f;
+    int a_m = observe_field(d, p, &p->model, "served_model", served_model, now, &new_m);
+    int a_f = observe_field(d, p, &p->fp, "system_fingerprint", fingerprint, now, &new_f);
+    int alarm = a_m || a_f;
+    if (alarm) {
+        struct drift_event ev = {0};
+        char new_buf[512], summary[1400];
+        const char *cur_m = p->model.current >= 0 ? p->model.v[p->model.current].value : "-";
+        const char *cur_f = p->fp.current >= 0 ? p->fp.v[p->fp.current].value : "-";
+        snprintf(new_buf, sizeof new_buf, "%s / %s", cur_m, cur_f);
+        snprintf(summary, sizeof summary,
+                 "%s answered a request for \"%s\" with %s%s%s%s%s never seen before "
+                 "(previously %s)",
+                 target, requested_model, a_m ? "model " : "", a_m ? served_model : "",
+                 a_m && a_f ? " and " : "", a_f ? "fingerprint " : "", a_f ? fingerprint : "",
+                 old_buf);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "requested_model", requested_model);
+        cJSON *ch = cJSON_AddArrayToObject(e, "changed");
+        if (a_m)
+            cJSON_AddItemToArray(ch, cJSON_CreateString("served_model"));
+        if (a_f)
+            cJSON_AddItemToArray(ch, cJSON_CreateString("system_fingerprint"));
+        cJSON_AddItemToObject(e, "old_served_model",
+                              old_model_c ? cJSON_CreateString(old_model_c) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "new_served_model",
+                              served_model ? cJSON_CreateString(served_model) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "old_fingerprint",
+                              old_fp_c ? cJSON_CreateString(old_fp_c) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "new_fingerprint",
+                              fingerprint ? cJSON_CreateString(fingerprint) : cJSON_CreateNull());
+        cJSON_AddNumberToObject(e, "known_models", (double)p->model.n);
+        cJSON_AddNumberToObject(e, "known_fingerprints", (double)p->fp.n);
+        ev.ts_ms = now;
+        ev.kind = strdup("version");
+        ev.target = strdup(target);
+        ev.subject = strdup(requested_model);
+        ev.old_value = strdup(old_buf);
+        ev.new_value = strdup(new_buf);
+        ev.summary = strdup(summary);
+        ev.evidence = cJSON_PrintUnformatted(e);
+        cJSON_Delete(e);
+        raise_event(d, &ev);
+        if (ev_out)
+            *ev_out = ev;
+        else
+            drift_event_clear(&ev);
+    }
+    free(old_model_c);
+    free(old_fp_c);
+    return alarm;
+}
+
+/* ---- detectors (loop thread) --------------------------------------------------------- */
+
+static struct det *det_get(struct drift *d, const char *suite, const char *target, int create)
+{
+    for (struct det *x = d->dets; x; x = x->next)
+        if (strcmp(x->suite, suite) == 0 && strcmp(x->target, target) == 0)
+            return x;
+    if (!create)
+        return NULL;
+    struct det *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->suite = strdup(suite);
+    x->target = strdup(target);
+    x->dt = drift_detector_new(&d->dprm);
+    if (!x->suite || !x->target || !x->dt) {
+        free(x->suite);
+        free(x->target);
+        drift_detector_free(x->dt);
+        free(x);
+        return NULL;
+    }
+    x->next = d->dets;
+    d->dets = x;
+    return x;
+}
+
+int drift_probe_result(struct drift *d, const char *suite, const struct drift_probe *p,
+                       struct drift_record *r, struct drift_event *ev_out)
+{
+    if (ev_out)
+        memset(ev_out, 0, sizeof *ev_out);
+    if (!d || !suite || !p || !r || !r->target) {
+        drift_record_free(r);
+        return -1;
+    }
+    if (!r->ts_ms)
+        r->ts_ms = drift_now_ms();
+    r->is_probe = 1;
+    free(r->probe_suite);
+    free(r->probe_id);
+    r->probe_suite = strdup(suite);
+    r->probe_id = strdup(p->id);
+    if (!r->request_hash[0]) {
+        cJSON *req = drift_probe_request(p, r->requested_model ? r->requested_model : r->target);
+        if (req) {
+            drift_canonical_request_hash(req, r->request_hash);
+            r->deterministic = drift_request_is_deterministic(req, &r->seed, &r->has_seed);
+            cJSON_Delete(req);
+        }
+    }
+    if (r->output_text && !r->output_hash[0])
+        drift_output_hash(r->output_text, strlen(r->output_text), r->output_hash);
+
+    int alarm = 0;
+    int graded = r->output_text && r->status < 400;
+    if (!graded) {
+        r->probe_correct = -1;
+        drift_push(d, r);
+        return 0;
+    }
+    char answer[512];
+    int has_answer = drift_probe_extract(p, r->output_text, answer, sizeof answer) == 0;
+    r->probe_correct = drift_probe_grade(p, r->output_text);
+    free(r->probe_answer);
+    r->probe_answer = has_answer ? strdup(answer) : NULL;
+
+    struct det *x = det_get(d, suite, r->target, 1);
+    if (x) {
+        const char *kind = NULL;
+        char *evidence = NULL, summary[1024];
+        int changed, new_bl, rebl;
+        alarm = drift_detector_feed_ex(x->dt, p->id, r->probe_correct,
+                                       has_answer ? answer : NULL, &kind, &evidence, summary,
+                                       sizeof summary, &changed, &new_bl, &rebl);
+        r->probe_changed = changed;
+        if (new_bl) {
+            struct item *it = item_new(IT_BASELINE, suite, r->target, p->id,
+                                       has_answer ? answer : "<none>");
+            if (it)
+                enqueue(d, it, 1);
+        }
+        if (rebl) {
+            struct item *it = item_new(IT_BASELINE_CLEAR, suite, r->target, NULL, NULL);
+            if (it)
+                enqueue(d, it, 1);
+        }
+        cJSON *stj = drift_detector_to_json(x->dt);
+        char *sts = stj ? cJSON_PrintUnformatted(stj) : NULL;
+        cJSON_Delete(stj);
+        if (sts) {
+            struct item *it = item_new(IT_DETECTOR, suite, r->target, NULL, NULL);
+            if (it) {
+                it->c = sts;
+                enqueue(d, it, 1);
+            } else {
+                free(sts);
+            }
+        }
+        if (alarm) {
+            struct drift_event ev = {0};
+            char full[1400], oldv[32], newv[32];
+            cJSON *e = evidence ? cJSON_Parse(evidence) : NULL;
+            const cJSON *ba = cJSON_GetObjectItemCaseSensitive(e, "baseline_accuracy");
+            const cJSON *ra = cJSON_GetObjectItemCaseSensitive(e, "recent_accuracy");
+            snprintf(oldv, sizeof oldv, "%.1f%%", cJSON_IsNumber(ba) ? 100 * ba->valuedouble : 0);
+            snprintf(newv, sizeof newv, "%.1f%%", cJSON_IsNumber(ra) ? 100 * ra->valuedouble : 0);
+            cJSON_Delete(e);
+            snprintf(full, sizeof full, "probe suite %s on %s: %s", suite, r->target, summary);
+            ev.ts_ms = r->ts_ms;
+            ev.kind = strdup(kind);
+            ev.target = strdup(r->target);
+            ev.subject = strdup(suite);
+            ev.old_value = strdup(oldv);
+            ev.new_value = strdup(newv);
+            ev.summary = strdup(full);
+            ev.evidence = evidence;
+            raise_event(d, &ev);
+            if (ev_out)
+                *ev_out = ev;
+            else
+                drift_event_clear(&ev);
+        } else {
+            free(evidence);
+        }
+    }
+    drift_push(d, r);
+    return alarm;
+}
+
+/* ---- the writer -------------------------------------------------------------------------- */
+
+struct wstmts {
+    sqlite3_stmt *rec, *ev, *ver, *bl, *blclr, *det, *out_get, *out_put, *oc;
+};
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void outcount_add(struct drift *d, const char *target, const char *fp, int changed)
+{
+    /* under d->mu */
+    struct outcount *o;
+    for (o = d->outcounts; o; o = o->next)
+        if (strcmp(o->target, target) == 0 && strcmp(o->fingerprint, fp) == 0)
+            break;
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o)
+            return;
+        o->target = strdup(target);
+        o->fingerprint = strdup(fp);
+        if (!o->target || !o->fingerprint) {
+            free(o->target);
+            free(o->fingerprint);
+            free(o);
+            return;
+        }
+        o->next = d->outcounts;
+        d->outcounts = o;
+    }
+    o->compared++;
+    o->changed += changed;
+    d->st.output_compared++;
+    d->st.output_changed += changed;
+}
+
+static int write_record(struct drift *d, struct wstmts *w, struct drift_record *r)
+{
+    sqlite3_stmt *s = w->rec;
+    int keep_hash = d->store_outputs != CFG_STORE_NONE;
+    int keep_text = d->store_outputs == CFG_STORE_FULL ||
+                    (r->is_probe && d->store_outputs != CFG_STORE_NONE);
+    sqlite3_bind_int64(s, 1, r->ts_ms);
+    bind_text(s, 2, r->request_id);
+    bind_text(s, 3, r->key_name);
+    bind_text(s, 4, r->route);
+    bind_text(s, 5, r->target);
+    bind_text(s, 6, r->requested_model);
+    bind_text(s, 7, r->served_model);
+    bind_text(s, 8, r->system_fingerprint);
+    bind_text(s, 9, r->upstream_request_id);
+    bind_text(s, 10, r->version_headers);
+    sqlite3_bind_int(s, 11, r->status);
+    sqlite3_bind_int(s, 12, r->latency_ms);
+    if (r->ttft_ms >= 0)
+        sqlite3_bind_int(s, 13, r->ttft_ms);
+    sqlite3_bind_int(s, 14, r->prompt_tokens);
+    sqlite3_bind_int(s, 15, r->completion_tokens);
+    bind_text(s, 16, r->request_hash[0] ? r->request_hash : NULL);
+    bind_text(s, 17, keep_hash && r->output_hash[0] ? r->output_hash : NULL);
+    bind_text(s, 18, keep_text ? r->output_text : NULL);
+    sqlite3_bind_int(s, 19, r->is_probe);
+    bind_text(s, 20, r->probe_suite);
+    bind_text(s, 21, r->probe_id);
+    if (r->is_probe && r->probe_correct >= 0)
+        sqlite3_bind_int(s, 22, r->probe_correct);
+    bind_text(s, 23, r->probe_answer);
+    if (r->is_probe && r->probe_changed >= 0)
+        sqlite3_bind_int(s, 24, r->probe_changed);
+    sqlite3_bind_int(s, 25, r->is_shadow);
+    sqlite3_bind_int(s, 26, r->deterministic);
+    if (r->has_seed)
+        sqlite3_bind_int64(s, 27, r->seed);
+    if (step_done(s))
+        return -1;
+
+    /* passive output drift */
+    if (!r->deterministic || !keep_hash || !r->output_hash[0] || !r->request_hash[0] ||
+        !r->target || r->status >= 400)
+        return 0;
+    char prev[65] = "";
+    sqlite3_bind_text(w->out_get, 1, r->target, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(w->out_get, 2, r->request_hash, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(w->out_get) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(w->out_get, 0);
+        if (t)
+            snprintf(prev, sizeof prev, "%s", (const char *)t);
+    }
+    sqlite3_reset(w->out_get);
+    sqlite3_clear_bindings(w->out_get);
+    sqlite3_bind_text(w->out_put, 1, r->target, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(w->out_put, 2, r->request_hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(w->out_put, 3, r->output_hash, -1, SQLITE_TRANSIENT);
+    bind_text(w->out_put, 4, r->system_fingerprint);
+    sqlite3_bind_int64(w->out_put, 5, r->ts_ms);
+    if (step_done(w->out_put))
+        return -1;
+    if (prev[0]) {
+        int changed = strcmp(prev, r->output_hash) != 0;
+        const char *fp = r->system_fingerprint ? r->system_fingerprint : "";
+        sqlite3_bind_text(w->oc, 1, r->target, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(w->oc, 2, fp, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(w->oc, 3, changed);
+        if (step_done(w->oc))
+            return -1;
+        pthread_mutex_lock(&d->mu);
+        outcount_add(d, r->target, fp, changed);
+        pthread_mutex_unlock(&d->mu);
+    }
+    return 0;
+}
+
+static int write_item(struct drift *d, struct wstmts *w, struct item *it)
+{
+    sqlite3_stmt *s;
+    switch (it->kind) {
+    case IT_RECORD:
+        return write_record(d, w, it->rec);
+    case IT_EVENT:
+        s = w->ev;
+        sqlite3_bind_int64(s, 1, it->ev.ts_ms);
+        bind_text(s, 2, it->ev.kind ? it->ev.kind : "unknown");
+        bind_text(s, 3, it->ev.target);
+        bind_text(s, 4, it->ev.subject);
+        bind_text(s, 5, it->ev.old_value);
+        bind_text(s, 6, it->ev.new_value);
+        bind_text(s, 7, it->ev.summary);
+        bind_text(s, 8, it->ev.evidence);
+        return step_done(s);
+    case IT_VERSION:
+        s = w->ver;
+        bind_text(s, 1, it->a);
+        bind_text(s, 2, it->b);
+        bind_text(s, 3, it->c);
+        bind_text(s, 4, it->d);
+        sqlite3_bind_int64(s, 5, it->t0);
+        sqlite3_bind_int64(s, 6, it->t1);
+        sqlite3_bind_int64(s, 7, it->n);
+        return step_done(s);
+    case IT_BASELINE:
+        s = w->bl;
+        bind_text(s, 1, it->a);
+        bind_text(s, 2, it->b);
+        bind_text(s, 3, it->c);
+        bind_text(s, 4, it->d);
+        return step_done(s);
+    case IT_BASELINE_CLEAR:
+        s = w->blclr;
+        bind_text(s, 1, it->a);
+        bind_text(s, 2, it->b);
+        return step_done(s);
+    case IT_DETECTOR:
+        s = w->det;
+        bind_text(s, 1, it->a);
+        bind_text(s, 2, it->b);
+        bind_text(s, 3, it->c);
+        sqlite3_bind_int64(s, 4, drift_now_ms());
+        return step_done(s);
+    }
+    return -1;
+}
+
+static int prepare_all(sqlite3 *db, struct wstmts *w)
+{
+    struct {
+        sqlite3_stmt **s;
+        const char *sql;
+    } q[] = {
+        {&w->rec, "INSERT INTO drift_records(ts_ms, request_id, key_name, route, target,"
+                  " requested_model, served_model, system_fingerprint, upstream_request_id,"
+                  " version_headers, status, latency_ms, ttft_ms, prompt_tokens,"
+                  " completion_tokens, request_hash, output_hash, output_text, is_probe,"
+                  " probe_suite, probe_id, probe_correct, probe_answer, probe_changed,"
+                  " is_shadow, deterministic, seed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                  "?,?,?,?,?,?,?,?,?)"},
+        {&w->ev, "INSERT INTO drift_events(ts_ms, kind, target, subject, old_value, new_value,"
+                 " summary, evidence) VALUES(?,?,?,?,?,?,?,?)"},
+        {&w->ver, "INSERT INTO drift_versions(target, requested_model, field, value,"
+                  " first_seen_ms, last_seen_ms, count) VALUES(?,?,?,?,?,?,?)"
+                  " ON CONFLICT(target, requested_model, field, value) DO UPDATE SET"
+                  " last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),"
+                  " count = count + excluded.count"},
+        {&w->bl, "INSERT OR REPLACE INTO drift_probe_baseline(suite, target, probe_id, answer)"
+                 " VALUES(?,?,?,?)"},
+        {&w->blclr, "DELETE FROM drift_probe_baseline WHERE suite = ? AND target = ?"},
+        {&w->det, "INSERT OR REPLACE INTO drift_detectors(suite, target, state, updated_ms)"
+                  " VALUES(?,?,?,?)"},
+        {&w->out_get, "SELECT output_hash FROM drift_outputs WHERE target = ? AND request_hash = ?"},
+        {&w->out_put, "INSERT OR REPLACE INTO drift_outputs(target, request_hash, output_hash,"
+                      " fingerprint, ts_ms) VALUES(?,?,?,?,?)"},
+        {&w->oc, "INSERT INTO drift_output_changes(target, fingerprint, compared, changed)"
+                 " VALUES(?1, ?2, 1, ?3) ON CONFLICT(target, fingerprint) DO UPDATE SET"
+                 " compared = compared + 1, changed = changed + ?3"},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        if (sqlite3_prepare_v2(db, q[i].sql, -1, q[i].s, NULL) != SQLITE_OK)
+            return -1;
+    return 0;
+}
+
+static void finalize_all(struct wstmts *w)
+{
+    sqlite3_finalize(w->rec);
+    sqlite3_finalize(w->ev);
+    sqlite3_finalize(w->ver);
+    sqlite3_finalize(w->bl);
+    sqlite3_finalize(w->blclr);
+    sqlite3_finalize(w->det);
+    sqlite3_finalize(w->out_get);
+    sqlite3_finalize(w->out_put);
+    sqlite3_finalize(w->oc);
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Age first, then size: delete the oldest records until the live pages fit
+ * in retention_mb, then give the freed pages back to the file system. */
+static void retention(struct drift *d)
+{
+    char sql[256];
+    int64_t deleted = 0;
+    if (d->retention_days > 0) {
+        int64_t cutoff = drift_now_ms() - (int64_t)d->retention_days * 86400000;
+        snprintf(sql, sizeof sql, "DELETE FROM drift_records WHERE ts_ms < %lld",
+                 (long long)cutoff);
+        if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+            deleted += sqlite3_changes(d->db);
+        snprintf(sql, sizeof sql, "DELETE FROM drift_outputs WHERE ts_ms < %lld",
+                 (long long)cutoff);
+        sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+    }
+    if (d->retention_mb > 0) {
+        int64_t limit = (int64_t)d->retention_mb * 1024 * 1024;
+        for (int round = 0; round < 50; round++) {
+            int64_t pages = query_int(d->db, "PRAGMA page_count");
+            int64_t free_pages = query_int(d->db, "PRAGMA freelist_count");
+            int64_t psize = query_int(d->db, "PRAGMA page_size");
+            if (pages < 0 || free_pages < 0 || psize <= 0 || (pages - free_pages) * psize <= limit)
+                break;
+            int64_t n = query_int(d->db, "SELECT count(*) FROM drift_records");
+            if (n <= 0)
+                break;
+            int64_t chunk = n / 20 + 1;            /* 5% per round */
+            snprintf(sql, sizeof sql,
+                     "DELETE FROM drift_records WHERE id IN (SELECT id FROM drift_records"
+                     " ORDER BY id LIMIT %lld)", (long long)chunk);
+            if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                break;
+            deleted += sqlite3_changes(d->db);
+        }
+    }
+    if (deleted > 0) {
+        sqlite3_exec(d->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+        pthread_mutex_lock(&d->mu);
+        d->st.retention_deleted += (uint64_t)deleted;
+        pthread_mutex_unlock(&d->mu);
+    }
+}
+
+static void write_batch(struct drift *d, struct wstmts *w, struct item *list, uint64_t *nrec)
+{
+    *nrec = 0;
+    int ok = sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        logf_(d, "error", "%s: BEGIN failed: %s", d->db_path, sqlite3_errmsg(d->db));
+    int item_errors = 0;
+    for (struct item *it = list; it && ok; it = it->next) {
+        if (write_item(d, w, it) == 0) {
+            if (it->kind == IT_RECORD)
+                (*nrec)++;
+        } else if (item_errors++ == 0) {
+            logf_(d, "error", "%s: write failed: %s", d->db_path, sqlite3_errmsg(d->db));
+        }
+    }
+    if (ok && sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        logf_(d, "error", "%s: COMMIT failed: %s", d->db_path, sqlite3_errmsg(d->db));
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        ok = 0;
+    }
+    if (!ok)
+        *nrec = 0;
+    pthread_mutex_lock(&d->mu);
+    if (ok) {
+        d->st.batches++;
+        d->st.written += *nrec;
+    }
+    if (!ok || item_errors)
+        d->st.write_errors++;
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    struct drift *d = arg;
+    struct wstmts w = {0};
+    if (prepare_all(d->db, &w) != 0)
+        logf_(d, "error", "%s: cannot prepare statements: %s", d->db_path,
+              sqlite3_errmsg(d->db));
+    int prepared = w.rec && w.ev && w.ver && w.bl && w.blclr && w.det && w.out_get &&
+                   w.out_put && w.oc;
+    d->last_retention_ms = mono_ms();
+    retention(d);
+
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->head && !d->stop)
+            pthread_cond_wait(&d->work, &d->mu);
+        if (!d->head && d->stop)
+            break;
+        /* group commit window */
+        int64_t deadline = d->first_arrival_ms + d->commit_interval_ms;
+        while (!d->stop && !d->flush_req && d->qlen < BATCH_SOFT_MAX) {
+            int64_t now = mono_ms();
+            if (now >= deadline)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t wait = deadline - now;
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&d->work, &d->mu, &ts);
+        }
+        struct item *list = d->head;
+        size_t n = d->qlen;
+        d->head = d->tail = NULL;
+        d->qlen = 0;
+        d->flush_req = 0;
+        pthread_mutex_unlock(&d->mu);
+
+        uint64_t nrec = 0;
+        if (prepared)
+            write_batch(d, &w, list, &nrec);
+        while (list) {
+            struct item *nx = list->next;
+            item_free(list);
+            list = nx;
+        }
+        if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS) {
+            d->last_retention_ms = mono_ms();
+            retention(d);
+        }
+
+        pthread_mutex_lock(&d->mu);
+        d->seq_done += n;
+        pthread_cond_broadcast(&d->done);
+    }
+    pthread_mutex_unlock(&d->mu);
+    finalize_all(&w);
+    return NULL;
+}
+
+/* ---- open / load / close ------------------------------------------------------------ */
+
+static int load_state(struct drift *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(d->db,
+                           "SELECT target, requested_model, field, value, first_seen_ms,"
+                           " last_seen_ms, count FROM drift_versions ORDER BY last_seen_ms",
+                           -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *rq = (const char *)sqlite3_column_text(s, 1);
+        const char *f = (const char *)sqlite3_column_text(s, 2);
+        const char *v = (const char *)sqlite3_column_text(s, 3);
+        if (!t || !rq || !f || !v)
+            continue;
+        struct vpair *p = vpair_get(d, t, rq, 1);
+        if (!p)
+            continue;
+        struct vfield *fld = strcmp(f, "served_model") == 0 ? &p->model : &p->fp;
+        int i = vfield_add(fld, v, sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5),
+                           sqlite3_column_int64(s, 6));
+        if (i >= 0) {
+            fld->current = i;   /* ordered by last_seen: the latest wins */
+            fld->v[i].flushed_ms = drift_now_ms();
+        }
+    }
+    sqlite3_finalize(s);
+
+    if (sqlite3_prepare_v2(d->db, "SELECT suite, target, state FROM drift_detectors", -1, &s,
+                           NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *su = (const char *)sqlite3_column_text(s, 0);
+        const char *t = (const char *)sqlite3_column_text(s, 1);
+        const char *js = (const char *)sqlite3_column_text(s, 2);
+        if (!su || !t || !js)
+            continue;
+        struct det *x = det_get(d, su, t, 1);
+        cJSON *j = cJSON_Parse(js);
+        if (x && j)
+            drift_detector_load_json(x->dt, j);
+        cJSON_Delete(j);
+    }
+    sqlite3_finalize(s);
+
+    if (sqlite3_prepare_v2(d->db, "SELECT suite, target, probe_id, answer FROM drift_probe_baseline",
+                           -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *su = (const char *)sqlite3_column_text(s, 0);
+        const char *t = (const char *)sqlite3_column_text(s, 1);
+        const char *id = (const char *)sqlite3_column_text(s, 2);
+        const char *a = (const char *)sqlite3_column_text(s, 3);
+        struct det *x = su && t && id ? det_get(d, su, t, 1) : NULL;
+        if (x)
+            drift_detector_set_baseline(x->dt, id, a);
+    }
+    sqlite3_finalize(s);
+
+    if (sqlite3_prepare_v2(d->db, "SELECT target, fingerprint, compared, changed"
+                           " FROM drift_output_changes", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *f = (const char *)sqlite3_column_text(s, 1);
+        struct outcount *o = calloc(1, sizeof *o);
+        if (!o || !t || !f || !(o->target = strdup(t)) || !(o->fingerprint = strdup(f))) {
+            if (o) {
+                free(o->target);
+                free(o);
+            }
+            continue;
+        }
+        o->compared = sqlite3_column_int64(s, 2);
+        o->changed = sqlite3_column_int64(s, 3);
+        o->next = d->outcounts;
+        d->outcounts = o;
+    }
+    sqlite3_finalize(s);
+
+    if (sqlite3_prepare_v2(d->db, "SELECT ts_ms, kind, target, subject, old_value, new_value,"
+                           " summary, evidence FROM (SELECT * FROM drift_events WHERE"
+                           " acknowledged = 0 ORDER BY id DESC LIMIT 32) ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct drift_event *ev = &d->recent[d->recent_pos];
+        drift_event_clear(ev);
+        ev->ts_ms = sqlite3_column_int64(s, 0);
+        ev->kind = drift_strdup((const char *)sqlite3_column_text(s, 1));
+        ev->target = drift_strdup((const char *)sqlite3_column_text(s, 2));
+        ev->subject = drift_strdup((const char *)sqlite3_column_text(s, 3));
+        ev->old_value = drift_strdup((const char *)sqlite3_column_text(s, 4));
+        ev->new_value = drift_strdup((const char *)sqlite3_column_text(s, 5));
+        ev->summary = drift_strdup((const char *)sqlite3_column_text(s, 6));
+        ev->evidence = drift_strdup((const char *)sqlite3_column_text(s, 7));
+        d->recent_pos = (d->recent_pos + 1) % RECENT_EVENTS;
+        if (d->recent_len < RECENT_EVENTS)
+            d->recent_len++;
+    }
+    sqlite3_finalize(s);
+    return 0;
+fail:
+    set_err(err, errlen, "%s: loading drift state: %s", d->db_path, sqlite3_errmsg(d->db));
+    return -1;
+}
+
+static void free_state(struct drift *d)
+{
+    if (d->vtab) {
+        for (size_t i = 0; i < d->vtab_n; i++) {
+            struct vpair *p = d->vtab[i];
+            while (p) {
+                struct vpair *nx = p->next;
+                free(p->target);
+                free(p->requested);
+                vfield_free(&p->model);
+                vfield_free(&p->fp);
+                free(p);
+                p = nx;
+            }
+        }
+        free(d->vtab);
+    }
+    while (d->dets) {
+        struct det *nx = d->dets->next;
+        free(d->dets->suite);
+        free(d->dets->target);
+        drift_detector_free(d->dets->dt);
+        free(d->dets);
+        d->dets = nx;
+    }
+    while (d->outcounts) {
+        struct outcount *nx = d->outcounts->next;
+        free(d->outcounts->target);
+        free(d->outcounts->fingerprint);
+        free(d->outcounts);
+        d->outcounts = nx;
+    }
+    for (size_t i = 0; i < RECENT_EVENTS; i++)
+        drift_event_clear(&d->recent[i]);
+}
+
+struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
+{
+    if (!cfg) {
+        set_err(err, errlen, "drift: no configuration");
+        return NULL;
+    }
+    struct drift *d = calloc(1, sizeof *d);
+    if (!d) {
+        set_err(err, errlen, "drift: out of memory");
+        return NULL;
+    }
+    d->db_path = strdup(cfg->db_path && *cfg->db_path ? cfg->db_path : "llmpin-drift.db");
+    d->store_outputs = cfg->store_outputs;
+    d->commit_interval_ms = cfg->commit_interval_ms > 0 ? cfg->commit_interval_ms : 100;
+    d->retention_days = cfg->retention_days;
+    d->retention_mb = cfg->retention_mb;
+    d->dprm.false_alarm_rate = cfg->false_alarm_rate > 0 ? cfg->false_alarm_rate : 1e-4;
+    d->dprm.min_drop = cfg->min_drop > 0 ? cfg->min_drop : 0.15;
+    d->dprm.baseline_probes = cfg->baseline_probes > 0 ? cfg->baseline_probes : 100;
+    d->log = default_log;
+    d->vtab_n = 256;
+    d->vtab = calloc(d->vtab_n, sizeof *d->vtab);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->work, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->done, NULL);
+    if (!d->db_path || !d->vtab) {
+        set_err(err, errlen, "drift: out of memory");
+        goto fail;
+    }
+    if (sqlite3_open_v2(d->db_path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "%s: cannot open drift database: %s", d->db_path,
+                d->db ? sqlite3_errmsg(d->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(d->db, 5000);
+    char what[600];
+    snprintf(what, sizeof what, "%s: setting up the database", d->db_path);
+    /* auto_vacuum only takes effect before the first table exists */
+    if (exec(d->db, "PRAGMA auto_vacuum = INCREMENTAL", err, errlen, what))
+        goto fail;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(d->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(s);
+        const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+        if (rc != SQLITE_ROW || !mode ||
+            (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
+            set_err(err, errlen, "%s: cannot switch to WAL journal mode (%s): %s", d->db_path,
+                    mode ? mode : "no answer", sqlite3_errmsg(d->db));
+            sqlite3_finalize(s);
+            goto fail;
+        }
+        sqlite3_finalize(s);
+    } else {
+        set_err(err, errlen, "%s: %s", what, sqlite3_errmsg(d->db));
+        goto fail;
+    }
+    if (exec(d->db, "PRAGMA synchronous = NORMAL", err, errlen, what) ||
+        exec(d->db, "PRAGMA foreign_keys = OFF", err, errlen, what))
+        goto fail;
+    if (migrate(d->db, d->db_path, err, errlen))
+        goto fail;
+    if (load_state(d, err, errlen))
+        goto fail;
+    if (pthread_create(&d->thread, NULL, writer_main, d) != 0) {
+        set_err(err, errlen, "%s: cannot start the drift writer thread: %s", d->db_path,
+                strerror(errno));
+        goto fail;
+    }
+    d->thread_started = 1;
+    return d;
+fail:
+    if (d->db)
+        sqlite3_close(d->db);
+    free_state(d);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->work);
+    pthread_cond_destroy(&d->done);
+    free(d->db_path);
+    free(d);
+    return NULL;
+}
+
+void drift_flush(struct drift *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    uint64_t target = d->seq_pushed;
+    d->flush_req = 1;
+    pthread_cond_signal(&d->work);
+    while (d->seq_done < target && d->thread_started)
+        pthread_cond_wait(&d->done, &d->mu);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void drift_close(struct drift *d)
+{
+    if (!d)
+        return;
+    /* send coalesced version counts that are still pending */
+    int64_t now = drift_now_ms();
+    for (size_t i = 0; i < d->vtab_n; i++)
+        for (struct vpair *p = d->vtab[i]; p; p = p->next) {
+            for (size_t j = 0; j < p->model.n; j++)
+                if (p->model.v[j].pending)
+                    send_version(d, p, "served_model", &p->model.v[j], now);
+            for (size_t j = 0; j < p->fp.n; j++)
+                if (p->fp.v[j].pending)
+                    send_version(d, p, "system_fingerprint", &p->fp.v[j], now);
+        }
+    if (d->thread_started) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = 1;
+        pthread_cond_signal(&d->work);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
+    sqlite3_exec(d->db, "PRAGMA optimize", NULL, NULL, NULL);
+    sqlite3_close(d->db);
+    free_state(d);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->work);
+    pthread_cond_destroy(&d->done);
+    free(d->db_path);
+    free(d);
+}
+
+void drift_stats(struct drift *d, struct drift_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    *st = d->st;
+    st->queued = d->qlen;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- admin ----------------------------------------------------------------------------- */
+
+static cJSON *vfield_json(const struct vfield *f)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < f->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        char t1[40], t2[40];
+        drift_fmt_time(f->v[i].first_ms, t1, sizeof t1);
+        drift_fmt_time(f->v[i].last_ms, t2, sizeof t2);
+        cJSON_AddStringToObject(o, "value", f->v[i].value);
+        cJSON_AddStringToObject(o, "first_seen", t1);
+        cJSON_AddStringToObject(o, "last_seen", t2);
+        cJSON_AddNumberToObject(o, "count", (double)f->v[i].count);
+        cJSON_AddBoolToObject(o, "current", (int)i == f->current);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+cJSON *drift_admin_json(struct drift *d)
+{
+    if (!d)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    struct drift_stats st;
+    drift_stats(d, &st);
+    cJSON *s = cJSON_AddObjectToObject(o, "stats");
+    cJSON_AddNumberToObject(s, "queued", (double)st.queued);
+    cJSON_AddNumberToObject(s, "pushed", (double)st.pushed);
+    cJSON_AddNumberToObject(s, "written", (double)st.written);
+    cJSON_AddNumberToObject(s, "dropped", (double)st.dropped);
+    cJSON_AddNumberToObject(s, "batches", (double)st.batches);
+    cJSON_AddNumberToObject(s, "events", (double)st.events);
+    cJSON_AddNumberToObject(s, "write_errors", (double)st.write_errors);
+    cJSON_AddNumberToObject(s, "output_compared", (double)st.output_compared);
+    cJSON_AddNumberToObject(s, "output_changed", (double)st.output_changed);
+    cJSON_AddStringToObject(o, "db_path", d->db_path);
+
+    cJSON *vs = cJSON_AddArrayToObject(o, "versions");
+    for (size_t i = 0; i < d->vtab_n; i++)
+        for (struct vpair *p = d->vtab[i]; p; p = p->next) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "target", p->target);
+            cJSON_AddStringToObject(e, "requested_model", p->requested);
+            cJSON_AddItemToObject(e, "served_models", vfield_json(&p->model));
+            cJSON_AddItemToObject(e, "fingerprints", vfield_json(&p->fp));
+            cJSON_AddItemToArray(vs, e);
+        }
+
+    cJSON *ds = cJSON_AddArrayToObject(o, "detectors");
+    for (struct det *x = d->dets; x; x = x->next) {
+        cJSON *e = drift_detector_to_json(x->dt);
+        cJSON_AddStringToObject(e, "suite", x->suite);
+        cJSON_AddStringToObject(e, "target", x->target);
+        cJSON_AddItemToArray(ds, e);
+    }
+
+    cJSON *oc = cJSON_AddArrayToObject(o, "output_drift");
+    pthread_mutex_lock(&d->mu);
+    for (struct outcount *c = d->outcounts; c; c = c->next) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "target", c->target);
+        cJSON_AddStringToObject(e, "fingerprint", c->fingerprint);
+        cJSON_AddNumberToObject(e, "compared", (double)c->compared);
+        cJSON_AddNumberToObject(e, "changed", (double)c->changed);
+        cJSON_AddItemToArray(oc, e);
+    }
+    pthread_mutex_unlock(&d->mu);
+
+    cJSON *ev = cJSON_AddArrayToObject(o, "recent_events");
+    for (size_t i = 0; i < d->recent_len; i++) {
+        size_t k = (d->recent_pos + RECENT_EVENTS - d->recent_len + i) % RECENT_EVENTS;
+        cJSON_AddItemToArray(ev, drift_event_to_json(&d->recent[k]));
+    }
+    return o;
+}

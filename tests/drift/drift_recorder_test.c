@@ -1,0 +1,225 @@
+/*
+ * drift_recorder_test.c - the recorder writes everything pushed before
+ * close, honours store_outputs and retention; version drift raises an event
+ * on the very response and survives a reopen; passive output drift counts
+ * changed outputs of repeated deterministic requests.
+ */
+#include "drift_test.h"
+
+#include <sqlite3.h>
+
+static long long q1(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return -2;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+    } else {
+        fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+static struct drift_record *rec(const char *target, int i)
+{
+    struct drift_record *r = drift_record_new();
+    char buf[64];
+    snprintf(buf, sizeof buf, "req-%d", i);
+    r->request_id = strdup(buf);
+    r->target = strdup(target);
+    r->requested_model = strdup("gpt-4o");
+    r->served_model = strdup("gpt-4o-2024-08-06");
+    r->status = 200;
+    r->latency_ms = 100 + i % 50;
+    r->output_text = strdup("hello");
+    drift_output_hash("hello", 5, r->output_hash);
+    return r;
+}
+
+static void logsink(void *ud, const char *level, const char *msg)
+{
+    (*(int *)ud)++;
+}
+
+int main(void)
+{
+    char dir[256], path[512], err[512];
+    t_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/drift.db", dir);
+    struct cfg_drift cfg = t_cfg(path);
+
+    /* 1. push 10,000 records, close: all of them are in the db */
+    struct drift *d = drift_open(&cfg, err, sizeof err);
+    if (!d) {
+        fprintf(stderr, "drift_open: %s\n", err);
+        return 1;
+    }
+    for (int i = 0; i < 10000; i++)
+        drift_push(d, rec("openai/gpt-4o", i));
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 10000);
+    CHECK_INT(q1(path, "SELECT count(DISTINCT request_id) FROM drift_records"), 10000);
+    CHECK_INT(q1(path, "SELECT version FROM schema_version"), DRIFT_SCHEMA_VERSION);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE output_text IS NOT NULL"), 0);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE output_hash IS NULL"), 0);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE ttft_ms IS NOT NULL"), 0);
+
+    /* 2. version drift: first value is a baseline; a new fingerprint is an
+     *    event on that call; the same again is not; known values alternating
+     *    are not; persisted across reopen */
+    d = drift_open(&cfg, err, sizeof err);
+    CHECK(d != NULL);
+    int logged = 0;
+    drift_set_log(d, logsink, &logged);
+    struct drift_event ev;
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", "fp_1", &ev), 0);
+    CHECK(ev.kind == NULL);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", "fp_1", &ev), 0);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", NULL, &ev), 0);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", "fp_2", &ev), 1);
+    CHECK_STR(ev.kind, "version");
+    CHECK_STR(ev.target, "openai/gpt-4o");
+    CHECK_STR(ev.subject, "gpt-4o");
+    CHECK_STR(ev.old_value, "gpt-4o-2024-08-06 / fp_1");
+    CHECK_STR(ev.new_value, "gpt-4o-2024-08-06 / fp_2");
+    CHECK(ev.summary && strstr(ev.summary, "fingerprint fp_2 never seen before"));
+    cJSON *ej = drift_event_to_json(&ev);
+    CHECK(ej && cJSON_IsObject(cJSON_GetObjectItem(ej, "evidence")));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(ej, "kind")), "version");
+    cJSON_Delete(ej);
+    drift_event_clear(&ev);
+    CHECK_INT(logged, 1);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", "fp_2", &ev), 0);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-08-06", "fp_1", &ev), 0);
+    /* another pair has its own baseline */
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "fp_9", &ev), 0);
+    /* a new served model */
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-11-20", "fp_2", &ev), 1);
+    CHECK(ev.summary && strstr(ev.summary, "model gpt-4o-2024-11-20"));
+    drift_event_clear(&ev);
+    cJSON *adm = drift_admin_json(d);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(adm, "versions")) == 2);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(adm, "recent_events")) == 2);
+    cJSON_Delete(adm);
+    struct drift_stats st;
+    drift_stats(d, &st);
+    CHECK_INT(st.events, 2);
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_events WHERE kind = 'version'"), 2);
+    CHECK_INT(q1(path, "SELECT count FROM drift_versions WHERE value = 'fp_1'"), 3);
+    CHECK_INT(q1(path, "SELECT count FROM drift_versions WHERE value = 'gpt-4o-2024-08-06'"), 6);
+
+    d = drift_open(&cfg, err, sizeof err);
+    CHECK(d != NULL);
+    drift_set_log(d, logsink, &logged);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-11-20", "fp_1", &ev), 0);
+    CHECK_INT(drift_observe_version(d, "openai/gpt-4o", "gpt-4o", "gpt-4o-2024-11-20", "fp_3", &ev), 1);
+    drift_event_clear(&ev);
+    adm = drift_admin_json(d);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(adm, "recent_events")) == 3);
+    cJSON_Delete(adm);
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_events"), 3);
+    CHECK_INT(q1(path, "SELECT count FROM drift_versions WHERE value = 'fp_1'"), 4);
+
+    /* 3. passive output drift: deterministic repeats with a changed output */
+    d = drift_open(&cfg, err, sizeof err);
+    CHECK(d != NULL);
+    const char *outs[] = {"four", "four", "4", "four", "4"};
+    const char *fps[] = {"fp_a", "fp_a", "fp_b", "fp_a", "fp_b"};
+    for (int i = 0; i < 5; i++) {
+        struct drift_record *r = drift_record_new();
+        r->target = strdup("local/qwen");
+        r->status = 200;
+        r->deterministic = 1;
+        r->system_fingerprint = strdup(fps[i]);
+        cJSON *body = cJSON_Parse("{\"model\":\"qwen\",\"temperature\":0,"
+                                  "\"messages\":[{\"role\":\"user\",\"content\":\"2+2?\"}]}");
+        drift_canonical_request_hash(body, r->request_hash);
+        cJSON_Delete(body);
+        drift_output_hash(outs[i], strlen(outs[i]), r->output_hash);
+        drift_push(d, r);
+    }
+    /* a non-deterministic request with changing output is not counted */
+    for (int i = 0; i < 2; i++) {
+        struct drift_record *r = drift_record_new();
+        r->target = strdup("local/qwen");
+        r->status = 200;
+        snprintf(r->request_hash, sizeof r->request_hash, "%064d", 1);
+        drift_output_hash(outs[i + 1], strlen(outs[i + 1]), r->output_hash);
+        drift_push(d, r);
+    }
+    drift_flush(d);
+    drift_stats(d, &st);
+    CHECK_INT(st.output_compared, 4);
+    CHECK_INT(st.output_changed, 3);
+    CHECK_INT(st.queued, 0);
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT compared FROM drift_output_changes WHERE fingerprint = 'fp_b'"), 2);
+    CHECK_INT(q1(path, "SELECT changed FROM drift_output_changes WHERE fingerprint = 'fp_b'"), 2);
+    CHECK_INT(q1(path, "SELECT changed FROM drift_output_changes WHERE fingerprint = 'fp_a'"), 1);
+    d = drift_open(&cfg, err, sizeof err);   /* counters reload */
+    adm = drift_admin_json(d);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(adm, "output_drift")) == 2);
+    cJSON_Delete(adm);
+    drift_close(d);
+
+    /* 4. store_outputs: full keeps text, none keeps neither hash nor text */
+    snprintf(path, sizeof path, "%s/full.db", dir);
+    cfg = t_cfg(path);
+    cfg.store_outputs = CFG_STORE_FULL;
+    d = drift_open(&cfg, err, sizeof err);
+    drift_push(d, rec("t", 1));
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE output_text = 'hello'"), 1);
+    snprintf(path, sizeof path, "%s/none.db", dir);
+    cfg = t_cfg(path);
+    cfg.store_outputs = CFG_STORE_NONE;
+    d = drift_open(&cfg, err, sizeof err);
+    drift_push(d, rec("t", 1));
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE output_text IS NULL AND output_hash IS NULL"), 1);
+
+    /* 5. retention by age: records older than retention_days go at the next open */
+    snprintf(path, sizeof path, "%s/ret.db", dir);
+    cfg = t_cfg(path);
+    cfg.retention_days = 30;
+    d = drift_open(&cfg, err, sizeof err);
+    for (int i = 0; i < 10; i++) {
+        struct drift_record *r = rec("t", i);
+        r->ts_ms = drift_now_ms() - (i < 4 ? 40LL : 1LL) * 86400000LL;
+        drift_push(d, r);
+    }
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 10);
+    d = drift_open(&cfg, err, sizeof err);
+    drift_flush(d);
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 6);
+
+    /* 6. a database from a newer llmpin is refused with a message */
+    snprintf(path, sizeof path, "%s/new.db", dir);
+    {
+        sqlite3 *db;
+        sqlite3_open(path, &db);
+        sqlite3_exec(db, "CREATE TABLE schema_version(version INTEGER); INSERT INTO schema_version VALUES(99)", NULL, NULL, NULL);
+        sqlite3_close(db);
+    }
+    cfg = t_cfg(path);
+    CHECK(drift_open(&cfg, err, sizeof err) == NULL);
+    CHECK(strstr(err, "schema version 99 is newer") != NULL);
+
+    /* 7. an unopenable path names the path */
+    cfg = t_cfg("/nonexistent-dir/x/drift.db");
+    CHECK(drift_open(&cfg, err, sizeof err) == NULL);
+    CHECK(strstr(err, "/nonexistent-dir/x/drift.db") != NULL);
+
+    t_rmdir(dir);
+    return t_done("drift_recorder_test");
+}
