@@ -5,6 +5,8 @@
 #include "localmodel/gguf.h"
 #include "tests/gguf/tcheck.h"
 
+#include <unistd.h>
+
 static char err[1024];
 
 /* Open b; expect failure whose message contains every needle. */
@@ -329,6 +331,30 @@ int main(void)
     /* missing file */
     CHECK(gguf_open("/nonexistent/x.gguf", &f, err, sizeof err) < 0);
     CHECK_CONTAINS(err, "/nonexistent/x.gguf: cannot open");
+    CHECK(gguf_open("/tmp", &f, err, sizeof err) < 0 && f == NULL);
+    CHECK_CONTAINS(err, "/tmp: not a regular file");
+    {
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/llmpin_hostile_%d.gguf", (int)getpid());
+        FILE *fp = fopen(path, "wb");
+        fputs("GGUF", fp);
+        fclose(fp);
+        CHECK(gguf_open(path, &f, err, sizeof err) < 0 && f == NULL);
+        CHECK_CONTAINS(err, "file is 4 bytes, too small");
+        /* a valid file on disk opens through mmap and owns its mapping */
+        tb_free(&b);
+        one_tensor(&b, 3, 0, NULL, ne82, 2, GGUF_TT_F32, 0, 64);
+        fp = fopen(path, "wb");
+        fwrite(b.p, 1, b.n, fp);
+        fclose(fp);
+        CHECK(gguf_open(path, &f, err, sizeof err) == 0 && f && f->fd >= 0);
+        if (f) {
+            CHECK(strcmp(f->path, path) == 0 && f->size == b.n);
+            CHECK(memcmp(f->map, b.p, b.n) == 0);
+            gguf_close(f);
+        }
+        unlink(path);
+    }
 
     tb_free(&b);
     T_DONE();
