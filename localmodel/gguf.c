@@ -975,3 +975,18 @@ int gguf_get_str(const struct gguf_file *f, const char *key, struct gguf_str *ou
     *out = kv->v.str;
     return 0;
 }
+
+int gguf_get_arr(const struct gguf_file *f, const char *key, enum gguf_vtype et,
+                 const struct gguf_kv **out, char *err, size_t errlen)
+{
+    const struct gguf_kv *kv = get_kv(f, key, err, errlen);
+    *out = NULL;
+    if (!kv) return -1;
+    if (kv->type != GGUF_T_ARRAY || kv->arr_type != et) {
+        char want[32];
+        snprintf(want, sizeof want, "array of %s", vtype_name(et));
+        return wrong_type(f, kv, key, want, err, errlen);
+    }
+    *out = kv;
+    return 0;
+}

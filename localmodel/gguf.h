@@ -109,6 +109,11 @@ int gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out, char 
 int gguf_get_f64(const struct gguf_file *f, const char *key, double *out, char *err, size_t errlen);
 int gguf_get_bool(const struct gguf_file *f, const char *key, int *out, char *err, size_t errlen);
 int gguf_get_str(const struct gguf_file *f, const char *key, struct gguf_str *out, char *err, size_t errlen);
+/* The array under key, if its element type is et (added by the gguf part):
+ * 0 with *out set; -1 with err naming the key, the expected and the actual
+ * type if absent, not an array, or an array of another element type. */
+int gguf_get_arr(const struct gguf_file *f, const char *key, enum gguf_vtype et,
+                 const struct gguf_kv **out, char *err, size_t errlen);
 /* Array element i of a string array (bounds already validated). */
 struct gguf_str gguf_arr_str(const struct gguf_kv *kv, uint64_t i);
 

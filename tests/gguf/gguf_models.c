@@ -132,8 +132,15 @@ static void stories(void)
         memcpy(v, tt->arr_data, sizeof v);
         CHECK(v[0] == 2 && v[1] == 3 && v[2] == 3 && v[3] == 6);
     }
-    const struct gguf_kv *sc = gguf_find_kv(f, "tokenizer.ggml.scores");
+    const struct gguf_kv *sc = NULL;
+    CHECK(gguf_get_arr(f, "tokenizer.ggml.scores", GGUF_T_FLOAT32, &sc, err, sizeof err) == 0);
     CHECK(sc && sc->arr_type == GGUF_T_FLOAT32 && sc->arr_n == 512);
+    CHECK(gguf_get_arr(f, "tokenizer.ggml.scores", GGUF_T_INT32, &sc, err, sizeof err) < 0 && !sc);
+    CHECK_CONTAINS(err, "key 'tokenizer.ggml.scores': expected array of int32, got array of float32");
+    CHECK(gguf_get_arr(f, "llama.block_count", GGUF_T_INT32, &sc, err, sizeof err) < 0);
+    CHECK_CONTAINS(err, "expected array of int32, got uint32");
+    CHECK(gguf_get_arr(f, "tokenizer.ggml.merges", GGUF_T_STRING, &sc, err, sizeof err) < 0);
+    CHECK_CONTAINS(err, "key 'tokenizer.ggml.merges' is missing");
     gguf_close(f);
 }
 
