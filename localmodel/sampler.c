@@ -9,7 +9,8 @@
  *   3. otherwise logits / temperature; top_k keeps the k best candidates by a
  *      partial selection (quickselect, O(V) expected) and sorts only those;
  *      top_p < 1 keeps the smallest prefix of the sorted candidates whose
- *      probability mass reaches top_p (a full sort only when top_k is off);
+ *      probability mass reaches top_p, sorting a growing head of 128, 512,
+ *      ... candidates rather than the whole vocabulary;
  *   4. draw from the remaining softmax with xoshiro256** seeded through
  *      splitmix64. The candidate order is a total order (logit desc, id asc),
  *      so the same seed gives the same ids on every run and platform whose
@@ -210,34 +211,41 @@ int32_t lm_sampler_sample(struct lm_sampler *s, float *logits)
         c[m].id = i;
         m++;
     }
-    int sorted = 0;
     if (s->top_k > 0 && s->top_k < m) {
         select_top(c, m, s->top_k);
         m = s->top_k;
-        qsort(c, (size_t)m, sizeof *c, cmp_cand);
-        sorted = 1;
-    }
-    if (s->top_p < 1.0f && !sorted) {
-        qsort(c, (size_t)m, sizeof *c, cmp_cand);
-        sorted = 1;
     }
     double maxl = -INFINITY;
     for (int i = 0; i < m; i++) if (c[i].logit > maxl) maxl = c[i].logit;
     double sum = 0.0;
+    if (s->top_p < 1.0f) {
+        /* nucleus: the smallest prefix of the sorted candidates holding
+         * top_p of the mass. Sort a growing head (partial selection) instead
+         * of all candidates: the head is usually small. */
+        for (int i = 0; i < m; i++) sum += exp((double)c[i].logit - maxl);
+        double target = (double)s->top_p * sum;
+        int k = s->top_k > 0 ? m : (m < 128 ? m : 128);
+        int keep = m;
+        for (;;) {
+            if (k < m) select_top(c, m, k);
+            qsort(c, (size_t)k, sizeof *c, cmp_cand);
+            double cum = 0.0;
+            int found = 0;
+            for (int i = 0; i < k; i++) {
+                cum += exp((double)c[i].logit - maxl);
+                if (cum >= target) { keep = i + 1; found = 1; break; }
+            }
+            if (found || k == m) break;
+            k = k > m / 4 ? m : k * 4;
+        }
+        m = keep;
+    } else if (s->top_k > 0) {
+        qsort(c, (size_t)m, sizeof *c, cmp_cand);
+    }
+    sum = 0.0;
     for (int i = 0; i < m; i++) {
         s->prob[i] = exp((double)c[i].logit - maxl);
         sum += s->prob[i];
-    }
-    if (s->top_p < 1.0f) {
-        double cum = 0.0, target = (double)s->top_p * sum;
-        int keep = m;
-        for (int i = 0; i < m; i++) {
-            cum += s->prob[i];
-            if (cum >= target) { keep = i + 1; break; }
-        }
-        m = keep;
-        sum = 0.0;
-        for (int i = 0; i < m; i++) sum += s->prob[i];
     }
     if (!(sum > 0.0) || !isfinite(sum)) return best;
     double r = uniform01(s->rng) * sum, cum = 0.0;

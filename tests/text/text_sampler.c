@@ -154,6 +154,38 @@ static void test_top_k_top_p(void)
     CHECK(nb > 0 && ns > 0);
     lm_sampler_free(s);
 
+    /* top_p over a large vocabulary with ties: exactly the prefix of the
+     * (logit desc, id asc) order holding 30% of the mass, computed here by
+     * brute force, can come out */
+    {
+        static float fl[V];
+        for (int i = 0; i < V; i++) fl[i] = l[i] * 0.1f;   /* flatter */
+        static int order[V];
+        for (int i = 0; i < V; i++) order[i] = i;
+        for (int i = 0; i < V; i++)              /* selection sort: slow and obvious */
+            for (int j = i + 1; j < V; j++)
+                if (fl[order[j]] > fl[order[i]] || (fl[order[j]] == fl[order[i]] && order[j] < order[i])) {
+                    int tmp = order[i]; order[i] = order[j]; order[j] = tmp;
+                }
+        double total = 0, cum = 0;
+        for (int i = 0; i < V; i++) total += exp((double)fl[i] - fl[order[0]]);
+        int keep = 0;
+        while (cum < 0.3 * total) cum += exp((double)fl[order[keep++]] - fl[order[0]]);
+        static char in[V];
+        for (int i = 0; i < keep; i++) in[order[i]] = 1;
+        CHECK_MSG(keep > 128, "nucleus of %d", keep);   /* beyond the first head */
+        p = params(1.0f, 0, 0.3f, 17);
+        s = lm_sampler_new(&p, V);
+        int hit_last = 0;
+        for (int i = 0; i < 5000; i++) {
+            int32_t id = sample(s, fl, V);
+            CHECK_MSG(id >= 0 && id < V && in[id], "top_p=0.3 gave id %d outside the nucleus", id);
+            if (id == order[keep - 1]) hit_last = 1;
+        }
+        CHECK(hit_last);
+        lm_sampler_free(s);
+    }
+
     /* top_p: probabilities 0.5, 0.3, 0.2 */
     float three[3] = { logf(5.0f), logf(3.0f), logf(2.0f) };
     p = params(1.0f, 0, 0.6f, 3);
