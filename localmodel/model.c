@@ -422,24 +422,21 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
 
 /* ---- parallel matrix products ------------------------------------------ */
 
-/* Up to three matrices with the same input: y_j[t][r] = x[t] . W_j[r]. */
+/* Up to three matrices with the same input: y_j[t][r] = x[t] . W_j[r].
+ * The rows of all of them are cut into chunks of about CHUNK_BYTES of
+ * weights (GEMM_TILE_ROWS rows for sgemm) that the pool's threads claim. */
+#define CHUNK_BYTES (64 * 1024)
+
 struct mm_op {
     struct lm_ctx *c;
     int nm;
     const struct lm_wmat *w[3];
     float *y[3];
+    int chunk_rows[3], first_chunk[4];
     const float *x;
     int n;
     int gemm;
 };
-
-static void split(int rows, int ith, int nth, int *r0, int *r1)
-{
-    int chunk = (rows + nth - 1) / nth;
-    chunk = (chunk + 7) & ~7;
-    *r0 = ith * chunk < rows ? ith * chunk : rows;
-    *r1 = *r0 + chunk < rows ? *r0 + chunk : rows;
-}
 
 static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0, int r1,
                       const float *x, int n, float *y)
@@ -459,27 +456,45 @@ static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0
     }
 }
 
-static void mm_worker(void *arg, int ith, int nth)
+static void mm_chunk(void *arg, int chunk, int ith)
 {
     struct mm_op *op = arg;
-    for (int j = 0; j < op->nm; j++) {
-        const struct lm_wmat *w = op->w[j];
-        int r0, r1;
-        split(w->rows, ith, nth, &r0, &r1);
-        if (op->gemm)
-            gemm_rows(op->c, ith, w, r0, r1, op->x, op->n, op->y[j]);
-        else
-            lm_matmul_rows(op->c->isa, w, r0, r1, op->x, op->c->xd, op->c->xq, op->n,
-                           op->y[j], (size_t)w->rows);
-    }
+    int j = 0;
+    while (chunk >= op->first_chunk[j + 1])
+        j++;
+    const struct lm_wmat *w = op->w[j];
+    int r0 = (chunk - op->first_chunk[j]) * op->chunk_rows[j];
+    int r1 = r0 + op->chunk_rows[j] < w->rows ? r0 + op->chunk_rows[j] : w->rows;
+    if (op->gemm)
+        gemm_rows(op->c, ith, w, r0, r1, op->x, op->n, op->y[j]);
+    else
+        lm_matmul_rows(op->c->isa, w, r0, r1, op->x, op->c->xd, op->c->xq, op->n,
+                       op->y[j], (size_t)w->rows);
 }
 
 static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
                    const struct lm_wmat *w0, float *y0, const struct lm_wmat *w1, float *y1,
                    const struct lm_wmat *w2, float *y2)
 {
-    struct mm_op op = { c, nm, { w0, w1, w2 }, { y0, y1, y2 }, x, n,
-                        prefill && n >= GEMM_MIN_TOKENS };
+    struct mm_op op = { .c = c, .nm = nm, .w = { w0, w1, w2 }, .y = { y0, y1, y2 }, .x = x, .n = n,
+                        .gemm = prefill && n >= GEMM_MIN_TOKENS };
+    op.first_chunk[0] = 0;
+    for (int j = 0; j < nm; j++) {
+        int rows;
+        if (op.gemm) {
+            rows = GEMM_TILE_ROWS;
+        } else {
+            rows = (int)(CHUNK_BYTES / op.w[j]->row_bytes) & ~7;
+            if (rows < 8)
+                rows = 8;
+            /* at least 4 chunks per thread so that the threads stay balanced */
+            int most = (op.w[j]->rows / (4 * c->nth)) & ~7;
+            if (most >= 8 && rows > most)
+                rows = most;
+        }
+        op.chunk_rows[j] = rows;
+        op.first_chunk[j + 1] = op.first_chunk[j] + (op.w[j]->rows + rows - 1) / rows;
+    }
     if (!op.gemm) {
         int q8 = 0;
         for (int j = 0; j < nm; j++)
@@ -488,7 +503,7 @@ static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
         if (q8)
             lm_quantize_q8(x, n, w0->cols, c->xd, c->xq);
     }
-    lm_pool_run(c->pool, mm_worker, &op);
+    lm_pool_run(c->pool, op.first_chunk[nm], mm_chunk, &op);
 }
 
 /* ---- attention ---------------------------------------------------------- */
@@ -506,7 +521,7 @@ static inline float kv_get(const struct lm_kv *kv, const void *base, size_t i)
     return ((const float *)base)[i];
 }
 
-static void att_worker(void *arg, int ith, int nth)
+static void att_chunk(void *arg, int it, int ith)
 {
     struct att_op *op = arg;
     struct lm_ctx *c = op->c;
@@ -515,7 +530,7 @@ static void att_worker(void *arg, int ith, int nth)
     int kv_dim = hp->n_kv_heads * hd;
     float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (size_t)ith * c->n_ctx;
-    for (int it = ith; it < op->b->n * nh; it += nth) {
+    {
         int t = it / nh, h = it % nh, kh = h / group;
         const struct lm_kv *kv = op->b->kv[t];
         int npos = op->b->pos[t] + 1;
@@ -647,7 +662,7 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
             }
         }
         struct att_op aop = { c, b, l };
-        lm_pool_run(c->pool, att_worker, &aop);
+        lm_pool_run(c->pool, n * hp->n_heads, att_chunk, &aop);
         matmul(c, b->prefill, c->att, n, 1, &L->wo, c->xb2, NULL, NULL, NULL, NULL);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->xb2[i];

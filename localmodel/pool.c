@@ -1,17 +1,25 @@
 /*
- * pool.c - see pool.h. One mutex and two condition variables; the fast path
- * (back-to-back ops while a forward pass runs) is lock-free spinning on
- * atomics, and the slow path (the engine idle between requests) sleeps.
+ * pool.c - see pool.h.
+ *
+ * Protocol for one op (all atomics sequentially consistent):
+ *   caller: write fn/arg/n_chunks, next = 0, done = 0, open = 1, gen++;
+ *           claim chunks itself; wait until done == n_chunks; open = 0;
+ *           wait until active == 0.
+ *   worker: see gen change; active++; if open and gen unchanged, claim
+ *           chunks (next++) until none are left; active--.
+ * A worker only touches an op's fields between active++ and active-- after
+ * seeing it open, and the caller does not return (and so cannot rewrite the
+ * fields) while active > 0, so a late worker never runs a stale op.
  */
 #include "localmodel/pool.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
+#include <sched.h>
 
 #define SPIN_ITERS 20000
 
@@ -26,13 +34,28 @@ struct lm_pool {
     int started;                     /* workers actually created */
     struct lm_pool_worker *w;
     pthread_mutex_t mu;
-    pthread_cond_t cv_start, cv_done;
+    pthread_cond_t cv_start;
     atomic_uint gen;                 /* bumped once per op */
-    atomic_int pending;              /* workers still running the op */
+    atomic_int open;                 /* op accepting workers */
+    atomic_int active;               /* workers inside the op */
+    atomic_int next, done;           /* chunks claimed / finished */
     atomic_int stop;
+    int n_chunks;
     void (*fn)(void *, int, int);
     void *arg;
 };
+
+static void work(struct lm_pool *p, int ith)
+{
+    int n = p->n_chunks;
+    for (;;) {
+        int c = atomic_fetch_add(&p->next, 1);
+        if (c >= n)
+            break;
+        p->fn(p->arg, c, ith);
+        atomic_fetch_add(&p->done, 1);
+    }
+}
 
 static void *worker_main(void *vp)
 {
@@ -41,12 +64,11 @@ static void *worker_main(void *vp)
     unsigned seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
-               !atomic_load(&p->stop) && spins < SPIN_ITERS) {
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop) && spins < SPIN_ITERS) {
             _mm_pause();
             spins++;
         }
-        if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
+        if (atomic_load(&p->gen) == seen) {
             pthread_mutex_lock(&p->mu);
             while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->cv_start, &p->mu);
@@ -54,13 +76,11 @@ static void *worker_main(void *vp)
         }
         if (atomic_load(&p->stop))
             break;
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        p->fn(p->arg, me->ith, p->n);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        seen = atomic_load(&p->gen);
+        atomic_fetch_add(&p->active, 1);
+        if (atomic_load(&p->open) && atomic_load(&p->gen) == seen)
+            work(p, me->ith);
+        atomic_fetch_sub(&p->active, 1);
     }
     return NULL;
 }
@@ -79,9 +99,11 @@ struct lm_pool *lm_pool_new(int n_threads, char *err, size_t errlen)
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_start, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->open, 0);
+    atomic_init(&p->active, 0);
+    atomic_init(&p->next, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->stop, 0);
     p->w = calloc((size_t)n_threads, sizeof *p->w);
     if (!p->w) {
@@ -115,7 +137,6 @@ void lm_pool_free(struct lm_pool *p)
     for (int i = 1; i <= p->started; i++)
         pthread_join(p->w[i].th, NULL);
     pthread_cond_destroy(&p->cv_start);
-    pthread_cond_destroy(&p->cv_done);
     pthread_mutex_destroy(&p->mu);
     free(p->w);
     free(p);
@@ -126,31 +147,40 @@ int lm_pool_size(const struct lm_pool *p)
     return p->n;
 }
 
-void lm_pool_run(struct lm_pool *p, void (*fn)(void *, int, int), void *arg)
+void lm_pool_run(struct lm_pool *p, int n_chunks, void (*fn)(void *, int, int), void *arg)
 {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+    if (n_chunks <= 0)
+        return;
+    if (p->n == 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++)
+            fn(arg, c, 0);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
+    p->n_chunks = n_chunks;
+    atomic_store(&p->next, 0);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->open, 1);
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_fetch_add(&p->gen, 1);
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
 
-    fn(arg, 0, p->n);
+    work(p, 0);
 
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < SPIN_ITERS) {
-        _mm_pause();
-        spins++;
+    /* a worker may hold the last chunk; if it was descheduled, yield to it */
+    for (int spins = 0; atomic_load(&p->done) < n_chunks; spins++) {
+        if (spins < SPIN_ITERS)
+            _mm_pause();
+        else
+            sched_yield();
     }
-    if (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0)
-            pthread_cond_wait(&p->cv_done, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->open, 0);
+    for (int spins = 0; atomic_load(&p->active) > 0; spins++) {
+        if (spins < SPIN_ITERS)
+            _mm_pause();
+        else
+            sched_yield();
     }
 }

@@ -5,7 +5,12 @@
  * by rows, attention split by heads), each followed by a barrier. On a 2-core
  * machine an op can take tens of microseconds, so the hand-off must cost far
  * less: workers spin briefly on an atomic generation counter before sleeping
- * on a condition variable, and the caller runs share 0 of every op itself.
+ * on a condition variable, and the caller works on every op itself.
+ *
+ * Work is handed out in chunks claimed from an atomic counter rather than
+ * split evenly in advance: when another process holds a core (the proxy, a
+ * compiler), the threads that do run take the chunks, instead of every op
+ * waiting for a descheduled thread's fixed share.
  */
 #ifndef LLMPIN_POOL_H
 #define LLMPIN_POOL_H
@@ -21,8 +26,10 @@ struct lm_pool *lm_pool_new(int n_threads, char *err, size_t errlen);
 void lm_pool_free(struct lm_pool *p);
 int lm_pool_size(const struct lm_pool *p);
 
-/* Run fn(arg, ith, nth) for ith = 0..nth-1 (ith 0 on the calling thread) and
- * return when all have finished. One caller at a time. */
-void lm_pool_run(struct lm_pool *p, void (*fn)(void *arg, int ith, int nth), void *arg);
+/* Run fn(arg, chunk, ith) once for every chunk in [0, n_chunks), spread
+ * over the threads (ith in [0, lm_pool_size) identifies the thread running
+ * it, for per-thread scratch), and return when all chunks are done. One
+ * caller at a time. */
+void lm_pool_run(struct lm_pool *p, int n_chunks, void (*fn)(void *arg, int chunk, int ith), void *arg);
 
 #endif

@@ -180,30 +180,41 @@ static void test_conversions(void)
 }
 
 struct pool_arg {
-    atomic_int hits[8];
-    atomic_int total;
+    atomic_int hits[1000];
+    atomic_int by_thread[8];
 };
 
-static void pool_fn(void *arg, int ith, int nth)
+static void pool_fn(void *arg, int chunk, int ith)
 {
     struct pool_arg *a = arg;
-    atomic_fetch_add(&a->hits[ith], 1);
-    atomic_fetch_add(&a->total, nth);
+    atomic_fetch_add(&a->hits[chunk], 1);
+    atomic_fetch_add(&a->by_thread[ith], 1);
 }
 
 static void test_pool(void)
 {
     char err[128];
+    static struct pool_arg a;
     for (int n = 1; n <= 4; n++) {
         struct lm_pool *p = lm_pool_new(n, err, sizeof err);
         REQUIRE(p, "%s", err);
-        struct pool_arg a;
-        memset(&a, 0, sizeof a);
-        for (int i = 0; i < 2000; i++)
-            lm_pool_run(p, pool_fn, &a);
-        for (int i = 0; i < n; i++)
-            CHECK(atomic_load(&a.hits[i]) == 2000, "pool %d: thread %d ran %d times", n, i, atomic_load(&a.hits[i]));
-        CHECK(atomic_load(&a.total) == 2000 * n * n, "pool %d: total", n);
+        CHECK(lm_pool_size(p) == n, "size");
+        for (int chunks = 0; chunks <= 1000; chunks += chunks < 10 ? 1 : 97) {
+            memset(&a, 0, sizeof a);
+            for (int rep = 0; rep < 20; rep++)
+                lm_pool_run(p, chunks, pool_fn, &a);
+            int bad = 0, total = 0;
+            for (int c = 0; c < 1000; c++)
+                if (atomic_load(&a.hits[c]) != (c < chunks ? 20 : 0))
+                    bad++;
+            for (int t = 0; t < 8; t++) {
+                total += atomic_load(&a.by_thread[t]);
+                if (t >= n)
+                    CHECK(atomic_load(&a.by_thread[t]) == 0, "thread id %d >= %d", t, n);
+            }
+            CHECK(bad == 0 && total == 20 * chunks, "pool %d, %d chunks: %d chunks ran the wrong number of times",
+                  n, chunks, bad);
+        }
         lm_pool_free(p);
     }
     CHECK(lm_pool_new(0, err, sizeof err) == NULL && strstr(err, "out of range"), "0 threads: %s", err);
