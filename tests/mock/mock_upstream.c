@@ -15,6 +15,8 @@
  *                         message>", usage as word counts
  *   mock-slowstream       streams with 50 ms between chunks
  *   mock-long             streams 200 content chunks, 20 ms apart
+ *   mock-forever          streams a chunk every 500 ms until the client
+ *                         leaves (held-streams benchmark)
  *   mock-tools            two parallel tool calls (index 0 and 1)
  *   mock-500/-429/-401    OpenAI-shaped errors (429 with Retry-After: 1)
  *   mock-timeout          never answers
@@ -159,7 +161,7 @@ enum endpoint {
 
 enum behaviour {
     B_NORMAL = 0, B_SLOWSTREAM, B_LONG, B_TOOLS, B_500, B_429, B_401, B_TIMEOUT,
-    B_SLOW_FIRST_BYTE, B_STALL, B_RESET, B_GARBAGE, B_ECHO,
+    B_SLOW_FIRST_BYTE, B_STALL, B_RESET, B_GARBAGE, B_ECHO, B_FOREVER,
 };
 
 static const struct { const char *name; enum behaviour b; } behaviours[] = {
@@ -168,6 +170,7 @@ static const struct { const char *name; enum behaviour b; } behaviours[] = {
     {"mock-401", B_401}, {"mock-timeout", B_TIMEOUT},
     {"mock-slow-first-byte", B_SLOW_FIRST_BYTE}, {"mock-stall", B_STALL},
     {"mock-reset", B_RESET}, {"mock-garbage", B_GARBAGE}, {"mock-echo", B_ECHO},
+    {"mock-forever", B_FOREVER},
 };
 
 static enum behaviour behaviour_of(const char *model)
@@ -741,6 +744,8 @@ static int stream_event(struct job *j, struct evbuffer *b)
         j->completion_tokens += 2;
         return 1;
     }
+    if (j->beh == B_FOREVER && evbuffer_get_length(j->content) == 0)
+        evbuffer_add_printf(j->content, "tick ");
     if (j->beh != B_TOOLS && next_word(j, word, sizeof word) > 0) {
         chunk_head(j, b);
         if (j->ep == EP_CHAT) {
@@ -1107,7 +1112,7 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
     }
     c.content = evbuffer_new();
     if (!c.content) goto done;
-    if (c.beh != B_TOOLS || ep != EP_CHAT) compute_answer(&c);
+    if ((c.beh != B_TOOLS || ep != EP_CHAT) && c.beh != B_FOREVER) compute_answer(&c);
 
     if (!c.stream) {
         struct evbuffer *b = evbuffer_new();
@@ -1133,6 +1138,7 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
         copy_str(j->model, c.model);
         copy_str(j->fingerprint, c.fingerprint);
         j->gap_ms = c.beh == B_SLOWSTREAM ? 50 : c.beh == B_LONG ? 20
+                    : c.beh == B_FOREVER ? 500
                     : (c.beh == B_STALL || c.beh == B_RESET) ? 20 : 0;
         j->end = c.beh == B_STALL ? END_STALL : c.beh == B_RESET ? END_RESET : END_NORMAL;
         if (delay > 0) job_schedule(j, delay);

@@ -149,6 +149,14 @@ class MockTest(H.ProcTestCase):
         st = self.m.stats()
         self.assertEqual(st["streams_completed"], 0)
 
+    def test_forever_keeps_streaming(self):
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-forever", stream=True))
+        for _ in range(4):
+            self.assertIsNotNone(s.next_event())
+        self.assertEqual(json.loads(s.events[-1][1])["choices"][0]["delta"]["content"], "tick ")
+        s.close()
+        self.assertTrue(H.wait_until(lambda: self.m.stats()["streams_cancelled_by_client"] == 1, 2.0))
+
     def test_long_stream_length(self):
         s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-long", stream=True))
         self.addCleanup(s.close)
