@@ -29,6 +29,10 @@
  * BOS, or at the very start, the leading space the encoder added is dropped,
  * as SentencePiece's decoder does.
  *
+ * lm_tok_encode_spans() is the same with byte ranges in which special tokens
+ * are never recognised: chat prompts mark message content that way, so the
+ * text a user sends cannot forge a turn marker.
+ *
  * lm_tok_from_gguf() is the glue from the GGUF metadata to lm_tok_new().
  */
 #include "localmodel/tokenizer.h"
@@ -637,15 +641,17 @@ static int get_opt_bool(const struct gguf_file *f, const char *key, int def, int
     return gguf_get_bool(f, key, out, err, errlen);
 }
 
-static int get_opt_id(const struct gguf_file *f, const char *key, int def, int *out,
+/* A token id key; when absent, def if it is inside the vocabulary, else -1. */
+static int get_opt_id(const struct gguf_file *f, const char *key, int def, int n_vocab, int *out,
                       char *err, size_t errlen)
 {
-    *out = def;
+    *out = def < n_vocab ? def : -1;
     if (!gguf_find_kv(f, key)) return 0;
     int64_t v;
     if (gguf_get_i64(f, key, &v, err, errlen) < 0) return -1;
     if (v < -1 || v > INT_MAX) {
-        set_err(err, errlen, "%s: key '%s': token id %lld out of range", f->path, key, (long long)v);
+        set_err(err, errlen, "%s: key '%s': token id %lld out of range",
+                f->path ? f->path : "gguf", key, (long long)v);
         return -1;
     }
     *out = (int)v;
@@ -691,10 +697,10 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
         return NULL;
     }
     int bos, eos, unk, add_bos, add_prefix;
-    if (get_opt_id(f, "tokenizer.ggml.bos_token_id", 1, &bos, err, errlen) < 0 ||
-        get_opt_id(f, "tokenizer.ggml.eos_token_id", 2, &eos, err, errlen) < 0 ||
-        get_opt_id(f, "tokenizer.ggml.unknown_token_id", 0, &unk, err, errlen) < 0 ||
-        get_opt_bool(f, "tokenizer.ggml.add_bos_token", 1, &add_bos, err, errlen) < 0 ||
+    if (get_opt_id(f, "tokenizer.ggml.bos_token_id", 1, n, &bos, err, errlen) < 0 ||
+        get_opt_id(f, "tokenizer.ggml.eos_token_id", 2, n, &eos, err, errlen) < 0 ||
+        get_opt_id(f, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err, errlen) < 0 ||
+        get_opt_bool(f, "tokenizer.ggml.add_bos_token", bos >= 0, &add_bos, err, errlen) < 0 ||
         get_opt_bool(f, "tokenizer.ggml.add_space_prefix", 1, &add_prefix, err, errlen) < 0)
         return NULL;
     const char *names[3] = { "bos_token_id", "eos_token_id", "unknown_token_id" };
