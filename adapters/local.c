@@ -125,12 +125,26 @@ static void emit(void *ud, const struct lm_event *ev) {
 
 /* ---- OpenAI bytes ---------------------------------------------------------------- */
 
+static void chunk_prefix(struct local_call *c, struct buf *b);
+static int send_bytes(struct local_call *c, struct buf *b);
+
 static void send_head(struct local_call *c, int status, const char *ctype) {
     if (c->sent_head) return;
     c->sent_head = 1;
     struct upstream_hdr h[2] = {{"content-type", (char *)ctype}, {"x-llmpin-local-sha256", c->m->sha256}};
     struct upstream_resp_head head = {status, h, 2};
     c->cb.on_head(c->cb.ud, &head);
+    if (status == 200 && c->stream && c->chat) {
+        /* like OpenAI: the first chunk announces the role */
+        struct buf b = {0};
+        chunk_prefix(c, &b);
+        buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                        "\"logprobs\":null,\"finish_reason\":null}]");
+        if (c->include_usage) buf_appends(&b, ",\"usage\":null");
+        buf_appends(&b, "}\n\n");
+        send_bytes(c, &b);
+        buf_free(&b);
+    }
 }
 
 static void chunk_prefix(struct local_call *c, struct buf *b) {

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct gen {
     struct cfg *cfg;
     struct policy *pol;
     struct local_model **local; /* parallel to cfg->local_models */
+    char *owned;                /* owned[i]: this generation closes local[i] */
     int refs;
 };
 
@@ -69,6 +71,9 @@ struct app {
     const char *config_path;
     int no_drift;
     int active_rqs;
+    struct probe_sched **probes;
+    int n_probes;
+    struct reload *reload;              /* in progress, or NULL */
 };
 
 enum rq_kind { RQ_CHAT, RQ_COMPLETIONS, RQ_EMBEDDINGS, RQ_PASSTHROUGH };
@@ -121,10 +126,39 @@ struct rq {
     const char *outcome;                /* for the access log */
     int est_tokens;
     int models_list;                    /* GET /v1/models passed through: merge ours */
+    /* headless requests (no client): shadow mirrors and drift probes */
+    int is_shadow;
+    const struct policy_route *shadow_route; /* slot to give back */
+    struct probe_run *probe_run;
+    const struct drift_probe *probe;
+};
+
+/* One scheduled run of a probe suite against one model name. */
+struct probe_run {
+    struct app *app;
+    struct probe_sched *ps;
+    char *model;
+    size_t next;                        /* next probe to send */
+    int inflight;
+};
+
+struct probe_sched {
+    struct app *app;
+    struct drift_probe_suite *suite;
+    char *name;
+    char **targets;
+    size_t n_targets;
+    int interval_s;
+    struct event *timer;
+    int running;                        /* runs in progress */
 };
 
 static void rq_start_attempt(struct rq *q);
 static void rq_finish(struct rq *q);
+static void probe_run_step(struct probe_run *pr, int finished_one);
+static void start_shadow(struct rq *primary);
+static void start_reload(struct app *a, struct http_exchange *ex, const char *rid);
+static void webhook_post(struct app *a, const struct drift_event *ev);
 static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why);
 
 /* ---- generations ----------------------------------------------------------- */
@@ -132,8 +166,11 @@ static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why)
 static void gen_unref(struct gen *g) {
     if (!g || --g->refs > 0) return;
     policy_free(g->pol);
-    /* local models are owned by the app's model table, not the generation */
+    /* a model handed on to a newer generation is no longer owned here */
+    for (size_t i = 0; g->local && i < g->cfg->n_local_models; i++)
+        if (g->owned[i] && g->local[i]) local_model_close(g->local[i]);
     free(g->local);
+    free(g->owned);
     cfg_free(g->cfg);
     free(g);
 }
@@ -286,9 +323,25 @@ static void rq_finish(struct rq *q) {
                 r->output_text = util_strdup(q->output.p ? q->output.p : "");
         }
         r->deterministic = drift_request_is_deterministic(q->req.body, &r->seed, &r->has_seed);
-        drift_push(a->drift, r);
+        r->is_shadow = q->is_shadow;
+        if (q->probe_run) {
+            free(r->output_text);
+            r->output_text = status >= 200 && status < 300 ? util_strdup(q->output.p ? q->output.p : "") : NULL;
+            struct drift_event ev;
+            memset(&ev, 0, sizeof ev);
+            if (drift_probe_result(a->drift, q->probe_run->ps->name, q->probe, r, &ev) == 1) {
+                metrics_inc(&a->m.drift_events, 1, "target", target, "kind", ev.kind ? ev.kind : "probe", NULL);
+                webhook_post(a, &ev);
+                drift_event_clear(&ev);
+            }
+        } else {
+            drift_push(a->drift, r);
+        }
     }
+    if (q->shadow_route) policy_shadow_end(q->gen->pol, q->shadow_route);
+    struct probe_run *pr = q->probe_run;
     rq_free(q);
+    if (pr) probe_run_step(pr, 1);
 }
 
 static void on_client_abort(struct http_exchange *ex, void *ud) {
@@ -379,6 +432,7 @@ static int check_versions(struct rq *q) {
         memset(&ev, 0, sizeof ev);
         if (drift_observe_version(a->drift, q->target_name, q->model, q->served_model, q->fingerprint, &ev) == 1) {
             metrics_inc(&a->m.drift_events, 1, "target", q->target_name, "kind", "version", NULL);
+            webhook_post(a, &ev);
             drift_event_clear(&ev);
         }
     }
@@ -392,6 +446,7 @@ static int check_versions(struct rq *q) {
     enum cfg_on_drift od = q->route->cfg->on_drift;
     if (od == CFG_DRIFT_RECORD) return 0;
     rq_stop_attempt(q);
+    policy_breaker_report(q->gen->pol, q->target_id, POL_DRIFT, util_now_ms());
     if (od == CFG_DRIFT_REJECT || !policy_should_fallback(q->route, POL_DRIFT) ||
         q->plan_pos + 1 >= q->plan.n) {
         char msg[400];
@@ -1059,6 +1114,10 @@ static void handle(struct http_exchange *ex, void *ud) {
             cJSON_Delete(t);
             return;
         }
+        if (strcmp(path, "/admin/reload") == 0 && is_post) {
+            start_reload(a, ex, rid);
+            return;
+        }
         simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, "Unknown admin endpoint.", rid);
         return;
     }
@@ -1166,8 +1225,350 @@ static void handle(struct http_exchange *ex, void *ud) {
         size_t fl = strlen(q->fallback);
         snprintf(q->fallback + fl, sizeof q->fallback - fl, "%s%s", fl ? "," : "", q->plan.skipped[i].reason);
     }
-    if (q->plan.shadow >= 0) policy_shadow_end(q->gen->pol, q->route); /* mirrors: not yet wired */
+    /* Starting the mirror only queues a transfer (or a local job): it
+     * does not delay the primary, and it holds its own copy of the body. */
+    if (q->plan.shadow >= 0) start_shadow(q);
     rq_start_attempt(q);
+}
+
+/* ---- headless requests: shadow mirrors and probes ----------------------------------- */
+
+/* An exchange with no connection: the response functions of http.c only
+ * mark it finished, so the whole request path runs unchanged and its answer
+ * goes nowhere but the drift recorder. */
+static struct http_exchange *detached_exchange(struct app *a, const char *path, const char *body, size_t len) {
+    struct http_exchange *ex = util_xcalloc(1, sizeof *ex);
+    snprintf(ex->method, sizeof ex->method, "POST");
+    ex->path = util_strdup(path);
+    ex->target = ex->path;
+    ex->query = "";
+    ex->body = util_xmalloc(len + 1);
+    memcpy(ex->body, body, len);
+    ex->body[len] = 0;
+    ex->body_len = len;
+    snprintf(ex->peer, sizeof ex->peer, "llmpin");
+    ex->start_us = util_now_us();
+    ex->srv = a->http;
+    return ex;
+}
+
+/* Mirror the client's request to the route's shadow target. Never touches
+ * the client's exchange; failures only show in records and metrics. */
+static void start_shadow(struct rq *primary) {
+    struct app *a = primary->app;
+    struct http_exchange *ex = detached_exchange(a, primary->ex->path, primary->ex->body, primary->ex->body_len);
+    char id[48];
+    snprintf(id, sizeof id, "%s-shadow", primary->id);
+    struct rq *q = rq_new(a, ex, primary->kind, primary->key, id);
+    q->is_shadow = 1;
+    q->shadow_route = primary->route;
+    char param[96], code[64], msg[400];
+    enum llm_endpoint ep = q->kind == RQ_CHAT ? LLM_CHAT : q->kind == RQ_COMPLETIONS ? LLM_COMPLETIONS : LLM_EMBEDDINGS;
+    if (q->kind == RQ_PASSTHROUGH ||
+        llm_request_parse(ep, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg, sizeof msg)) {
+        q->parsed = q->kind != RQ_PASSTHROUGH;
+        http_abandon(ex);
+        rq_free(q);
+        policy_shadow_end(a->gen->pol, primary->route);
+        return;
+    }
+    q->parsed = 1;
+    q->model = q->req.model;
+    q->route = primary->route;
+    q->plan.n = 1;
+    q->plan.index[0] = primary->plan.shadow;
+    q->plan.shadow = q->plan.probe = -1;
+    rq_start_attempt(q);
+}
+
+static void probe_send(struct probe_run *pr, const struct drift_probe *p) {
+    struct app *a = pr->app;
+    cJSON *body = drift_probe_request(p, pr->model);
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!text) return;
+    struct http_exchange *ex = detached_exchange(a, "/v1/chat/completions", text, strlen(text));
+    free(text);
+    char id[40];
+    util_make_id("probe_", id, sizeof id);
+    struct rq *q = rq_new(a, ex, RQ_CHAT, NULL, id);
+    q->probe_run = pr;
+    q->probe = p;
+    pr->inflight++;
+    char param[96], code[64], msg[400];
+    struct policy_error pe;
+    if (llm_request_parse(LLM_CHAT, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg,
+                          sizeof msg) != 0 ||
+        !(q->route = policy_match(q->gen->pol, q->req.model, NULL, NULL, 0, &pe)) ||
+        policy_plan(q->gen->pol, q->route, NULL, util_rand64(), util_now_ms(), &q->plan) != 0) {
+        q->parsed = 1;
+        log_warn("probe suite %s: cannot send probe %s to '%s'", pr->ps->name, p->id, pr->model);
+        http_abandon(ex);
+        q->probe_run = NULL;
+        rq_free(q);
+        pr->inflight--;
+        return;
+    }
+    q->parsed = 1;
+    q->model = q->req.model;
+    if (q->plan.shadow >= 0) policy_shadow_end(q->gen->pol, q->route);
+    q->plan.shadow = -1;
+    rq_start_attempt(q);
+}
+
+#define PROBE_CONCURRENCY 2
+
+/* Keep PROBE_CONCURRENCY probes of a run in flight; free the run at the end. */
+static void probe_run_step(struct probe_run *pr, int finished_one) {
+    if (finished_one) pr->inflight--;
+    while (!pr->app->draining && pr->inflight < PROBE_CONCURRENCY && pr->next < pr->ps->suite->n) {
+        const struct drift_probe *p = &pr->ps->suite->probes[pr->next++];
+        probe_send(pr, p);
+    }
+    if (pr->inflight == 0 && (pr->next >= pr->ps->suite->n || pr->app->draining)) {
+        pr->ps->running--;
+        free(pr->model);
+        free(pr);
+    }
+}
+
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
+    struct probe_sched *ps = arg;
+    (void)fd;
+    (void)what;
+    if (ps->running || ps->app->draining || !ps->app->drift) return; /* previous run still going */
+    for (size_t i = 0; i < ps->n_targets; i++) {
+        struct probe_run *pr = util_xcalloc(1, sizeof *pr);
+        pr->app = ps->app;
+        pr->ps = ps;
+        pr->model = util_strdup(ps->targets[i]);
+        ps->running++;
+        log_info("probe suite %s: running %zu probes against '%s'", ps->name, ps->suite->n, pr->model);
+        probe_run_step(pr, 0);
+    }
+}
+
+/* ---- webhook ------------------------------------------------------------------------- */
+
+static void webhook_head(void *ud, const struct upstream_resp_head *h) {
+    (void)ud;
+    if (h->status >= 300) log_warn("drift webhook answered HTTP %d", h->status);
+}
+static int webhook_data(void *ud, const char *d, size_t n) { (void)ud; (void)d; (void)n; return 0; }
+static void webhook_done(void *ud, enum upstream_result r, const char *detail) {
+    (void)ud;
+    if (r != UP_OK) log_warn("drift webhook failed: %s", detail);
+}
+
+/* POST a drift event as JSON, fire and forget, on the loop (libcurl multi). */
+static void webhook_post(struct app *a, const struct drift_event *ev) {
+    const char *url = a->gen->cfg->drift.webhook_url;
+    if (!url || !*url) return;
+    cJSON *j = drift_event_to_json(ev);
+    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!body) return;
+    const char *hdrs[] = {"Content-Type: application/json", "User-Agent: llmpin", NULL};
+    struct upstream_req ur = {.url = url, .method = "POST", .headers = hdrs, .body = body,
+                              .body_len = strlen(body), .connect_timeout_ms = 5000, .first_byte_timeout_ms = 10000,
+                              .idle_timeout_ms = 10000, .total_timeout_ms = 15000, .tls_verify = 1,
+                              .on_head = webhook_head, .on_data = webhook_data, .on_done = webhook_done};
+    char err[256];
+    if (!upstream_start(a->up, &ur, err, sizeof err)) log_warn("drift webhook: %s", err);
+    free(body);
+}
+
+static void probes_start(struct app *a) {
+    const struct cfg_drift *d = &a->gen->cfg->drift;
+    for (size_t i = 0; i < d->n_probes; i++) {
+        char err[512];
+        struct drift_probe_suite *s = drift_probe_suite_load(d->probes[i].path, err, sizeof err);
+        if (!s) {
+            log_error("drift.probes[%zu]: %s", i, err);
+            continue;
+        }
+        struct probe_sched *ps = util_xcalloc(1, sizeof *ps);
+        ps->app = a;
+        ps->suite = s;
+        ps->name = util_strdup(d->probes[i].name ? d->probes[i].name : d->probes[i].path);
+        ps->n_targets = d->probes[i].n_targets;
+        ps->targets = util_xcalloc(ps->n_targets + 1, sizeof *ps->targets);
+        for (size_t k = 0; k < ps->n_targets; k++) ps->targets[k] = util_strdup(d->probes[i].targets[k]);
+        ps->interval_s = d->probes[i].interval_s > 0 ? d->probes[i].interval_s : 3600;
+        ps->timer = event_new(a->base, -1, EV_PERSIST, on_probe_timer, ps);
+        struct timeval tv = {ps->interval_s, 0};
+        event_add(ps->timer, &tv);
+        a->probes = util_xrealloc(a->probes, (size_t)(a->n_probes + 1) * sizeof *a->probes);
+        a->probes[a->n_probes++] = ps;
+        log_info("probe suite %s: %zu probes every %d s", ps->name, s->n, ps->interval_s);
+        /* first run right away, so there is a baseline */
+        struct timeval now = {0, 1000};
+        event_base_once(a->base, -1, EV_TIMEOUT, on_probe_timer, ps, &now);
+    }
+}
+
+static void probes_stop(struct app *a) {
+    for (int i = 0; i < a->n_probes; i++) {
+        struct probe_sched *ps = a->probes[i];
+        event_free(ps->timer);
+        drift_probe_suite_free(ps->suite);
+        for (size_t k = 0; k < ps->n_targets; k++) free(ps->targets[k]);
+        free(ps->targets);
+        free(ps->name);
+        free(ps);
+    }
+    free(a->probes);
+    a->probes = NULL;
+    a->n_probes = 0;
+}
+
+/* ---- hot reload ------------------------------------------------------------------------ */
+
+/* A reload reads and validates the file and verifies any new local model
+ * (hashing a model file takes seconds) on a thread; the swap itself happens
+ * on the loop. In-flight requests keep the generation they started with. */
+struct reload {
+    struct app *app;
+    struct http_exchange *ex;           /* POST /admin/reload, or NULL (SIGHUP) */
+    char rid[40];
+    struct cfg *cfg;
+    struct local_model **local;         /* new models opened by the thread */
+    int *reuse;                         /* reuse[i]: index in the old generation, or -1 */
+    char err[1024];
+    int ok;
+    struct event *done;
+    pthread_t th;
+};
+
+static void *reload_thread(void *arg) {
+    struct reload *r = arg;
+    const struct gen *old = r->app->gen; /* immutable while a reload runs */
+    r->cfg = cfg_load_file(r->app->config_path, r->err, sizeof r->err);
+    if (r->cfg) {
+        size_t n = r->cfg->n_local_models;
+        r->local = util_xcalloc(n ? n : 1, sizeof *r->local);
+        r->reuse = util_xcalloc(n ? n : 1, sizeof *r->reuse);
+        r->ok = 1;
+        for (size_t i = 0; i < n && r->ok; i++) {
+            r->reuse[i] = -1;
+            for (size_t j = 0; j < old->cfg->n_local_models; j++)
+                if (old->local[j] && strcmp(old->cfg->local_models[j].name, r->cfg->local_models[i].name) == 0 &&
+                    local_model_same(old->local[j], &r->cfg->local_models[i]))
+                    r->reuse[i] = (int)j;
+            if (r->reuse[i] >= 0) continue;
+            r->local[i] = local_model_open(r->app->base, &r->cfg->local_models[i], r->err, sizeof r->err);
+            if (!r->local[i]) r->ok = 0;
+        }
+    }
+    event_active(r->done, EV_READ, 0);
+    return NULL;
+}
+
+static void reload_answer(struct reload *r, int status, const char *body) {
+    if (!r->ex) return;
+    char h[80];
+    snprintf(h, sizeof h, "x-request-id: %s\r\n", r->rid);
+    http_respond(r->ex, status, "application/json", h, body, strlen(body));
+}
+
+static void on_reload_abort(struct http_exchange *ex, void *ud) {
+    struct reload *r = ud;
+    http_abandon(ex);
+    r->ex = NULL;
+}
+
+static void reload_done(evutil_socket_t fd, short what, void *arg) {
+    struct reload *r = arg;
+    struct app *a = r->app;
+    (void)fd;
+    (void)what;
+    pthread_join(r->th, NULL);
+    struct policy *pol = NULL;
+    if (r->ok) {
+        pol = policy_new_from(r->cfg, a->gen->pol, r->err, sizeof r->err);
+        if (!pol) r->ok = 0;
+    }
+    struct buf b = {0};
+    if (!r->ok) {
+        for (size_t i = 0; r->cfg && r->local && i < r->cfg->n_local_models; i++)
+            if (r->local[i]) local_model_close(r->local[i]);
+        log_error("reload rejected, the old configuration stays in force: %s", r->err);
+        error_json(&b, r->err, "invalid_request_error", NULL, "invalid_config");
+        reload_answer(r, 400, b.p);
+        cfg_free(r->cfg);
+    } else {
+        struct gen *old = a->gen, *g = util_xcalloc(1, sizeof *g);
+        size_t n = r->cfg->n_local_models;
+        g->cfg = r->cfg;
+        g->pol = pol;
+        g->refs = 1;
+        g->local = r->local;
+        g->owned = util_xcalloc(n ? n : 1, 1);
+        for (size_t i = 0; i < n; i++) {
+            if (r->reuse[i] >= 0) {
+                g->local[i] = old->local[r->reuse[i]];
+                old->owned[r->reuse[i]] = 0;
+            }
+            g->owned[i] = 1;
+        }
+        r->local = NULL;
+        a->gen = g;
+        struct http_server_opts ho = {.max_body_bytes = g->cfg->server.max_body_bytes,
+                                      .max_connections = g->cfg->server.max_connections};
+        http_server_set_opts(a->http, &ho);
+        if (log_level_parse(g->cfg->server.log_level) >= 0)
+            log_set_level((enum log_level)log_level_parse(g->cfg->server.log_level));
+        gen_unref(old);
+        log_info("configuration reloaded from %s: %zu routes, %zu upstreams, %zu local models", g->cfg->path,
+                 g->cfg->n_routes, g->cfg->n_upstreams, n);
+        buf_printf(&b, "{\"status\":\"reloaded\",\"routes\":%zu,\"upstreams\":%zu,\"local_models\":%zu}\n",
+                   g->cfg->n_routes, g->cfg->n_upstreams, n);
+        reload_answer(r, 200, b.p);
+    }
+    buf_free(&b);
+    event_free(r->done);
+    free(r->local);
+    free(r->reuse);
+    a->reload = NULL;
+    free(r);
+}
+
+static void start_reload(struct app *a, struct http_exchange *ex, const char *rid) {
+    if (!a->config_path) {
+        if (ex) simple_error(ex, 409, "invalid_request_error", "no_config_file",
+                             NULL, "llmpin was started without --config; there is no file to reload.", rid);
+        else log_warn("SIGHUP: started without --config, nothing to reload");
+        return;
+    }
+    if (a->reload) {
+        if (ex) simple_error(ex, 409, "invalid_request_error", "reload_in_progress", NULL,
+                             "A reload is already in progress.", rid);
+        return;
+    }
+    struct reload *r = util_xcalloc(1, sizeof *r);
+    r->app = a;
+    r->ex = ex;
+    snprintf(r->rid, sizeof r->rid, "%s", rid);
+    r->done = event_new(a->base, -1, 0, reload_done, r);
+    if (ex) {
+        ex->on_abort = on_reload_abort;
+        ex->hook_ud = r;
+    }
+    a->reload = r;
+    if (pthread_create(&r->th, NULL, reload_thread, r) != 0) {
+        log_error("reload: cannot start a thread: %s", strerror(errno));
+        if (ex) simple_error(ex, 500, "server_error", "reload_failed", NULL, "Cannot start the reload thread.", rid);
+        event_free(r->done);
+        a->reload = NULL;
+        free(r);
+    }
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg) {
+    (void)sig;
+    (void)what;
+    log_info("SIGHUP: reloading configuration");
+    start_reload(arg, NULL, "sighup");
 }
 
 /* ---- process lifecycle ------------------------------------------------------------- */
@@ -1210,7 +1611,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg) {
 static int load_local_models(struct app *a, struct gen *g, char *err, size_t errlen) {
     const struct cfg *c = g->cfg;
     g->local = util_xcalloc(c->n_local_models ? c->n_local_models : 1, sizeof *g->local);
+    g->owned = util_xcalloc(c->n_local_models ? c->n_local_models : 1, 1);
     for (size_t i = 0; i < c->n_local_models; i++) {
+        g->owned[i] = 1;
         log_info("loading local model '%s' from %s", c->local_models[i].name, c->local_models[i].path);
         g->local[i] = local_model_open(a->base, &c->local_models[i], err, errlen);
         if (!g->local[i]) return -1;
@@ -1265,6 +1668,7 @@ int app_run(struct app_opts *o) {
         }
         drift_set_log(a.drift, drift_log, NULL);
     }
+    probes_start(&a);
     a.up = upstream_client_new(a.base, 256, err, sizeof err);
     if (!a.up) {
         fprintf(stderr, "llmpin: %s\n", err);
@@ -1280,8 +1684,10 @@ int app_run(struct app_opts *o) {
     }
     a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
     a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
+    a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
     event_add(a.ev_term, NULL);
     event_add(a.ev_int, NULL);
+    event_add(a.ev_hup, NULL);
     log_info("listening on %s:%d", cfg->server.listen_host, http_server_port(a.http));
     if (o->ready_file) {
         char tmp[4096];
@@ -1304,10 +1710,8 @@ out:
     if (a.ev_int) event_free(a.ev_int);
     if (a.ev_hup) event_free(a.ev_hup);
     if (a.ev_drain) event_free(a.ev_drain);
-    if (g->local)
-        for (size_t i = 0; i < g->cfg->n_local_models; i++)
-            if (g->local[i]) local_model_close(g->local[i]);
-    gen_unref(g);
+    probes_stop(&a);
+    gen_unref(a.gen);
     metrics_free(&a.m);
     event_base_free(a.base);
     curl_global_cleanup();
