@@ -16,12 +16,7 @@
 #include "common/util.h"
 #include "config/config.h"
 #include "drift/drift.h"
-#if __has_include("localmodel/verify.h")
 #include "localmodel/verify.h"
-#else
-#include <stdio.h>
-static int lm_verify_report(const char *p, int s, FILE *o, char *e, size_t n) { (void)p; (void)s; (void)o; snprintf(e, n, "not built"); return -1; }
-#endif
 #include "proxy/app.h"
 
 #define LLMPIN_VERSION "0.1.0"
