@@ -22,7 +22,9 @@ before(async () => {
     keys: [{ name: 'sdk', key: CLIENT_KEY }],
     upstreams: { mock: { base_url: mock.baseURL } },
     routes: [{
-      name: 'sdk', match: ['gpt-*', 'mock-*', 'text-embedding-*'], mode: 'remote',
+      // an exact name as well as globs: llmpin lists exact route names in
+      // /v1/models (globs name no particular model)
+      name: 'sdk', match: ['gpt-4o-mini', 'gpt-*', 'mock-*', 'text-embedding-*'], mode: 'remote',
       targets: [{ upstream: 'mock' }], retry: { max_attempts: 1 },
     }],
   });
@@ -107,7 +109,9 @@ describe('openai SDK through llmpin', () => {
       assert.equal(m.object, 'model');
       ids.push(m.id);
     }
-    assert.ok(ids.length > 0, 'no models listed');
+    assert.ok(ids.includes('gpt-4o-mini'), `gpt-4o-mini not listed: ${ids}`);
+    const one = await client.models.retrieve('gpt-4o-mini');
+    assert.equal(one.id, 'gpt-4o-mini');
   });
 
   test('parallel tool calls streamed with indices 0..n-1', async () => {
