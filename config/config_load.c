@@ -543,7 +543,11 @@ static int get_str(struct ld *ld, const cJSON *v, const char *path, int secret, 
 /* Like get_str, but the value must not be empty after expansion. */
 static int get_nonempty_str(struct ld *ld, const cJSON *v, const char *path, int secret, char **out) {
     if (get_str(ld, v, path, secret, out) < 0) return -1;
-    if (v && !**out) return fail(ld, path, "must not be empty");
+    if (v && !**out) {
+        free(*out);
+        *out = NULL;
+        return fail(ld, path, "must not be empty");
+    }
     return 0;
 }
 
@@ -805,6 +809,7 @@ static int get_strv(struct ld *ld, const cJSON *v, const char *path, int single_
                                         : "expected an array of strings, got %s", describe(v, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(v);
     if (n == 0) return fail(ld, path, "must not be an empty array");
+    if (n > 1024) return fail(ld, path, "too many entries (%zu; at most 1024)", n);
     char **vec = calloc(n, sizeof(char *));
     if (!vec) return oom(ld);
     *out = vec;
@@ -937,6 +942,7 @@ static int load_keys(struct ld *ld, const cJSON *a) {
     if (!cJSON_IsArray(a)) return fail(ld, "keys", "expected an array of {\"name\", \"key\"} objects, got %s", describe(a, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(a);
     if (n == 0) return 0;
+    if (n > 10000) return fail(ld, "keys", "too many client keys (%zu; at most 10000)", n);
     struct cfg *c = ld->c;
     c->keys = calloc(n, sizeof(*c->keys));
     if (!c->keys) return oom(ld);
@@ -992,6 +998,7 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
     if (!cJSON_IsObject(o)) return fail(ld, "upstreams", "expected an object of {name: {...}}, got %s", describe(o, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(o);
     if (n == 0) return 0;
+    if (n > 1000) return fail(ld, "upstreams", "too many upstreams (%zu; at most 1000)", n);
     struct cfg *c = ld->c;
     c->upstreams = calloc(n, sizeof(*c->upstreams));
     if (!c->upstreams) return oom(ld);
@@ -1048,6 +1055,7 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
         if (get_obj(ld, u, "headers", q, &h) < 0) return -1;
         if (h && h->child) {
             size_t nh = (size_t)cJSON_GetArraySize(h);
+            if (nh > 64) return fail(ld, q, "too many headers (%zu; at most 64)", nh);
             up->headers = calloc(nh, sizeof(*up->headers));
             if (!up->headers) return oom(ld);
             up->n_headers = nh;
@@ -1097,6 +1105,7 @@ static int load_local_models(struct ld *ld, const cJSON *o) {
     if (!cJSON_IsObject(o)) return fail(ld, "local_models", "expected an object of {name: {...}}, got %s", describe(o, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(o);
     if (n == 0) return 0;
+    if (n > 256) return fail(ld, "local_models", "too many local models (%zu; at most 256)", n);
     struct cfg *c = ld->c;
     c->local_models = calloc(n, sizeof(*c->local_models));
     if (!c->local_models) return oom(ld);
@@ -1236,6 +1245,7 @@ static int load_routes(struct ld *ld, const cJSON *a, unsigned char **keep) {
     if (!cJSON_IsArray(a)) return fail(ld, "routes", "expected an array of route objects, got %s", describe(a, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(a);
     if (n == 0) return 0;
+    if (n > 10000) return fail(ld, "routes", "too many routes (%zu; at most 10000)", n);
     struct cfg *c = ld->c;
     c->routes = calloc(n, sizeof(*c->routes));
     *keep = malloc(n);
@@ -1281,6 +1291,7 @@ static int load_routes(struct ld *ld, const cJSON *a, unsigned char **keep) {
         if (!cJSON_IsArray(tv)) return fail(ld, q, "expected an array, got %s", describe(tv, 0, b, sizeof(b)));
         size_t nt = (size_t)cJSON_GetArraySize(tv);
         if (nt == 0) return fail(ld, q, "must list at least one target");
+        if (nt > 64) return fail(ld, q, "too many targets (%zu; at most 64)", nt);
         rt->targets = calloc(nt, sizeof(*rt->targets));
         if (!rt->targets) return oom(ld);
         rt->n_targets = nt;
@@ -1436,6 +1447,7 @@ static int load_drift(struct ld *ld, const cJSON *o) {
     if (!cJSON_IsArray(pa)) return fail(ld, "drift.probes", "expected an array of probe suites, got %s", describe(pa, 0, b, sizeof(b)));
     size_t n = (size_t)cJSON_GetArraySize(pa);
     if (n == 0) return 0;
+    if (n > 256) return fail(ld, "drift.probes", "too many probe suites (%zu; at most 256)", n);
     d->probes = calloc(n, sizeof(*d->probes));
     if (!d->probes) return oom(ld);
     d->n_probes = n;
