@@ -418,6 +418,52 @@ void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
     }
 }
 
+static T_AVX2 float vdot_avx2(const float *x, const float *y, int n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float s = hsum256(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+static T_AVX2 void vaxpy_avx2(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+float lm_vec_dot(enum lm_isa isa, const float *x, const float *y, int n)
+{
+    if (isa >= LM_ISA_AVX2)
+        return vdot_avx2(x, y, n);
+    float s = 0.0f;
+    for (int i = 0; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+void lm_vec_axpy(enum lm_isa isa, float *y, float a, const float *x, int n)
+{
+    if (isa >= LM_ISA_AVX2) {
+        vaxpy_avx2(y, a, x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
 static T_AVX2 void dequant_f16_avx2(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;

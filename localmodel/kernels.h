@@ -69,6 +69,10 @@ void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
                     const float *x, const float *xd, const int8_t *xq, int n,
                     float *y, size_t ldy);
 
+/* Attention helpers: dot product of two F32 vectors, and y += a * x. */
+float lm_vec_dot(enum lm_isa isa, const float *x, const float *y, int n);
+void lm_vec_axpy(enum lm_isa isa, float *y, float a, const float *x, int n);
+
 /* Convert rows [r0, r0+nr) of w to F32 into out[nr][cols]. */
 void lm_dequant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int nr, float *out);
 

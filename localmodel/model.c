@@ -27,7 +27,7 @@
 #include <sys/mman.h>
 
 #define GEMM_MIN_TOKENS 8    /* prefill chunks at least this long use sgemm */
-#define GEMM_TILE_ROWS 64
+#define GEMM_TILE_ROWS 256
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -541,9 +541,7 @@ static void att_chunk(void *arg, int it, int ith)
             size_t o = lbase + (size_t)p * kv_dim;
             float s = 0.0f;
             if (kv->type == LM_KV_F32) {
-                const float *k = (const float *)kv->k + o;
-                for (int i = 0; i < hd; i++)
-                    s += q[i] * k[i];
+                s = lm_vec_dot(c->isa, q, (const float *)kv->k + o, hd);
             } else {
                 for (int i = 0; i < hd; i++)
                     s += q[i] * kv_get(kv, kv->k, o + i);
@@ -564,9 +562,7 @@ static void att_chunk(void *arg, int it, int ith)
             size_t o = lbase + (size_t)p * kv_dim;
             float a = sc[p] * inv;
             if (kv->type == LM_KV_F32) {
-                const float *v = (const float *)kv->v + o;
-                for (int i = 0; i < hd; i++)
-                    out[i] += a * v[i];
+                lm_vec_axpy(c->isa, out, a, (const float *)kv->v + o, hd);
             } else {
                 for (int i = 0; i < hd; i++)
                     out[i] += a * kv_get(kv, kv->v, o + i);
