@@ -90,6 +90,8 @@ static int argmax(const float *v, int n)
 enum feed { FEED_BATCH, FEED_ONE_BY_ONE };
 
 /* Greedy decode: ids[n_gen], and the logits at the first 3 positions. */
+static enum lm_kv_type kv_type = LM_KV_F32;
+
 static void greedy(const struct lm_model *m, enum lm_isa isa, int nth, enum feed feed,
                    const int *prompt, int n_prompt, int n_gen, int *ids, float *first3)
 {
@@ -99,7 +101,7 @@ static void greedy(const struct lm_model *m, enum lm_isa isa, int nth, enum feed
     REQUIRE(pool, "%s", err);
     struct lm_ctx *c = lm_ctx_new(m, pool, 64, n_ctx, isa, err, sizeof err);
     REQUIRE(c, "%s", err);
-    struct lm_kv *kv = lm_kv_new(m, n_ctx, LM_KV_F32, err, sizeof err);
+    struct lm_kv *kv = lm_kv_new(m, n_ctx, kv_type, err, sizeof err);
     REQUIRE(kv, "%s", err);
     float *logits = malloc(sizeof(float) * (size_t)V);
     int32_t toks[64];
@@ -224,6 +226,20 @@ static void test_stories(enum lm_isa best)
     CHECK(worst < 1e-4, "sgemm prefill vs token-by-token logits: max diff %g", worst);
     CHECK(first_mismatch(ia, r64.gen + 40, 19) < 0 && first_mismatch(ib, r64.gen + 40, 19) < 0,
           "continuation after a 45-token prompt");
+
+    /* F16 KV cache: same 64 ids, logits within F16 rounding of the F32 run */
+    kv_type = LM_KV_F16;
+    greedy(m, best, 2, FEED_BATCH, r64.prompt, r64.n_prompt, 64, ids, a);
+    kv_type = LM_KV_F32;
+    int mm16 = first_mismatch(ids, r64.gen, 64);
+    CHECK(mm16 < 0, "F16 KV cache: first mismatch at %d", mm16);
+    double w16 = 0;
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 5; i++)
+            w16 = fmax(w16, fabs(a[(size_t)k * V + r64.top_id[k][i]] - r64.top_val[k][i]));
+    CHECK(w16 < 2e-2, "F16 KV cache: top-5 logits max diff %g", w16);
+    printf("stories260K F16 KV cache: 64 ids %s, top-5 logits max |diff| %.2g\n",
+           mm16 < 0 ? "match" : "DIFFER", w16);
     free(a);
     free(b);
     free(first3);
