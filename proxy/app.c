@@ -252,6 +252,45 @@ static void rq_free(struct rq *q) {
     free(q);
 }
 
+/* One JSON access-log line. Never includes a key, only its name. */
+static void access_line(const struct http_exchange *ex, const char *id, int status, const char *model,
+                        const char *route, const char *target, const char *fallback, const char *key_name,
+                        int stream, const char *outcome) {
+    struct buf l = {0};
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    double dur = (double)(util_now_us() - ex->start_us) / 1000;
+    buf_printf(&l, "{\"ts\":\"%s\",\"type\":\"access\",\"id\":\"%s\",\"method\":", ts, id);
+    buf_json_str(&l, ex->method);
+    buf_appends(&l, ",\"path\":");
+    buf_json_str(&l, ex->path);
+    buf_printf(&l, ",\"status\":%d,\"model\":", status);
+    buf_json_str(&l, model);
+    buf_appends(&l, ",\"route\":");
+    buf_json_str(&l, route);
+    buf_appends(&l, ",\"target\":");
+    buf_json_str(&l, target);
+    buf_appends(&l, ",\"fallback\":");
+    buf_json_str(&l, fallback);
+    buf_appends(&l, ",\"key\":");
+    buf_json_str(&l, key_name);
+    buf_printf(&l, ",\"stream\":%s,\"latency_ms\":%.3f,\"ttfb_ms\":%.3f,\"bytes\":%llu,\"peer\":",
+               stream ? "true" : "false", dur,
+               ex->first_byte_us ? (double)(ex->first_byte_us - ex->start_us) / 1000 : 0.0,
+               (unsigned long long)ex->bytes_out);
+    buf_json_str(&l, ex->peer);
+    if (outcome) {
+        buf_appends(&l, ",\"outcome\":");
+        buf_json_str(&l, outcome);
+    }
+    buf_appends(&l, "}\n");
+    log_access_line(l.p, l.len);
+    buf_free(&l);
+}
+
 /* Access log line, metrics and drift record; then free. */
 static void rq_finish(struct rq *q) {
     struct app *a = q->app;
@@ -266,35 +305,9 @@ static void rq_finish(struct rq *q) {
     metrics_observe(&a->m.duration, dur);
     if (q->ex->first_byte_us) metrics_observe(&a->m.ttfb, (double)(q->ex->first_byte_us - q->ex->start_us) / 1e6);
 
-    struct buf l = {0};
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    buf_printf(&l, "{\"ts\":\"%s\",\"type\":\"access\",\"id\":\"%s\",\"method\":", ts, q->id);
-    buf_json_str(&l, q->ex->method);
-    buf_appends(&l, ",\"path\":");
-    buf_json_str(&l, q->ex->path);
-    buf_printf(&l, ",\"status\":%d,\"model\":", status);
-    buf_json_str(&l, q->model);
-    buf_appends(&l, ",\"route\":");
-    buf_json_str(&l, q->route ? route : NULL);
-    buf_appends(&l, ",\"target\":");
-    buf_json_str(&l, q->target_name);
-    buf_appends(&l, ",\"fallback\":");
-    buf_json_str(&l, q->fallback[0] ? q->fallback : NULL);
-    buf_appends(&l, ",\"key\":");
-    buf_json_str(&l, q->key ? q->key->name : NULL);
-    buf_printf(&l, ",\"stream\":%s,\"latency_ms\":%.3f,\"ttfb_ms\":%.3f,\"bytes\":%llu,\"peer\":",
-               q->parsed && q->req.stream ? "true" : "false", dur * 1000,
-               q->ex->first_byte_us ? (double)(q->ex->first_byte_us - q->ex->start_us) / 1000 : 0.0,
-               (unsigned long long)q->ex->bytes_out);
-    buf_json_str(&l, q->ex->peer);
-    if (q->outcome) { buf_appends(&l, ",\"outcome\":"); buf_json_str(&l, q->outcome); }
-    buf_appends(&l, "}\n");
-    log_access_line(l.p, l.len);
-    buf_free(&l);
+    access_line(q->ex, q->id, status, q->model, q->route ? route : NULL, q->target_name,
+                q->fallback[0] ? q->fallback : NULL, q->key ? q->key->name : NULL, q->parsed && q->req.stream,
+                q->outcome);
 
     if (q->key && q->gen->pol && q->parsed)
         policy_ratelimit_commit_tokens(q->gen->pol, q->key->name, q->est_tokens,
@@ -1053,10 +1066,28 @@ static int models_passthrough(struct app *a, struct http_exchange *ex, const str
     return 1;
 }
 
+static void handle_inner(struct http_exchange *ex, struct app *a, const char *rid,
+                         const struct cfg_client_key **keyp);
+
+/* Entry point for every request. Requests answered without a struct rq
+ * (health, metrics, models, auth failures, admin) are logged and counted
+ * here; the others by rq_finish. */
 static void handle(struct http_exchange *ex, void *ud) {
     struct app *a = ud;
     char rid[40];
+    const struct cfg_client_key *key = NULL;
     util_make_id("req_", rid, sizeof rid);
+    handle_inner(ex, a, rid, &key);
+    if (ex->ud || ex->on_abort) return; /* an rq or a reload owns it */
+    char st[8];
+    snprintf(st, sizeof st, "%d", ex->status);
+    metrics_inc(&a->m.requests, 1, "route", "", "target", "", "status", st, NULL);
+    if (strcmp(ex->path, "/healthz") && strcmp(ex->path, "/readyz") && strcmp(ex->path, "/metrics"))
+        access_line(ex, rid, ex->status, NULL, NULL, NULL, NULL, key ? key->name : NULL, 0, NULL);
+}
+
+static void handle_inner(struct http_exchange *ex, struct app *a, const char *rid,
+                         const struct cfg_client_key **keyp) {
     const char *path = ex->path;
     int is_get = strcmp(ex->method, "GET") == 0, is_post = strcmp(ex->method, "POST") == 0;
 
@@ -1083,6 +1114,7 @@ static void handle(struct http_exchange *ex, void *ud) {
     }
     int auth_ok;
     const struct cfg_client_key *key = authenticate(a, ex, &auth_ok);
+    *keyp = key;
     if (!auth_ok) {
         simple_error(ex, 401, "invalid_request_error", "invalid_api_key", NULL,
                      http_header(ex, "Authorization") || http_header(ex, "api-key")
