@@ -1588,6 +1588,9 @@ struct cfg *cfg_load_string(const char *text, size_t len, const char *name,
     memcpy(buf, text, len);
     buf[len] = '\0';
 
+    /* a UTF-8 byte order mark, as some editors write, is not an error */
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) memset(buf, ' ', 3);
+
     int line, col;
     size_t pos = 0;
     if (strip_comments(buf, len, &pos) < 0) {

@@ -121,6 +121,12 @@ static void test_comments(void) {
         CHECK_STR(c->upstreams[0].headers[0].value, "a // not a comment /* nor this */");
         cfg_free(c);
     }
+    /* a UTF-8 byte order mark and CRLF line ends are accepted */
+    c = LOAD_OK("\xEF\xBB\xBF{\r\n  \"server\": {\"listen\": \"127.0.0.1:1\"} // x\r\n}\r\n");
+    if (c) {
+        CHECK(c->server.listen_port == 1);
+        cfg_free(c);
+    }
     /* a comment keeps line numbers of later errors */
     EXPECT_ERR("{ /* one\ntwo\nthree */ \"a\" 1 }", "t.json:3:14: expected ':' after object key");
 }
