@@ -41,6 +41,8 @@
 #define RECENT_EVENTS 32
 #define VERSION_FLUSH_MS 1000         /* coalesce last_seen/count updates */
 #define RETENTION_CHECK_MS 60000
+#define MAX_VERSION_PAIRS 10000       /* (target, requested model) pairs tracked */
+#define MAX_VALUES_PER_FIELD 256      /* known models / fingerprints per pair */
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -164,7 +166,7 @@ struct drift {
 
     /* loop thread only */
     struct vpair **vtab;
-    size_t vtab_n;
+    size_t vtab_n, n_pairs;
     struct det *dets;
     struct drift_event recent[RECENT_EVENTS];
     size_t recent_pos, recent_len;
@@ -421,7 +423,8 @@ static struct vpair *vpair_get(struct drift *d, const char *target, const char *
     for (struct vpair *p = d->vtab[slot]; p; p = p->next)
         if (strcmp(p->target, target) == 0 && strcmp(p->requested, req) == 0)
             return p;
-    if (!create)
+    /* requested model names come from clients: bound what they can make us keep */
+    if (!create || d->n_pairs >= MAX_VERSION_PAIRS)
         return NULL;
     struct vpair *p = calloc(1, sizeof *p);
     if (!p)
@@ -437,6 +440,7 @@ static struct vpair *vpair_get(struct drift *d, const char *target, const char *
     p->model.current = p->fp.current = -1;
     p->next = d->vtab[slot];
     d->vtab[slot] = p;
+    d->n_pairs++;
     return p;
 }
 
@@ -450,6 +454,24 @@ static int vfield_find(const struct vfield *f, const char *v)
 
 static int vfield_add(struct vfield *f, const char *v, int64_t first, int64_t last, int64_t count)
 {
+    if (f->n >= MAX_VALUES_PER_FIELD) {
+        /* a backend that reports a new fingerprint every time: forget the
+         * value seen longest ago (it stays in the database) */
+        size_t old = 0;
+        for (size_t i = 1; i < f->n; i++)
+            if (f->v[i].last_ms < f->v[old].last_ms)
+                old = i;
+        char *nv = strdup(v);
+        if (!nv)
+            return -1;
+        free(f->v[old].value);
+        memset(&f->v[old], 0, sizeof f->v[old]);
+        f->v[old].value = nv;
+        f->v[old].first_ms = first;
+        f->v[old].last_ms = last;
+        f->v[old].count = count;
+        return (int)old;
+    }
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 4;
         struct vval *nv = realloc(f->v, cap * sizeof *nv);

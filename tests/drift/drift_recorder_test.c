@@ -203,6 +203,37 @@ int main(void)
     drift_close(d);
     CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 6);
 
+    /* 5b. retention by size: 3 MB of records with retention_mb = 1 keeps the newest */
+    snprintf(path, sizeof path, "%s/size.db", dir);
+    cfg = t_cfg(path);
+    cfg.retention_mb = 1;
+    d = drift_open(&cfg, err, sizeof err);
+    char big[301];
+    memset(big, 'x', 300);
+    big[300] = '\0';
+    for (int i = 0; i < 10000; i++) {
+        struct drift_record *r = rec("t", i);
+        r->version_headers = strdup(big);
+        drift_push(d, r);
+    }
+    drift_close(d);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 10000);
+    d = drift_open(&cfg, err, sizeof err);   /* retention runs when the writer starts, */
+    drift_push(d, rec("t", 10000));          /* before its first batch */
+    drift_flush(d);
+    drift_stats(d, &st);
+    drift_close(d);
+    long long left = q1(path, "SELECT count(*) FROM drift_records");
+    long long used = q1(path, "SELECT (SELECT page_count FROM pragma_page_count()) - "
+                              "(SELECT freelist_count FROM pragma_freelist_count())");
+    long long psize = q1(path, "SELECT page_size FROM pragma_page_size()");
+    printf("size retention: %lld of 10000 records left, %lld bytes live, %llu deleted\n", left,
+           used * psize, (unsigned long long)st.retention_deleted);
+    CHECK(left > 0 && left < 10001);
+    CHECK(used * psize <= 1024 * 1024);
+    CHECK_INT(q1(path, "SELECT max(request_id = 'req-9999') FROM drift_records"), 1);
+    CHECK_INT(st.retention_deleted, 10001 - left);
+
     /* 6. a database from a newer llmpin is refused with a message */
     snprintf(path, sizeof path, "%s/new.db", dir);
     {
