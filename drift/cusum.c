@@ -349,6 +349,12 @@ static char *make_evidence(struct drift_detector *dt, const char *chart,
         }
     }
     double acc = graded ? (double)correct / graded : 0;
+    if (c != &dt->change && c->n_since_zero > 0) {
+        /* the correctness charts count their own excursion exactly, even
+         * when the ring does not reach back that far (e.g. after a restart) */
+        acc = (double)c->x_since_zero / (double)c->n_since_zero;
+        k = c->n_since_zero;
+    }
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "chart", chart);
     cJSON_AddNumberToObject(e, "baseline_accuracy", dt->p0);

@@ -551,12 +551,18 @@ int drift_observe_version(struct drift *d, const char *target, const char *reque
     if (!p)
         return 0;
     int64_t now = drift_now_ms();
-    const char *old_model = p->model.current >= 0 ? p->model.v[p->model.current].value : NULL;
-    const char *old_fp = p->fp.current >= 0 ? p->fp.v[p->fp.current].value : NULL;
-    char old_buf[512];
-    snprintf(old_buf, sizeof old_buf, "%s / %s", old_model ? old_model : "-",
-             old_fp ? old_fp : "-");
-    char *old_model_c = drift_strdup(old_model), *old_fp_c = drift_strdup(old_fp);
+    /* the common case (known values) allocates nothing */
+    int maybe_new = (served_model && *served_model && vfield_find(&p->model, served_model) < 0) ||
+                    (fingerprint && *fingerprint && vfield_find(&p->fp, fingerprint) < 0);
+    char old_buf[512] = "";
+    char *old_model_c = NULL, *old_fp_c = NULL;
+    if (maybe_new) {
+        const char *om = p->model.current >= 0 ? p->model.v[p->model.current].value : NULL;
+        const char *of = p->fp.current >= 0 ? p->fp.v[p->fp.current].value : NULL;
+        snprintf(old_buf, sizeof old_buf, "%s / %s", om ? om : "-", of ? of : "-");
+        old_model_c = drift_strdup(om);
+        old_fp_c = drift_strdup(of);
+    }
     int new_m, new_f;
     int a_m = observe_field(d, p, &p->model, "served_model", served_model, now, &new_m);
     int a_f = observe_field(d, p, &p->fp, "system_fingerprint", fingerprint, now, &new_f);
