@@ -151,7 +151,8 @@ static void canon_value(struct buf *b, const cJSON *v, int depth)
         size_t i = 0;
         for (const cJSON *e = v->child; e; e = e->next)
             items[i++] = e;
-        qsort(items, n, sizeof *items, cmp_item_keys);
+        if (n > 1)
+            qsort(items, n, sizeof *items, cmp_item_keys);
         buf_put(b, "{", 1);
         for (i = 0; i < n; i++) {
             if (i)

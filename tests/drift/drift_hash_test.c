@@ -79,6 +79,12 @@ int main(void)
     CHECK_INT(seed, 42);
     CHECK_INT(has, 1);
     cJSON_Delete(j);
+    /* empty objects and arrays (found by fuzzing: qsort on a NULL array) */
+    j = cJSON_Parse("{\"model\":\"m\",\"response_format\":{},\"tools\":[]}");
+    c = drift_canonical_request_json(j);
+    CHECK_STR(c, "{\"model\":\"m\",\"response_format\":{},\"tools\":[]}");
+    free(c);
+    cJSON_Delete(j);
     j = cJSON_Parse("[1,2]");
     CHECK(drift_canonical_request_hash(j, a) == -1);
     cJSON_Delete(j);
