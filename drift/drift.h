@@ -102,6 +102,18 @@ struct drift_record {
 struct drift_record *drift_record_new(void);
 void drift_record_free(struct drift_record *r);
 
+/* Fill r->request_hash, deterministic, has_seed, seed and (when unset)
+ * requested_model from an OpenAI-style request body. Returns 0, or -1 if
+ * body is not an object. */
+int drift_record_set_request(struct drift_record *r, const cJSON *body);
+
+/* Hash an answer into r->output_hash and, only when the store keeps text
+ * (store_outputs = full), keep a copy in r->output_text. Returns 0 or -1
+ * (out of memory). For probes, set r->output_text yourself: grading needs it
+ * whatever the privacy setting (probe texts are llmpin's own questions). */
+int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
+                            size_t len);
+
 /* ---- events ---------------------------------------------------------------- */
 
 /* kind: "version", "accuracy", "answer_change". Strings owned by the event;

@@ -245,6 +245,37 @@ void drift_push(struct drift *d, struct drift_record *r)
     enqueue(d, it, 0);
 }
 
+int drift_record_set_request(struct drift_record *r, const cJSON *body)
+{
+    if (!r || drift_canonical_request_hash(body, r->request_hash) != 0)
+        return -1;
+    r->deterministic = drift_request_is_deterministic(body, &r->seed, &r->has_seed);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (!r->requested_model && cJSON_IsString(m) && !(r->requested_model = strdup(m->valuestring)))
+        return -1;
+    return 0;
+}
+
+int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
+                            size_t len)
+{
+    if (!d || !r)
+        return -1;
+    if (d->store_outputs == CFG_STORE_NONE)
+        return 0;
+    drift_output_hash(text, len, r->output_hash);
+    if (d->store_outputs == CFG_STORE_FULL) {
+        free(r->output_text);
+        r->output_text = malloc(len + 1);
+        if (!r->output_text)
+            return -1;
+        if (len)
+            memcpy(r->output_text, text, len);
+        r->output_text[len] = '\0';
+    }
+    return 0;
+}
+
 static struct item *item_new(enum item_kind k, const char *a, const char *b, const char *c,
                              const char *dd)
 {

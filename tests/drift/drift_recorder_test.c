@@ -186,6 +186,33 @@ int main(void)
     drift_close(d);
     CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE output_text IS NULL AND output_hash IS NULL"), 1);
 
+    /* 4b. helpers that fill a record from the request and the answer */
+    {
+        cJSON *body = cJSON_Parse("{\"model\":\"gpt-4o\",\"seed\":3,\"messages\":[]}");
+        struct drift_record *r = drift_record_new();
+        CHECK(drift_record_set_request(r, body) == 0);
+        CHECK_STR(r->requested_model, "gpt-4o");
+        CHECK_INT(r->deterministic, 1);
+        CHECK_INT(r->seed, 3);
+        CHECK_INT(strlen(r->request_hash), 64);
+        snprintf(path, sizeof path, "%s/helpers.db", dir);
+        cfg = t_cfg(path);
+        d = drift_open(&cfg, err, sizeof err);
+        CHECK(drift_record_set_output(d, r, "hi there", 2) == 0);
+        CHECK(r->output_text == NULL);               /* store_outputs = hash */
+        char want[65];
+        drift_output_hash("hi", 2, want);
+        CHECK_STR(r->output_hash, want);
+        drift_close(d);
+        cfg.store_outputs = CFG_STORE_FULL;
+        d = drift_open(&cfg, err, sizeof err);
+        CHECK(drift_record_set_output(d, r, "hi there", 2) == 0);
+        CHECK_STR(r->output_text, "hi");
+        drift_push(d, r);
+        drift_close(d);
+        cJSON_Delete(body);
+    }
+
     /* 5. retention by age: records older than retention_days go at the next open */
     snprintf(path, sizeof path, "%s/ret.db", dir);
     cfg = t_cfg(path);
