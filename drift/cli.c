@@ -27,6 +27,7 @@ struct opts {
     long limit;
     int timeout_s;
     int baseline;
+    const char *cmd;
     const char *pos[8];
     int npos;
 };
@@ -54,7 +55,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     o->url = "http://127.0.0.1:8080/v1";
     o->key_env = "LLMPIN_API_KEY";
     o->timeout_s = 300;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;
         if (strcmp(a, "--drift-db") == 0)
@@ -103,6 +104,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "llmpin drift: unknown option %s\n", a);
             return -1;
+        }
+        if (!o->cmd) {               /* the first word is the command */
+            o->cmd = a;
+            continue;
         }
         if (o->npos >= 8) {
             fprintf(stderr, "llmpin drift: too many arguments\n");
@@ -437,13 +442,17 @@ static int cmd_compare(const struct opts *o, int64_t since)
     if (!db)
         return 1;
     sqlite3_stmt *s;
+    /* The mirror of request X may carry X itself or "X-shadow": both pair. */
     if (sqlite3_prepare_v2(db,
-                           "SELECT a.output_hash, b.output_hash, a.output_text, b.output_text"
-                           " FROM drift_records a JOIN drift_records b"
-                           " ON a.request_id = b.request_id AND a.id <> b.id"
-                           " WHERE a.target = ?1 AND b.target = ?2 AND a.request_id IS NOT NULL"
-                           " AND a.ts_ms >= ?3 AND a.status < 400 AND b.status < 400"
-                           " AND a.is_probe = 0 AND b.is_probe = 0",
+                           "WITH r AS (SELECT id, target, output_hash, output_text,"
+                           "  CASE WHEN request_id LIKE '%-shadow'"
+                           "   THEN substr(request_id, 1, length(request_id) - 7)"
+                           "   ELSE request_id END AS k"
+                           "  FROM drift_records WHERE request_id IS NOT NULL AND ts_ms >= ?3"
+                           "  AND status < 400 AND is_probe = 0 AND target IN (?1, ?2))"
+                           " SELECT a.output_hash, b.output_hash, a.output_text, b.output_text"
+                           " FROM r a JOIN r b ON a.k = b.k AND a.id <> b.id"
+                           " WHERE a.target = ?1 AND b.target = ?2",
                            -1, &s, NULL) != SQLITE_OK) {
         fprintf(stderr, "llmpin drift compare: %s: %s\n", o->db, sqlite3_errmsg(db));
         sqlite3_close(db);
@@ -487,7 +496,8 @@ static int cmd_compare(const struct opts *o, int64_t since)
            o->pos[0], o->pos[1], pairs);
     if (pairs == 0) {
         printf("  No pairs. Shadow mode records the mirrored request with the request id of the\n"
-               "  served one; check the target names with `llmpin drift status`.\n");
+               "  served one (or that id + \"-shadow\"); check the target names with\n"
+               "  `llmpin drift status`.\n");
         free(sims);
         return 0;
     }
@@ -699,13 +709,18 @@ static int cmd_probe(const struct opts *o)
 
 int drift_cli_main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "help") == 0 || strcmp(argv[i], "--help") == 0 ||
+            strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
     struct opts o;
     if (parse_opts(argc, argv, &o)) {
+        usage(stderr);
+        return 2;
+    }
+    if (!o.cmd) {
         usage(stderr);
         return 2;
     }
@@ -719,7 +734,7 @@ int drift_cli_main(int argc, char **argv)
         fprintf(stderr, "llmpin drift: --until: cannot read \"%s\"\n", o.until);
         return 2;
     }
-    const char *cmd = argv[1];
+    const char *cmd = o.cmd;
     if (strcmp(cmd, "status") == 0)
         return o.npos ? (usage(stderr), 2) : cmd_status(&o);
     if (strcmp(cmd, "ack") == 0)

@@ -133,10 +133,11 @@ int main(void)
     const char *a_out[] = {"The capital of France is Paris.", "2 + 2 = 4", "Hello there"};
     const char *b_out[] = {"The capital of France is Paris.", "2 + 2 is 4", "Goodbye"};
     for (int i = 0; i < 3; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "req-%d", i);
+        char id[32];
         for (int side = 0; side < 2; side++) {
             struct drift_record *rec = drift_record_new();
+            /* the mirror may carry the same id or the id + "-shadow" */
+            snprintf(id, sizeof id, "req-%d%s", i, side && i == 2 ? "-shadow" : "");
             rec->request_id = strdup(id);
             rec->target = strdup(side ? "local/qwen" : "openai/gpt-4o");
             rec->is_shadow = side;
@@ -160,7 +161,7 @@ int main(void)
 
     /* status */
     char *out = NULL;
-    const char *st_argv[] = {"drift", "status", "--drift-db", path};
+    const char *st_argv[] = {"drift", "--drift-db", path, "status"};   /* options first is fine */
     CHECK_INT(cli(&out, 4, st_argv), 0);
     CHECK(strstr(out, "openai/gpt-4") != NULL);
     CHECK(strstr(out, "fp_new") != NULL && strstr(out, "fp_old") != NULL);
