@@ -293,6 +293,20 @@ static void text_report(FILE *o, const struct rep *r)
         size_t e = 0;
         for (size_t k = 0; k < r->nb; k++) {
             int64_t bt = r->t0 + (int64_t)k * r->bucket_ms;
+            const struct bucket *bk = &s->b[k];
+            if (bk->n)
+                fmt_short(bt, a, sizeof a);
+            char acc[16] = "-", chg[16] = "-", p50[16] = "-";
+            if (bk->graded)
+                snprintf(acc, sizeof acc, "%.1f%%", 100.0 * bk->correct / bk->graded);
+            if (bk->compared)
+                snprintf(chg, sizeof chg, "%.1f%%", 100.0 * bk->changed / bk->compared);
+            if (bk->nlat)
+                snprintf(p50, sizeof p50, "%d", bk->p50);
+            if (bk->n)
+                fprintf(o, "  %-16s  %8ld  %5.1f%%  %7s  %6ld  %8s  %7s\n", a, bk->n,
+                        100.0 * bk->errors / bk->n, p50, bk->graded, acc, chg);
+            /* then the events of this bucket, at their own time */
             for (; e < r->nev && r->ev[e].ts < bt + r->bucket_ms; e++) {
                 const struct evrow *ev = &r->ev[e];
                 if (strcmp(ev->target, s->target) != 0)
@@ -301,19 +315,6 @@ static void text_report(FILE *o, const struct rep *r)
                 fprintf(o, "  %-16s  ** #%lld %s: %s\n", a, (long long)ev->id, ev->kind,
                         ev->summary);
             }
-            const struct bucket *bk = &s->b[k];
-            if (!bk->n)
-                continue;
-            fmt_short(bt, a, sizeof a);
-            char acc[16] = "-", chg[16] = "-", p50[16] = "-";
-            if (bk->graded)
-                snprintf(acc, sizeof acc, "%.1f%%", 100.0 * bk->correct / bk->graded);
-            if (bk->compared)
-                snprintf(chg, sizeof chg, "%.1f%%", 100.0 * bk->changed / bk->compared);
-            if (bk->nlat)
-                snprintf(p50, sizeof p50, "%d", bk->p50);
-            fprintf(o, "  %-16s  %8ld  %5.1f%%  %7s  %6ld  %8s  %7s\n", a, bk->n,
-                    100.0 * bk->errors / bk->n, p50, bk->graded, acc, chg);
         }
     }
     long alarms = 0;
