@@ -327,7 +327,7 @@ static const struct obs *ring_back(const struct drift_detector *dt, long i)
 
 static char *make_evidence(struct drift_detector *dt, const char *chart,
                            const struct drift_cusum *c, double *after_acc,
-                           long *k_out, long *flipped_out)
+                           long *k_out, long *flipped_out, long *compared_out)
 {
     long k = c->n_since_zero;
     if (k < 1)
@@ -374,6 +374,7 @@ static char *make_evidence(struct drift_detector *dt, const char *chart,
     *after_acc = acc;
     *k_out = k;
     *flipped_out = flipped;
+    *compared_out = compared;
     return s;
 }
 
@@ -473,17 +474,20 @@ int drift_detector_feed_ex(struct drift_detector *dt, const char *probe_id, int 
     const struct drift_cusum *c = a_drop ? &dt->drop : a_rise ? &dt->rise : &dt->change;
     const char *chart = a_drop ? "drop" : a_rise ? "rise" : "answer_change";
     double after;
-    long k, flipped;
-    char *ev = make_evidence(dt, chart, c, &after, &k, &flipped);
+    long k, flipped, compared;
+    char *ev = make_evidence(dt, chart, c, &after, &k, &flipped, &compared);
     if (kind)
         *kind = a_change && !a_drop && !a_rise ? "answer_change" : "accuracy";
     if (summary && summary_len) {
+        char flips[160] = "";
+        if (compared)
+            snprintf(flips, sizeof flips, "; %ld of %ld repeated probes answer differently "
+                     "from the baseline run", flipped, compared);
         if (a_drop || a_rise)
             snprintf(summary, summary_len,
                      "accuracy %s from %.1f%% (baseline of %ld probes) to %.1f%% over the "
-                     "last %ld probes; %ld answers differ from the baseline run",
-                     a_drop ? "fell" : "rose", 100 * dt->p0, dt->pool_n, 100 * after, k,
-                     flipped);
+                     "last %ld probes%s",
+                     a_drop ? "fell" : "rose", 100 * dt->p0, dt->pool_n, 100 * after, k, flips);
         else
             snprintf(summary, summary_len,
                      "answers changed: %ld of the last %ld probes differ from the baseline "
