@@ -329,13 +329,9 @@ static void rq_finish(struct rq *q) {
         r->ttft_ms = q->req.stream ? (int)q->ttft_ms : -1;
         r->prompt_tokens = q->prompt_tokens;
         r->completion_tokens = q->completion_tokens;
-        drift_canonical_request_hash(q->req.body, r->request_hash);
-        if (status >= 200 && status < 300) {
-            drift_output_hash(q->output.p ? q->output.p : "", q->output.len, r->output_hash);
-            if (q->gen->cfg->drift.store_outputs == CFG_STORE_FULL)
-                r->output_text = util_strdup(q->output.p ? q->output.p : "");
-        }
-        r->deterministic = drift_request_is_deterministic(q->req.body, &r->seed, &r->has_seed);
+        drift_record_set_request(r, q->req.body);
+        if (status >= 200 && status < 300)
+            drift_record_set_output(a->drift, r, q->output.p ? q->output.p : "", q->output.len);
         r->is_shadow = q->is_shadow;
         if (q->probe_run) {
             free(r->output_text);
