@@ -8,13 +8,27 @@
  * weights once for all of them, so B streams cost little more than one. The
  * scheduler therefore loops:
  *
- *   admit queued jobs into free KV slots (up to max_batch); prefill each new
- *   one (prompt chunks through sgemm) and sample its first token;
- *   one decode step for every active sequence together; sample each with
+ *   admit queued jobs into free KV slots (up to max_batch);
+ *   feed ONE chunk (PREFILL_CHUNK tokens, through sgemm) of the prompt of
+ *   the oldest job still prefilling; when its prompt is all in, sample its
+ *   first token;
+ *   one decode step for every sequence that is generating; sample each with
  *   its own sampler; push the token's bytes through its lm_textout (stop
  *   strings, UTF-8) and emit the text that is ready;
  *   finish sequences that hit EOS, a stop string, max_tokens or the context
  *   end, or were cancelled.
+ *
+ * Prompts go in one chunk per turn so that a long prompt does not stall the
+ * running streams: each of their tokens waits for at most one chunk, not for
+ * a whole 2000-token prompt. Chunk boundaries are the same whatever else is
+ * running, so a job's output does not depend on its neighbours.
+ *
+ * Chat prompts are rendered with the family's template and encoded so that
+ * only the template's own markers become control tokens; the messages'
+ * content is always plain text (lm_engine_encode).
+ *
+ * completion_tokens counts every sampled token, including the EOS or
+ * end-of-turn token that ended generation (as OpenAI's usage does).
  *
  * Jobs are reference counted: one reference for the caller (dropped by
  * lm_job_release) and one for the engine (dropped after the last emit).
@@ -62,6 +76,8 @@ struct lm_job {
     int32_t prev;                /* previous token, for lm_tok_piece */
     struct lm_sampler *sampler;
     struct lm_textout *tout;
+    double *emb_sum;             /* embedding jobs: sum of final hidden states */
+    uint64_t order;              /* admission order: oldest prefills first */
 };
 
 struct lm_engine {
@@ -90,6 +106,7 @@ struct lm_engine {
     pthread_cond_t cv;
     struct lm_job *qhead, *qtail;
     int qlen;
+    uint64_t admitted;           /* jobs admitted so far (scheduler) */
     int stop;
 };
 
@@ -107,6 +124,7 @@ static void job_unref(struct lm_job *j)
     }
     lm_sampler_free(j->sampler);
     lm_textout_free(j->tout);
+    free(j->emb_sum);
     free(j);
 }
 
@@ -183,12 +201,12 @@ static int is_stop_id(const struct lm_engine *e, int32_t id)
 static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
 {
     int32_t id = lm_sampler_sample(j->sampler, logits);
+    j->n_gen++;     /* usage counts the EOS / end-of-turn token too, as OpenAI does */
     if (is_stop_id(e, id)) {
         finish(e, j, "stop");
         return 0;
     }
     lm_sampler_accept(j->sampler, id);
-    j->n_gen++;
     size_t len;
     const char *piece = lm_tok_piece(e->tok, j->prev, id, &len);
     j->prev = id;
@@ -207,82 +225,21 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
     return 1;
 }
 
-/* Feed the prompt of j into its KV cache. For embedding jobs, accumulate the
- * final hidden states. Returns 0, or -1 with err. */
-static int prefill(struct lm_engine *e, struct lm_job *j, double *emb_sum, char *err, size_t errlen)
-{
-    int32_t toks[PREFILL_CHUNK];
-    int pos[PREFILL_CHUNK];
-    struct lm_kv *kvs[PREFILL_CHUNK];
-    uint8_t want[PREFILL_CHUNK];
-    int dim = e->m->hp.dim;
-    for (int i = 0; i < PREFILL_CHUNK; i++)
-        kvs[i] = e->slots[j->slot];
-    for (int start = 0; start < j->n_prompt; start += PREFILL_CHUNK) {
-        if (atomic_load(&j->cancelled))
-            return 0;
-        int n = j->n_prompt - start < PREFILL_CHUNK ? j->n_prompt - start : PREFILL_CHUNK;
-        for (int i = 0; i < n; i++) {
-            toks[i] = j->prompt[start + i];
-            pos[i] = start + i;
-            want[i] = (emb_sum == NULL && start + i == j->n_prompt - 1);
-        }
-        struct lm_batch b = { n, toks, pos, kvs, want, e->logits, emb_sum ? e->hidden : NULL, 1 };
-        if (emb_sum)
-            b.logits = NULL;
-        if (lm_forward(e->ctx, &b, err, errlen) < 0)
-            return -1;
-        if (emb_sum)
-            for (int i = 0; i < n; i++)
-                for (int d = 0; d < dim; d++)
-                    emb_sum[d] += e->hidden[(size_t)i * dim + d];
-    }
-    j->n_past = j->n_prompt;
-    return 0;
-}
-
-/* Start a newly admitted job: prefill, then either finish (embeddings) or
- * sample its first token. */
+/* Set up a newly admitted job (sampler, text output, embedding sums). On
+ * failure or cancel the job gets its final event and leaves its slot. */
 static void start_job(struct lm_engine *e, struct lm_job *j)
 {
-    char err[256];
     if (atomic_load(&j->cancelled)) {
         emit_error(j, "cancelled");
         retire(e, j);
         return;
     }
     if (j->kind == LM_JOB_EMBED) {
-        int dim = e->m->hp.dim;
-        double *sum = calloc((size_t)dim, sizeof *sum);
-        float *out = malloc(sizeof(float) * (size_t)dim);
-        if (!sum || !out) {
-            free(sum);
-            free(out);
+        j->emb_sum = calloc((size_t)e->m->hp.dim, sizeof *j->emb_sum);
+        if (!j->emb_sum) {
             emit_error(j, "out of memory");
             retire(e, j);
-            return;
         }
-        if (prefill(e, j, sum, err, sizeof err) < 0) {
-            emit_error(j, err);
-        } else if (atomic_load(&j->cancelled)) {
-            emit_error(j, "cancelled");
-        } else {
-            double norm = 0;
-            for (int d = 0; d < dim; d++) {
-                sum[d] /= j->n_prompt;
-                norm += sum[d] * sum[d];
-            }
-            norm = norm > 0 ? 1.0 / sqrt(norm) : 0.0;
-            for (int d = 0; d < dim; d++)
-                out[d] = (float)(sum[d] * norm);
-            struct lm_event ev = { .type = LM_EV_EMBEDDING, .embedding = out, .n_embd = dim,
-                                   .prompt_tokens = j->n_prompt };
-            j->emit(j->ud, &ev);
-            emit_done(j, "stop");
-        }
-        free(sum);
-        free(out);
-        retire(e, j);
         return;
     }
     j->sampler = lm_sampler_new(&j->params, e->m->hp.n_vocab);
@@ -290,23 +247,102 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
     if (!j->sampler || !j->tout) {
         emit_error(j, "out of memory");
         retire(e, j);
+    }
+}
+
+/* An embedding job's prompt is all in: emit the L2-normalised mean of its
+ * final hidden states, then DONE. */
+static void finish_embedding(struct lm_engine *e, struct lm_job *j)
+{
+    int dim = e->m->hp.dim;
+    float *out = malloc(sizeof(float) * (size_t)dim);
+    if (!out) {
+        emit_error(j, "out of memory");
+        retire(e, j);
         return;
     }
-    if (prefill(e, j, NULL, err, sizeof err) < 0) {
+    double norm = 0;
+    for (int d = 0; d < dim; d++) {
+        j->emb_sum[d] /= j->n_prompt;
+        norm += j->emb_sum[d] * j->emb_sum[d];
+    }
+    norm = norm > 0 ? 1.0 / sqrt(norm) : 0.0;
+    for (int d = 0; d < dim; d++)
+        out[d] = (float)(j->emb_sum[d] * norm);
+    struct lm_event ev = { .type = LM_EV_EMBEDDING, .embedding = out, .n_embd = dim,
+                           .prompt_tokens = j->n_prompt };
+    j->emit(j->ud, &ev);
+    emit_done(j, "stop");
+    free(out);
+    retire(e, j);
+}
+
+/* Feed the next PREFILL_CHUNK prompt tokens of j into its KV cache (for
+ * embedding jobs, add up the final hidden states). After the last chunk, a
+ * generating job samples its first token and joins the decode steps. */
+static void prefill_chunk(struct lm_engine *e, struct lm_job *j)
+{
+    int32_t toks[PREFILL_CHUNK];
+    int pos[PREFILL_CHUNK];
+    struct lm_kv *kvs[PREFILL_CHUNK];
+    uint8_t want[PREFILL_CHUNK];
+    char err[256];
+    int dim = e->m->hp.dim;
+    int start = j->n_past;
+    int n = j->n_prompt - start < PREFILL_CHUNK ? j->n_prompt - start : PREFILL_CHUNK;
+    for (int i = 0; i < n; i++) {
+        toks[i] = j->prompt[start + i];
+        pos[i] = start + i;
+        kvs[i] = e->slots[j->slot];
+        want[i] = (j->emb_sum == NULL && start + i == j->n_prompt - 1);
+    }
+    struct lm_batch b = { n, toks, pos, kvs, want, j->emb_sum ? NULL : e->logits,
+                          j->emb_sum ? e->hidden : NULL, 1 };
+    if (lm_forward(e->ctx, &b, err, sizeof err) < 0) {
         emit_error(j, err);
         retire(e, j);
         return;
     }
-    if (atomic_load(&j->cancelled)) {
-        emit_error(j, "cancelled");
-        retire(e, j);
+    j->n_past += n;
+    if (j->emb_sum)
+        for (int i = 0; i < n; i++)
+            for (int d = 0; d < dim; d++)
+                j->emb_sum[d] += e->hidden[(size_t)i * dim + d];
+    if (j->n_past < j->n_prompt)
+        return;
+    if (j->emb_sum) {
+        finish_embedding(e, j);
         return;
     }
     j->prev = j->prompt[j->n_prompt - 1];
     advance(e, j, e->logits);
 }
 
-/* One decode step for every active sequence. */
+/* Final events for cancelled jobs, wherever they are (prefill or decode). */
+static void sweep_cancelled(struct lm_engine *e)
+{
+    for (int s = 0; s < e->max_batch; s++) {
+        struct lm_job *j = e->active[s];
+        if (j && atomic_load(&j->cancelled)) {
+            emit_error(j, "cancelled");
+            retire(e, j);
+        }
+    }
+}
+
+/* The active job admitted first among those whose prompt is not all in. */
+static struct lm_job *next_prefill(struct lm_engine *e)
+{
+    struct lm_job *best = NULL;
+    for (int s = 0; s < e->max_batch; s++) {
+        struct lm_job *j = e->active[s];
+        if (j && j->n_past < j->n_prompt && (!best || j->order < best->order))
+            best = j;
+    }
+    return best;
+}
+
+/* One decode step for every active sequence whose prompt is all in. */
 static void decode_step(struct lm_engine *e)
 {
     int32_t toks[256];
@@ -317,13 +353,8 @@ static void decode_step(struct lm_engine *e)
     char err[256];
     for (int s = 0; s < e->max_batch; s++) {
         struct lm_job *j = e->active[s];
-        if (!j)
+        if (!j || j->n_past < j->n_prompt)
             continue;
-        if (atomic_load(&j->cancelled)) {
-            emit_error(j, "cancelled");
-            retire(e, j);
-            continue;
-        }
         toks[n] = j->pending;
         pos[n] = j->n_past;
         kvs[n] = e->slots[s];
@@ -346,6 +377,10 @@ static void decode_step(struct lm_engine *e)
     }
 }
 
+/* Each turn: admit queued jobs into free slots, one prompt chunk of the
+ * oldest job still prefilling, then one decode step for the sequences that
+ * are generating. A long prompt thus costs the running streams one chunk
+ * per token, never the whole prompt at once. */
 static void *scheduler_main(void *arg)
 {
     struct lm_engine *e = arg;
@@ -366,6 +401,7 @@ static void *scheduler_main(void *arg)
             e->qlen--;
             j->next = NULL;
             j->slot = s;
+            j->order = e->admitted++;
             e->active[s] = j;
             admitted[n_new++] = j;
         }
@@ -376,6 +412,10 @@ static void *scheduler_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         for (int i = 0; i < n_new; i++)
             start_job(e, admitted[i]);
+        sweep_cancelled(e);
+        struct lm_job *p = next_prefill(e);
+        if (p)
+            prefill_chunk(e, p);
         decode_step(e);
         pthread_mutex_lock(&e->mu);
     }
@@ -385,33 +425,62 @@ static void *scheduler_main(void *arg)
 
 /* ---- submit ------------------------------------------------------------- */
 
+/* Encode text. With spans (a rendered chat prompt), special tokens are
+ * recognised only outside the message contents [spans[2k], spans[2k+1]);
+ * without, text is plain (special = 0) or fully parsed (special = 1). */
 static int tokenize(struct lm_engine *e, const char *text, int add_bos, int special,
-                    int32_t **out, char *err, size_t errlen)
+                    const size_t *spans, int n_spans, int32_t **out, char *err, size_t errlen)
 {
     size_t len = strlen(text);
     int cap = (int)(len < 1000000 ? len : 1000000) + 8;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)cap);
-    if (!ids) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int n = lm_tok_encode(e->tok, text, len, add_bos, special, ids, cap);
-    if (n > cap) {
-        int32_t *bigger = realloc(ids, sizeof(int32_t) * (size_t)n);
+    int32_t *ids = NULL;
+    int n = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int32_t *bigger = realloc(ids, sizeof(int32_t) * (size_t)cap);
         if (!bigger) {
             free(ids);
             snprintf(err, errlen, "out of memory");
             return -1;
         }
         ids = bigger;
-        n = lm_tok_encode(e->tok, text, len, add_bos, special, ids, n);
+        if (spans || special)
+            n = lm_tok_encode_spans(e->tok, text, len, add_bos, spans, n_spans, ids, cap);
+        else
+            n = lm_tok_encode(e->tok, text, len, add_bos, 0, ids, cap);
+        if (n <= cap)
+            break;
+        cap = n;
     }
-    if (n < 0) {
+    if (n < 0 || n > cap) {
         free(ids);
         snprintf(err, errlen, "cannot tokenize the prompt");
         return -1;
     }
     *out = ids;
+    return n;
+}
+
+/* The prompt of a request as token ids: chat messages rendered with the
+ * family's template, the template's markers as special tokens and the
+ * messages' content as plain text (a user who writes "<|im_end|>" or "</s>"
+ * gets those characters, not the control token); completion and embedding
+ * prompts are plain text. */
+int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t **ids,
+                     char *err, size_t errlen)
+{
+    *ids = NULL;
+    if (req->kind != LM_JOB_CHAT)
+        return tokenize(e, req->prompt ? req->prompt : "", lm_tok_add_bos(e->tok), 0, NULL, 0,
+                        ids, err, errlen);
+    size_t *spans = NULL;
+    int n_spans = 0;
+    char *text = lm_chat_render_spans(e->family, req->messages, req->n_messages, e->bos_text,
+                                      e->eos_text, &spans, &n_spans, err, errlen);
+    if (!text)
+        return -1;
+    int n = tokenize(e, text, lm_tok_add_bos(e->tok), 1, spans, n_spans, ids, err, errlen);
+    free(text);
+    free(spans);
     return n;
 }
 
@@ -460,24 +529,7 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
         }
     }
 
-    char *text = NULL;
-    const char *prompt;
-    int special = 0;
-    if (req->kind == LM_JOB_CHAT) {
-        text = lm_chat_render(e->family, req->messages, req->n_messages, e->bos_text,
-                              e->eos_text, err, errlen);
-        if (!text) {
-            *http_status = 400;
-            job_unref(j);
-            return NULL;
-        }
-        prompt = text;
-        special = 1;
-    } else {
-        prompt = req->prompt ? req->prompt : "";
-    }
-    int n = tokenize(e, prompt, lm_tok_add_bos(e->tok), special, &j->prompt, err, errlen);
-    free(text);
+    int n = lm_engine_encode(e, req, &j->prompt, err, errlen);
     if (n < 0) {
         *http_status = 400;
         job_unref(j);
