@@ -1468,8 +1468,10 @@ static int load_drift(struct ld *ld, const cJSON *o) {
         sub(q, p, "path");
         if (get_nonempty_str(ld, cJSON_GetObjectItemCaseSensitive(v, "path"), q, 0, &ps->path) < 0) return -1;
         if (!ps->path && !(ps->path = cfg__strdup("builtin:default"))) return oom(ld);
-        if (strncmp(ps->path, "builtin:", 8) == 0 && strcmp(ps->path, "builtin:default") != 0)
-            return fail(ld, q, "unknown builtin probe set %s (known: builtin:default)", shown(ps->path, b, sizeof(b)));
+        if (strncmp(ps->path, "builtin:", 8) == 0 && strcmp(ps->path, "builtin:default") != 0 &&
+            strcmp(ps->path, "builtin:primes") != 0)
+            return fail(ld, q, "unknown builtin probe set %s (known: builtin:default, builtin:primes)",
+                        shown(ps->path, b, sizeof(b)));
         if (resolve_path(ld, &ps->path) < 0) return -1;
         sub(q, p, "targets");
         const cJSON *tv = cJSON_GetObjectItemCaseSensitive(v, "targets");

@@ -576,7 +576,7 @@ static void test_breaker_drift_errors(void) {
     EXPECT_ERR("{\"drift\": {\"probes\": [{\"targets\": [\"nothing\"]}]}}",
                "t.json: drift.probes[0].targets[0]: \"nothing\" is not a route, local model, upstream or \"upstream/model\"");
     EXPECT_ERR("{\"drift\": {\"probes\": [{\"path\": \"builtin:math\", \"targets\": [\"x\"]}]}}",
-               "t.json: drift.probes[0].path: unknown builtin probe set \"builtin:math\" (known: builtin:default)");
+               "t.json: drift.probes[0].path: unknown builtin probe set \"builtin:math\" (known: builtin:default, builtin:primes)");
     EXPECT_ERR("{\"drift\": {\"probes\": [{\"targets\": [\"x\"], \"interval\": \"10ms\"}]}}",
                "t.json: drift.probes[0].interval: must be a whole number of seconds, got \"10ms\"");
 
