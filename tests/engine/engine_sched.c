@@ -384,11 +384,19 @@ static void write_model(const char *path, uint32_t n_vocab, uint32_t ctx)
     REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
 }
 
+static char small[256], big[256];
+
+static void remove_models(void)         /* also after a failed REQUIRE */
+{
+    unlink(small);
+    unlink(big);
+}
+
 int main(void)
 {
-    char small[256], big[256];
     snprintf(small, sizeof small, "/tmp/llmpin-engine-sched-%d-small.gguf", (int)getpid());
     snprintf(big, sizeof big, "/tmp/llmpin-engine-sched-%d-2048.gguf", (int)getpid());
+    atexit(remove_models);
     write_model(small, 300, 1024);
     write_model(big, 512, 2048);
 
@@ -397,7 +405,5 @@ int main(void)
     test_usage_eos(small);
     test_interleave(big);
 
-    unlink(small);
-    unlink(big);
     return etest_done("engine_sched");
 }
