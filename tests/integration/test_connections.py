@@ -80,6 +80,27 @@ class UpstreamKeyTest(H.ProcTestCase):
         self.assertNotIn(UPSTREAM_KEY, p.stderr())
 
 
+class AzureTest(H.ProcTestCase):
+    def test_azure_deployment_url_api_version_and_api_key(self):
+        # base_url as docs/configuration.md and config/examples/multi-provider.json
+        # write it: https://RESOURCE.openai.azure.com/openai
+        m = self.mock("--require-key", UPSTREAM_KEY)
+        cfg = H.config({"az": {"kind": "azure", "base_url": "http://%s/openai" % m.addr,
+                               "api_key_env": "LLMPIN_TEST_UPSTREAM_KEY", "api_version": "2024-10-21"}},
+                       [{"name": "az", "match": "gpt-*",
+                         "targets": [{"upstream": "az", "model": "my-gpt4o-deployment"}]}])
+        p = self.llmpin(config=cfg, env={"LLMPIN_TEST_UPSTREAM_KEY": UPSTREAM_KEY})
+        st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("gpt-4o", "azure hi"),
+                                      headers={"Authorization": "Bearer sk-client-own-key-777"})
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(doc["choices"][0]["message"]["content"], "mock answer to: azure hi")
+        st = m.stats()
+        self.assertEqual(st["last_request_path"], "/openai/deployments/my-gpt4o-deployment/chat/completions")
+        self.assertEqual(st["last_request_query"], "api-version=2024-10-21")
+        self.assertEqual(st["last_request_headers"].get("api-key"), UPSTREAM_KEY)
+        self.assertNotIn("sk-client-own-key-777", json.dumps(st["last_request_headers"]))
+
+
 class AccessLogTest(H.ProcTestCase):
     def test_one_json_line_per_request(self):
         m = self.mock("--require-key", UPSTREAM_KEY)

@@ -124,6 +124,23 @@ class StreamingTest(H.ProcTestCase):
             self.assertIn('"mock "', data)
 
 
+class StreamErrorsBeforeFirstByteTest(H.ProcTestCase):
+    """A stream that fails before any byte was sent is a plain JSON error
+    with the real status, not a 200 event stream."""
+
+    def test_errors_before_first_byte(self):
+        m = self.mock()
+        cfg = H.config({"mock": H.upstream(m.base_url, timeouts={"first_byte": "500ms"})},
+                       [{"name": "main", "match": "*", "mode": "remote",
+                         "targets": [{"upstream": "mock"}], "retry": {"max_attempts": 1}}])
+        p = self.llmpin(config=cfg)
+        for model, status, code in (("mock-500", 500, "mock_500"), ("mock-429", 429, "rate_limit_exceeded"),
+                                    ("mock-timeout", 504, "upstream_timeout")):
+            st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat(model, stream=True))
+            self.assertError(st, doc, status, code=code)
+            self.assertTrue(h.get("content-type", "").startswith("application/json"), (model, h))
+
+
 class StreamTimeoutTest(H.ProcTestCase):
     def test_idle_timeout_mid_stream_ends_with_error_event(self):
         m = self.mock()
