@@ -125,6 +125,8 @@ struct rq {
     int status_sent;
     const char *outcome;                /* for the access log */
     int est_tokens;
+    struct policy_rl_info rl;           /* limits of the client key, for x-ratelimit-* */
+    int has_rl;
     int models_list;                    /* GET /v1/models passed through: merge ours */
     /* headless requests (no client): shadow mirrors and drift probes */
     int is_shadow;
@@ -137,7 +139,8 @@ struct rq {
 struct probe_run {
     struct app *app;
     struct probe_sched *ps;
-    char *model;
+    char *model;                        /* "model" sent in each probe */
+    const struct policy_route *route;   /* a route named by the suite, or NULL: route by model */
     size_t next;                        /* next probe to send */
     int inflight;
 };
@@ -192,6 +195,18 @@ static void error_json(struct buf *b, const char *msg, const char *type, const c
 
 static void common_headers(struct rq *q, struct buf *h) {
     buf_printf(h, "x-request-id: %s\r\n", q->up_request_id ? q->up_request_id : q->id);
+    if (q->has_rl) {
+        char d[32];
+        const struct policy_rl_info *rl = &q->rl;
+        if (rl->limit_requests)
+            buf_printf(h, "x-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\n"
+                          "x-ratelimit-reset-requests: %s\r\n", rl->limit_requests, rl->remaining_requests,
+                       policy_format_duration(rl->reset_requests_ms, d, sizeof d));
+        if (rl->limit_tokens)
+            buf_printf(h, "x-ratelimit-limit-tokens: %d\r\nx-ratelimit-remaining-tokens: %d\r\n"
+                          "x-ratelimit-reset-tokens: %s\r\n", rl->limit_tokens, rl->remaining_tokens,
+                       policy_format_duration(rl->reset_tokens_ms, d, sizeof d));
+    }
     if (q->route) buf_printf(h, "x-llmpin-route: %s\r\n", q->route->cfg->name);
     if (q->target_name) buf_printf(h, "x-llmpin-target: %s\r\n", q->target_name);
     if (q->fallback[0]) buf_printf(h, "x-llmpin-fallback: %s\r\n", q->fallback);
@@ -1217,25 +1232,20 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
         return;
     }
     if (key) {
-        struct policy_rl_info rl;
         q->est_tokens = (int)(ex->body_len / 4) + (q->req.max_tokens ? q->req.max_tokens : 256);
-        if (policy_ratelimit_take(q->gen->pol, key->name, util_now_ms(), q->est_tokens, &rl)) {
-            char h[400], d1[32], d2[32];
+        if (policy_ratelimit_take(q->gen->pol, key->name, util_now_ms(), q->est_tokens, &q->rl)) {
+            char h[64];
             q->est_tokens = 0;
-            snprintf(h, sizeof h,
-                     "retry-after: %lld\r\nx-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\n"
-                     "x-ratelimit-reset-requests: %s\r\nx-ratelimit-limit-tokens: %d\r\n"
-                     "x-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n",
-                     (long long)((rl.retry_after_ms + 999) / 1000), rl.limit_requests, rl.remaining_requests,
-                     policy_format_duration(rl.reset_requests_ms, d1, sizeof d1), rl.limit_tokens,
-                     rl.remaining_tokens, policy_format_duration(rl.reset_tokens_ms, d2, sizeof d2));
+            q->has_rl = 1;
+            snprintf(h, sizeof h, "retry-after: %lld\r\n", (long long)((q->rl.retry_after_ms + 999) / 1000));
             char msg[200];
             snprintf(msg, sizeof msg, "Rate limit reached for key '%s'. Try again in %.1fs.", key->name,
-                     (double)rl.retry_after_ms / 1000);
+                     (double)q->rl.retry_after_ms / 1000);
             rq_error(q, 429, "requests", "rate_limit_exceeded", NULL, msg, h);
             rq_finish(q);
             return;
         }
+        q->has_rl = q->rl.limit_requests || q->rl.limit_tokens;
     }
     if (policy_plan(q->gen->pol, q->route, key ? key->name : NULL, util_rand64(), util_now_ms(), &q->plan) != 0 &&
         q->route->cfg->n_targets == 1 && q->route->cfg->mode != CFG_MODE_SHADOW) {
@@ -1327,7 +1337,7 @@ static void probe_send(struct probe_run *pr, const struct drift_probe *p) {
     struct policy_error pe;
     if (llm_request_parse(LLM_CHAT, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg,
                           sizeof msg) != 0 ||
-        !(q->route = policy_match(q->gen->pol, q->req.model, NULL, NULL, 0, &pe)) ||
+        !(q->route = pr->route ? pr->route : policy_match(q->gen->pol, q->req.model, NULL, NULL, 0, &pe)) ||
         policy_plan(q->gen->pol, q->route, NULL, util_rand64(), util_now_ms(), &q->plan) != 0) {
         q->parsed = 1;
         log_warn("probe suite %s: cannot send probe %s to '%s'", pr->ps->name, p->id, pr->model);
@@ -1360,6 +1370,40 @@ static void probe_run_step(struct probe_run *pr, int finished_one) {
     }
 }
 
+/* A probe target names a route, a local model, "upstream/model" or a model
+ * name. Probes then go through that route (with the route's own model name)
+ * or are routed by model like any client request. */
+static void probe_target(struct app *a, const char *t, struct probe_run *pr) {
+    const struct policy_route *r = policy_route_by_name(a->gen->pol, t);
+    if (r) {
+        const char *model = t;
+        for (size_t i = 0; i < r->cfg->n_match; i++)
+            if (!strpbrk(r->cfg->match[i], "*?")) { model = r->cfg->match[i]; break; }
+        pr->route = r;
+        pr->model = util_strdup(model);
+        return;
+    }
+    const char *slash = strchr(t, '/');
+    if (slash && cfg_find_local_model(a->gen->cfg, t) < 0) {
+        /* upstream/model: the route that sends this model to that upstream */
+        size_t ul = (size_t)(slash - t);
+        for (size_t i = 0; i < a->gen->cfg->n_routes && !pr->route; i++) {
+            const struct cfg_route *cr = &a->gen->cfg->routes[i];
+            for (size_t k = 0; k < cr->n_targets; k++) {
+                const struct cfg_target *ct = &cr->targets[k];
+                if (ct->upstream && strlen(ct->upstream) == ul && strncmp(ct->upstream, t, ul) == 0 &&
+                    (!ct->model || strcmp(ct->model, slash + 1) == 0)) {
+                    pr->route = policy_route_by_name(a->gen->pol, cr->name);
+                    break;
+                }
+            }
+        }
+        pr->model = util_strdup(slash + 1);
+        return;
+    }
+    pr->model = util_strdup(t);
+}
+
 static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
     struct probe_sched *ps = arg;
     (void)fd;
@@ -1369,7 +1413,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
         struct probe_run *pr = util_xcalloc(1, sizeof *pr);
         pr->app = ps->app;
         pr->ps = ps;
-        pr->model = util_strdup(ps->targets[i]);
+        probe_target(ps->app, ps->targets[i], pr);
         ps->running++;
         log_info("probe suite %s: running %zu probes against '%s'", ps->name, ps->suite->n, pr->model);
         probe_run_step(pr, 0);

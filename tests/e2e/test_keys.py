@@ -46,10 +46,6 @@ class KeysTest(E2ETestCase):
             self.assertEqual(st, 200, raw)
             self.assertIsNone(h.get("x-ratelimit-limit-requests"))
 
-    # Known bug (see the e2e report): docs/policy.md says responses carry
-    # x-ratelimit-* for a limited key; proxy/app.c handle() only adds them
-    # to the 429.
-    @unittest.expectedFailure
     def test_successful_answers_carry_ratelimit_headers(self):
         for i in range(3):
             st, h, d, raw = self.chat(self.p, "chat", headers=bearer("key-slow"))

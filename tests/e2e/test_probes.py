@@ -62,12 +62,6 @@ class ProbeTest(E2ETestCase):
         dets = [d for d in drift["detectors"] if d["suite"] == "mini"]
         self.assertEqual([d["target"] for d in dets], ["mock"], drift["detectors"])
 
-    # Known bug (see the e2e report): config/ accepts a probe target that
-    # names a route ("is not a route, local model, upstream or
-    # upstream/model"), but proxy/app.c probe_send sends the name as the
-    # request's model, so a route whose match differs from its name is
-    # never probed ("cannot send probe").
-    @unittest.expectedFailure
     def test_probe_target_by_route_name(self):
         path = self.path("suite.jsonl")
         with open(path, "w") as f:
@@ -84,10 +78,6 @@ class ProbeTest(E2ETestCase):
         self.assertTrue(rows, "no probe went through route chat-route")
         self.assertEqual((rows[0]["route"], rows[0]["probe_correct"]), ("chat-route", 1))
 
-    # Known bug (see the e2e report): drift/ provides "builtin:primes"
-    # (drift.h), but config/config_load.c refuses it: 'unknown builtin probe
-    # set "builtin:primes" (known: builtin:default)', so llmpin does not start.
-    @unittest.expectedFailure
     def test_builtin_primes_suite(self):
         m = self.mock()
         cfg = doc({"mock": up(m.base_url)},

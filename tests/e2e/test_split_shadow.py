@@ -94,11 +94,6 @@ class ShadowTest(E2ETestCase):
         self.assertEqual(rows[0]["output_text"], ANSWER)
         self.assertEqual(rows[1]["output_text"], ANSWER)
 
-    # Known bug (see the e2e report): proxy/app.c start_shadow gives the
-    # mirror the request id "<id>-shadow", but `llmpin drift compare`
-    # (drift/cli.c cmd_compare) pairs records with EQUAL request ids, so it
-    # finds no pair.
-    @unittest.expectedFailure
     def test_drift_compare_pairs_the_mirror(self):
         p = self.start({"upstream": "b", "model": "mock-slow-first-byte"})
         self.assertServed(self.chat(p, "chat"), "a", ANSWER)
