@@ -177,6 +177,25 @@ class ShutdownTest(H.ProcTestCase):
             rc = None
         self.assertEqual(rc, 0, "llmpin did not exit 0 after SIGTERM:\n" + p.stderr()[-2000:])
 
+    def test_sigterm_lets_a_stream_finish(self):
+        m = self.mock()
+        p = self.llmpin(upstream=m.base_url, extra=["--no-drift"])
+        s = H.SSE(p.addr, "/v1/chat/completions", H.chat("mock-slowstream", "a b c d e", stream=True))
+        self.addCleanup(s.close)
+        self.assertIsNotNone(s.next_event())
+        p.p.send_signal(signal.SIGTERM)
+        got = s.read_all()  # every event, the first one included
+        self.assertIsNone(s.error, "stream broken by the drain: %r" % s.error)
+        self.assertEqual(got[-1], "[DONE]")
+        content = "".join(c["choices"][0]["delta"].get("content") or ""
+                          for c in H.json_events(got) if c["choices"])
+        self.assertEqual(content, "mock answer to: a b c d e")
+        try:
+            rc = p.p.wait(10)
+        except Exception:  # noqa: BLE001
+            rc = None
+        self.assertEqual(rc, 0, p.stderr()[-2000:])
+
     def test_sigterm_idle_exits_zero(self):
         m = self.mock()
         p = self.llmpin(upstream=m.base_url, extra=["--no-drift"])
