@@ -572,7 +572,6 @@ struct job {
     struct event *timer;
     struct event *watch;          /* EV_READ on the client socket: detects a close */
     enum job_kind kind;
-    int first_delay_ms;
     int started;                  /* stream stage: 0 nothing sent, 1 headers sent (content
                                    * events), 2 usage due, 3 [DONE] due, 4 over */
 
