@@ -2,6 +2,7 @@
 keep-alive, upstream connection reuse, large bodies, the upstream API key
 (sent by llmpin, never the client's), the JSON access log (and that no key
 ever reaches it), and SIGTERM draining in-flight requests."""
+import asyncio
 import json
 import signal
 import threading
@@ -78,6 +79,51 @@ class UpstreamKeyTest(H.ProcTestCase):
         st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("gpt-4o-mini"))
         self.assertEqual(st, 200, raw)
         self.assertNotIn(UPSTREAM_KEY, p.stderr())
+
+
+class ManyStreamsTest(H.ProcTestCase):
+    """More concurrent streams than libcurl's default per-host cap (256),
+    with the upstream's max_connections set above them: all must flow."""
+
+    N = 300
+
+    def test_streams_above_256_with_max_connections(self):
+        m = self.mock()
+        cfg = H.config({"mock": dict(H.upstream(m.base_url), max_connections=self.N + 100)},
+                       [{"name": "main", "match": "*", "targets": [{"upstream": "mock"}]}])
+        p = self.llmpin(config=cfg)
+        body = json.dumps(H.chat("mock-forever", stream=True)).encode()
+
+        async def one(writers):
+            r, w = await asyncio.open_connection(p.host, p.port)
+            writers.append(w)
+            w.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await w.drain()
+            while True:
+                line = await r.readline()
+                if not line:
+                    return False
+                if line.startswith(b"data:"):
+                    return True
+
+        async def run():
+            writers = []
+            tasks = [asyncio.ensure_future(one(writers)) for _ in range(self.N)]
+            done, pending = await asyncio.wait(tasks, timeout=30)
+            ok = sum(1 for t in done if not t.exception() and t.result())
+            for t in pending:
+                t.cancel()
+            for w in writers:
+                w.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return ok
+
+        ok = asyncio.run(run())
+        self.assertEqual(ok, self.N, "only %d of %d concurrent streams got their first event "
+                         "(upstreams.mock.max_connections = %d)" % (ok, self.N, self.N + 100))
+        self.assertTrue(H.wait_until(lambda: m.stats()["streams_cancelled_by_client"] == self.N, 10.0),
+                        "upstream streams left open after the clients left: %r" % m.stats())
 
 
 class AzureTest(H.ProcTestCase):
