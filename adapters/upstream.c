@@ -123,6 +123,13 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
         evtimer_del(c->timer);
         return 0;
     }
+    if (timeout_ms == 0) {
+        /* "act now": run in this loop turn instead of a zero timer, which
+         * costs an extra epoll_wait */
+        evtimer_del(c->timer);
+        event_active(c->timer, EV_TIMEOUT, 0);
+        return 0;
+    }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     evtimer_add(c->timer, &tv);
     return 0;
@@ -323,8 +330,7 @@ struct upstream_client *upstream_client_new(struct event_base *base, int max_hos
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)(max_host_conns > 0 ? max_host_conns : 256));
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    upstream_client_set_max_conns(c, max_host_conns);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return c;
 }
@@ -345,6 +351,12 @@ void upstream_client_free(struct upstream_client *c) {
 }
 
 int upstream_client_active(const struct upstream_client *c) { return c->active; }
+
+void upstream_client_set_max_conns(struct upstream_client *c, int max_host_conns) {
+    long n = max_host_conns > 0 ? max_host_conns : 256;
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, n * 4 > 1024 ? n * 4 : 1024);
+}
 
 struct upstream_xfer *upstream_start(struct upstream_client *c, const struct upstream_req *r,
                                      char *err, size_t errlen) {

@@ -63,6 +63,8 @@ struct upstream_client *upstream_client_new(struct event_base *base, int max_hos
                                             char *err, size_t errlen);
 void upstream_client_free(struct upstream_client *c);
 int upstream_client_active(const struct upstream_client *c);
+/* Connections per upstream host (curl applies one limit to every host). */
+void upstream_client_set_max_conns(struct upstream_client *c, int max_host_conns);
 
 /* Start a transfer. Returns NULL with err if it could not be set up. */
 struct upstream_xfer *upstream_start(struct upstream_client *c, const struct upstream_req *r,

@@ -21,6 +21,8 @@ void log_raw_line(const char *line, size_t len);
 /* Send the access log to a file ("-" = stderr, "off" = nowhere). */
 int log_set_access_file(const char *path);
 void log_access_line(const char *line, size_t len);
+/* Write out buffered access lines. */
+void log_access_flush(void);
 
 #define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

@@ -64,7 +64,7 @@ struct app {
     struct upstream_client *up;
     struct drift *drift;
     struct metrics m;
-    struct event *ev_term, *ev_int, *ev_hup, *ev_drain;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_flush;
     int draining;
     int64_t drain_deadline_ms;
     int64_t started_ms;
@@ -161,6 +161,7 @@ static void rq_finish(struct rq *q);
 static void probe_run_step(struct probe_run *pr, int finished_one);
 static void start_shadow(struct rq *primary);
 static void start_reload(struct app *a, struct http_exchange *ex, const char *rid);
+static int max_upstream_conns(const struct cfg *c);
 static void webhook_post(struct app *a, const struct drift_event *ev);
 static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why);
 
@@ -763,6 +764,7 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
     cJSON *o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
     if (!o2 && q->kind != RQ_PASSTHROUGH) {
         policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
+        metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
         if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
             rq_next_target(q, POL_5XX, "bad_response");
             return;
@@ -800,9 +802,13 @@ static char *upstream_url(const struct cfg_upstream *u, const char *model, const
                           const char *query) {
     struct buf b = {0};
     if (u->kind == CFG_UPSTREAM_AZURE) {
+        /* base_url is the resource (https://R.openai.azure.com) or, as
+         * Azure's own docs write it, the resource with /openai */
         char *esc = curl_easy_escape(NULL, model ? model : "", 0);
-        buf_printf(&b, "%s/openai/deployments/%s%s?api-version=%s", u->base_url, esc ? esc : "", suffix,
-                   u->api_version ? u->api_version : "");
+        size_t bl = strlen(u->base_url);
+        int has_openai = bl >= 7 && strcmp(u->base_url + bl - 7, "/openai") == 0;
+        buf_printf(&b, "%s%s/deployments/%s%s?api-version=%s", u->base_url, has_openai ? "" : "/openai",
+                   esc ? esc : "", suffix, u->api_version ? u->api_version : "");
         curl_free(esc);
     } else {
         buf_printf(&b, "%s%s", u->base_url, suffix);
@@ -1588,6 +1594,7 @@ static void reload_done(evutil_socket_t fd, short what, void *arg) {
         struct http_server_opts ho = {.max_body_bytes = g->cfg->server.max_body_bytes,
                                       .max_connections = g->cfg->server.max_connections};
         http_server_set_opts(a->http, &ho);
+        upstream_client_set_max_conns(a->up, max_upstream_conns(g->cfg));
         if (log_level_parse(g->cfg->server.log_level) >= 0)
             log_set_level((enum log_level)log_level_parse(g->cfg->server.log_level));
         gen_unref(old);
@@ -1662,6 +1669,13 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg) {
     maybe_exit(a);
 }
 
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_access_flush();
+}
+
 static void on_term(evutil_socket_t sig, short what, void *arg) {
     struct app *a = arg;
     (void)what;
@@ -1692,6 +1706,15 @@ static int load_local_models(struct app *a, struct gen *g, char *err, size_t err
         log_info("local model '%s' ready (sha256 %s)", c->local_models[i].name, local_model_sha256(g->local[i]));
     }
     return 0;
+}
+
+/* curl's connection limit is per host, for the whole multi handle: use the
+ * largest max_connections of any upstream. */
+static int max_upstream_conns(const struct cfg *c) {
+    int m = 0;
+    for (size_t i = 0; i < c->n_upstreams; i++)
+        if (c->upstreams[i].max_connections > m) m = c->upstreams[i].max_connections;
+    return m > 0 ? m : 256;
 }
 
 static void drift_log(void *ud, const char *level, const char *msg) {
@@ -1741,7 +1764,7 @@ int app_run(struct app_opts *o) {
         drift_set_log(a.drift, drift_log, NULL);
     }
     probes_start(&a);
-    a.up = upstream_client_new(a.base, 256, err, sizeof err);
+    a.up = upstream_client_new(a.base, max_upstream_conns(cfg), err, sizeof err);
     if (!a.up) {
         fprintf(stderr, "llmpin: %s\n", err);
         goto out;
@@ -1757,6 +1780,9 @@ int app_run(struct app_opts *o) {
     a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
     a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
     a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    a.ev_flush = event_new(a.base, -1, EV_PERSIST, on_flush_timer, &a);
+    struct timeval flush_tv = {0, 200000};
+    event_add(a.ev_flush, &flush_tv);
     event_add(a.ev_term, NULL);
     event_add(a.ev_int, NULL);
     event_add(a.ev_hup, NULL);
@@ -1782,6 +1808,8 @@ out:
     if (a.ev_int) event_free(a.ev_int);
     if (a.ev_hup) event_free(a.ev_hup);
     if (a.ev_drain) event_free(a.ev_drain);
+    if (a.ev_flush) event_free(a.ev_flush);
+    log_access_flush();
     probes_stop(&a);
     gen_unref(a.gen);
     metrics_free(&a.m);
