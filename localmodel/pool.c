@@ -21,7 +21,19 @@
 #include <immintrin.h>
 #include <sched.h>
 
-#define SPIN_ITERS 20000
+/* Spin budgets, in _mm_pause iterations (about 30 ns each on current x86).
+ * A worker spins for about 60 us after an op: the gaps between the ops of a
+ * forward pass (norms, rope) are a few microseconds, so workers stay hot
+ * through a token and sleep between tokens. The caller spins about 15 us for
+ * the last chunks, then sleeps until the worker that finishes them wakes it:
+ * when another process holds a core, a spinning caller would take the CPU
+ * the worker it waits for needs. */
+#ifndef LM_POOL_WORKER_SPIN
+#define LM_POOL_WORKER_SPIN 2000
+#endif
+#ifndef LM_POOL_CALLER_SPIN
+#define LM_POOL_CALLER_SPIN 500
+#endif
 
 struct lm_pool_worker {
     struct lm_pool *pool;
@@ -35,6 +47,8 @@ struct lm_pool {
     struct lm_pool_worker *w;
     pthread_mutex_t mu;
     pthread_cond_t cv_start;
+    pthread_cond_t cv_done;          /* the caller sleeps here for the last chunks */
+    atomic_int caller_sleeping;
     atomic_uint gen;                 /* bumped once per op */
     atomic_int open;                 /* op accepting workers */
     atomic_int active;               /* workers inside the op */
@@ -53,7 +67,14 @@ static void work(struct lm_pool *p, int ith)
         if (c >= n)
             break;
         p->fn(p->arg, c, ith);
-        atomic_fetch_add(&p->done, 1);
+        /* the last chunk wakes a sleeping caller (seq_cst: either we see
+         * caller_sleeping, or the caller sees done == n before sleeping) */
+        if (atomic_fetch_add(&p->done, 1) + 1 == n && ith != 0 &&
+            atomic_load(&p->caller_sleeping)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -64,7 +85,7 @@ static void *worker_main(void *vp)
     unsigned seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop) && spins < SPIN_ITERS) {
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop) && spins < LM_POOL_WORKER_SPIN) {
             _mm_pause();
             spins++;
         }
@@ -99,6 +120,8 @@ struct lm_pool *lm_pool_new(int n_threads, char *err, size_t errlen)
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_start, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    atomic_init(&p->caller_sleeping, 0);
     atomic_init(&p->gen, 0);
     atomic_init(&p->open, 0);
     atomic_init(&p->active, 0);
@@ -137,6 +160,7 @@ void lm_pool_free(struct lm_pool *p)
     for (int i = 1; i <= p->started; i++)
         pthread_join(p->w[i].th, NULL);
     pthread_cond_destroy(&p->cv_start);
+    pthread_cond_destroy(&p->cv_done);
     pthread_mutex_destroy(&p->mu);
     free(p->w);
     free(p);
@@ -169,16 +193,22 @@ void lm_pool_run(struct lm_pool *p, int n_chunks, void (*fn)(void *, int, int), 
 
     work(p, 0);
 
-    /* a worker may hold the last chunk; if it was descheduled, yield to it */
-    for (int spins = 0; atomic_load(&p->done) < n_chunks; spins++) {
-        if (spins < SPIN_ITERS)
-            _mm_pause();
-        else
-            sched_yield();
+    /* a worker may hold the last chunk; if it takes long (or was
+     * descheduled), sleep until it is done */
+    for (int spins = 0; atomic_load(&p->done) < n_chunks && spins < LM_POOL_CALLER_SPIN; spins++)
+        _mm_pause();
+    if (atomic_load(&p->done) < n_chunks) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_sleeping, 1);
+        while (atomic_load(&p->done) < n_chunks)
+            pthread_cond_wait(&p->cv_done, &p->mu);
+        atomic_store(&p->caller_sleeping, 0);
+        pthread_mutex_unlock(&p->mu);
     }
     atomic_store(&p->open, 0);
+    /* a worker that woke for this op but claimed nothing leaves at once */
     for (int spins = 0; atomic_load(&p->active) > 0; spins++) {
-        if (spins < SPIN_ITERS)
+        if (spins < LM_POOL_CALLER_SPIN)
             _mm_pause();
         else
             sched_yield();

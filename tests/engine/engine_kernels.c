@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "localmodel/kernels.h"
 #include "localmodel/pool.h"
@@ -220,6 +221,46 @@ static void test_pool(void)
     CHECK(lm_pool_new(0, err, sizeof err) == NULL && strstr(err, "out of range"), "0 threads: %s", err);
 }
 
+/* Chunks run by workers take a while (the caller then sleeps until the last
+ * one is done), and ops are spaced out (the workers then sleep between
+ * them): every chunk still runs exactly once, and every op returns only
+ * after all its chunks. */
+static void slow_fn(void *arg, int chunk, int ith)
+{
+    struct pool_arg *a = arg;
+    if (ith != 0) {
+        struct timespec ts = { 0, 300 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add(&a->hits[chunk], 1);
+    atomic_fetch_add(&a->by_thread[ith], 1);
+}
+
+static void test_pool_sleep(void)
+{
+    char err[128];
+    static struct pool_arg a;
+    for (int n = 2; n <= 3; n++) {
+        struct lm_pool *p = lm_pool_new(n, err, sizeof err);
+        REQUIRE(p, "%s", err);
+        int bad = 0;
+        for (int rep = 0; rep < 60; rep++) {
+            int chunks = 2 + rep % 7;
+            memset(&a, 0, sizeof a);
+            lm_pool_run(p, chunks, slow_fn, &a);
+            for (int c = 0; c < 1000; c++)
+                if (atomic_load(&a.hits[c]) != (c < chunks ? 1 : 0))
+                    bad++;
+            if (rep % 10 == 0) {
+                struct timespec ts = { 0, 2 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+            }
+        }
+        CHECK(bad == 0, "pool %d with slow workers: %d chunk counts wrong", n, bad);
+        lm_pool_free(p);
+    }
+}
+
 int main(void)
 {
     enum lm_isa best = lm_isa_detect();
@@ -227,5 +268,6 @@ int main(void)
     test_conversions();
     test_matmul(best);
     test_pool();
+    test_pool_sleep();
     return etest_done("engine_kernels");
 }
