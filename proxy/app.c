@@ -1799,6 +1799,7 @@ int app_run(struct app_opts *o) {
     }
     event_base_dispatch(a.base);
     rc = 0;
+    log_access_flush();
     log_info("stopped");
 out:
     if (a.http) http_server_free(a.http);
