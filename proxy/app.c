@@ -872,7 +872,9 @@ static void rq_start_attempt(struct rq *q) {
             }
             rq_error(q, status, status == 429 ? "rate_limit_exceeded" : "invalid_request_error",
                      status == 429 ? "queue_full" : status == 400 ? "context_length_exceeded" : "local_model_error",
-                     status == 400 ? "messages" : NULL, err, status == 429 ? "retry-after: 1\r\n" : NULL);
+                     status == 400 ? (q->kind == RQ_CHAT ? "messages" : q->kind == RQ_COMPLETIONS ? "prompt" : "input")
+                                   : NULL,
+                     err, status == 429 ? "retry-after: 1\r\n" : NULL);
             rq_finish(q);
         }
         return;
