@@ -53,6 +53,7 @@ struct rec {
     int prompt_tokens, completion_tokens;
     struct rec *watch;          /* on our first event, note watch->n_text */
     int watch_at_first;
+    int watch_done_at_first;    /* watch had ended by then */
     int gate_at;                /* > 0: the gate_at-th text event blocks ... */
     int gate_open;              /* ... (the scheduler thread) until this is set */
 };
@@ -72,8 +73,10 @@ static void on_event(void *ud, const struct lm_event *ev)
 {
     struct rec *r = ud;
     pthread_mutex_lock(r->mu);
-    if (r->n_events++ == 0 && r->watch)
+    if (r->n_events++ == 0 && r->watch) {
         r->watch_at_first = r->watch->n_text;
+        r->watch_done_at_first = r->watch->done;
+    }
     if (ev->type == LM_EV_TEXT) {
         if (r->len + ev->len < sizeof r->text) {
             memcpy(r->text + r->len, ev->text, ev->len);
@@ -365,6 +368,8 @@ static void test_interleave(const char *path)
     printf("stream A: %d text events while B's %d-token prompt (%d chunks) went in\n", during,
            b.prompt_tokens, chunks);
     CHECK(b.watch_at_first >= 0, "B's first event came before any A event was counted");
+    CHECK(!b.watch_done_at_first, "stream A ended (%s after %d tokens) before B's first token",
+          a.reason, a.completion_tokens);
     CHECK(during >= chunks / 2, "stream A stalled during B's prefill: %d text events in %d chunks",
           during, chunks);
     CHECK(!b.error && strcmp(b.text, alone.text) == 0 && b.completion_tokens == alone.completion_tokens,
