@@ -578,3 +578,28 @@ int cfg_validate(struct cfg *c, char *err, size_t errlen) {
     }
     return 0;
 }
+
+void cfg_upstream_init(struct cfg_upstream *u) {
+    u->connect_timeout_ms = 10000;
+    u->first_byte_timeout_ms = 60000;
+    u->idle_timeout_ms = 60000;
+    u->total_timeout_ms = 600000;
+    u->max_connections = 256;
+    u->tls_verify = 1;
+}
+
+void cfg_route_init(struct cfg_route *r) {
+    r->fallback_on = CFG_FB_ALL;
+    r->on_drift = CFG_DRIFT_RECORD;
+    r->retry.max_attempts = 2;
+    r->retry.base_ms = 200;
+    r->retry.max_ms = 5000;
+    r->shadow_sample = 1.0;
+    r->shadow_max_inflight = 4;
+}
+
+void cfg_target_init(struct cfg_target *t) {
+    t->weight = 1.0;
+    t->upstream_idx = -1;
+    t->local_idx = -1;
+}

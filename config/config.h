@@ -226,6 +226,13 @@ struct cfg *cfg_load_string(const char *text, size_t len, const char *name,
 /* A config with the defaults filled in and nothing else (no routes). */
 struct cfg *cfg_new_default(void);
 
+/* Fill a zeroed entry with the documented defaults (timeouts, retry,
+ * breaker-independent route settings, target weight and unresolved
+ * indexes). The loader and the command line share these. */
+void cfg_upstream_init(struct cfg_upstream *u);
+void cfg_route_init(struct cfg_route *r);
+void cfg_target_init(struct cfg_target *t);
+
 /* Validate cross references and invariants of a config built in code (e.g.
  * from command-line flags). Returns 0 or -1 with err filled. cfg_load_* call
  * this themselves. */

@@ -1006,12 +1006,7 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
     size_t i = 0;
     for (const cJSON *u = o->child; u; u = u->next, i++) {
         struct cfg_upstream *up = &c->upstreams[i];
-        up->connect_timeout_ms = 10000;
-        up->first_byte_timeout_ms = 60000;
-        up->idle_timeout_ms = 60000;
-        up->total_timeout_ms = 600000;
-        up->max_connections = 256;
-        up->tls_verify = 1;
+        cfg_upstream_init(up);
         sub(p, "upstreams", u->string);
         if (!*u->string) return fail(ld, "upstreams", "an upstream name must not be empty");
         if (strchr(u->string, '/') || strncmp(u->string, "local:", 6) == 0)
@@ -1162,9 +1157,7 @@ static int load_target(struct ld *ld, const cJSON *v, const char *p, struct cfg_
     static const char *const known[] = {"upstream", "local", "model", "weight", "pin", NULL};
     static const char *const pknown[] = {"model", "system_fingerprint", NULL};
     char b[64], q[PATHLEN], r[PATHLEN];
-    t->weight = 1.0;
-    t->upstream_idx = -1;
-    t->local_idx = -1;
+    cfg_target_init(t);
     *has_weight = 0;
     if (cJSON_IsString(v)) {
         char *s = NULL;
@@ -1255,13 +1248,7 @@ static int load_routes(struct ld *ld, const cJSON *a, unsigned char **keep) {
     size_t i = 0;
     for (const cJSON *o = a->child; o; o = o->next, i++) {
         struct cfg_route *rt = &c->routes[i];
-        rt->fallback_on = CFG_FB_ALL;
-        rt->on_drift = CFG_DRIFT_RECORD;
-        rt->retry.max_attempts = 2;
-        rt->retry.base_ms = 200;
-        rt->retry.max_ms = 5000;
-        rt->shadow_sample = 1.0;
-        rt->shadow_max_inflight = 4;
+        cfg_route_init(rt);
         at(p, "routes", i);
         if (!cJSON_IsObject(o)) return fail(ld, p, "expected an object, got %s", describe(o, 0, b, sizeof(b)));
         if (check_fields(ld, o, p, known) < 0) return -1;
@@ -1553,17 +1540,10 @@ static int finish_routes(struct ld *ld, unsigned char *keep) {
         r->match[0] = cfg__strdup(mn);
         r->targets[0].local = cfg__strdup(mn);
         if (!r->match[0] || !r->targets[0].local) return oom(ld);
-        r->targets[0].weight = 1.0;
-        r->targets[0].upstream_idx = -1;
+        cfg_target_init(&r->targets[0]);
         r->targets[0].local_idx = (int)m;
         r->mode = CFG_MODE_LOCAL;
-        r->fallback_on = CFG_FB_ALL;
-        r->on_drift = CFG_DRIFT_RECORD;
-        r->retry.max_attempts = 2;
-        r->retry.base_ms = 200;
-        r->retry.max_ms = 5000;
-        r->shadow_sample = 1.0;
-        r->shadow_max_inflight = 4;
+        cfg_route_init(r);
     }
     return 0;
 }

@@ -619,6 +619,19 @@ static void stream_fail(struct rq *q, const char *code, const char *msg) {
     metrics_inc(&q->app->m.stream_errors, 1, "target", q->target_name, "code", code, NULL);
 }
 
+/* Answer the client with the upstream's own status, headers we pass on and
+ * body, as received. */
+static void respond_as_upstream(struct rq *q, int status, const char *outcome) {
+    struct buf h = {0};
+    common_headers(q, &h);
+    buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
+    q->status_sent = status;
+    q->outcome = outcome;
+    http_respond(q->ex, status, q->up_ctype ? q->up_ctype : "application/json", h.p, q->body.p ? q->body.p : "",
+                 q->body.len);
+    buf_free(&h);
+}
+
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
@@ -651,14 +664,7 @@ static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, c
     }
     /* Nothing left: tell the client. Upstream HTTP errors pass through. */
     if (status) {
-        struct buf h = {0};
-        common_headers(q, &h);
-        buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
-        q->status_sent = status;
-        q->outcome = policy_outcome_name(o);
-        http_respond(q->ex, status, q->up_ctype ? q->up_ctype : "application/json", h.p,
-                     q->body.p ? q->body.p : "", q->body.len);
-        buf_free(&h);
+        respond_as_upstream(q, status, policy_outcome_name(o));
     } else if (o == POL_TIMEOUT) {
         char msg[300];
         snprintf(msg, sizeof msg, "The upstream %s timed out: %s.", q->target_name, detail);
@@ -747,13 +753,7 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
     if (o != POL_OK) {
         if (o == POL_4XX) {
             policy_breaker_report(q->gen->pol, q->target_id, o, util_now_ms());
-            struct buf h = {0};
-            common_headers(q, &h);
-            buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
-            q->status_sent = q->up_status;
-            q->outcome = "upstream_4xx";
-            http_respond(q->ex, q->up_status, q->up_ctype, h.p, q->body.p ? q->body.p : "", q->body.len);
-            buf_free(&h);
+            respond_as_upstream(q, q->up_status, "upstream_4xx");
             rq_finish(q);
             return;
         }
@@ -786,13 +786,7 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
     }
     if (check_versions(q)) return;
     policy_breaker_report(q->gen->pol, q->target_id, POL_OK, util_now_ms());
-    struct buf h = {0};
-    common_headers(q, &h);
-    buf_append(&h, q->up_extra_headers.p ? q->up_extra_headers.p : "", q->up_extra_headers.len);
-    q->status_sent = q->up_status;
-    q->outcome = "ok";
-    http_respond(q->ex, q->up_status, q->up_ctype, h.p, q->body.p ? q->body.p : "", q->body.len);
-    buf_free(&h);
+    respond_as_upstream(q, q->up_status, "ok");
     rq_finish(q);
 }
 

@@ -82,18 +82,11 @@ static struct cfg_route *add_route(struct cfg *c, const char *name, const char *
     r->match = util_xcalloc(1, sizeof *r->match);
     r->match[0] = util_strdup(match);
     r->n_match = 1;
+    cfg_route_init(r);
     r->mode = mode;
     r->targets = util_xcalloc(1, sizeof *r->targets);
     r->n_targets = 1;
-    r->targets[0].weight = 1;
-    r->targets[0].upstream_idx = -1;
-    r->targets[0].local_idx = -1;
-    r->fallback_on = CFG_FB_ALL;
-    r->retry.max_attempts = 2;
-    r->retry.base_ms = 200;
-    r->retry.max_ms = 5000;
-    r->shadow_sample = 1;
-    r->shadow_max_inflight = 4;
+    cfg_target_init(&r->targets[0]);
     return r;
 }
 
@@ -199,12 +192,7 @@ static int cmd_serve(int argc, char **argv) {
             if (v && *v) u->api_key = util_strdup(v);
             else fprintf(stderr, "llmpin: warning: --api-key-env %s: the variable is not set\n", key_env);
         }
-        u->connect_timeout_ms = 10000;
-        u->first_byte_timeout_ms = 60000;
-        u->idle_timeout_ms = 60000;
-        u->total_timeout_ms = 600000;
-        u->max_connections = 256;
-        u->tls_verify = 1;
+        cfg_upstream_init(u);
         struct cfg_route *r = add_route(c, "default", "*", CFG_MODE_REMOTE);
         r->targets[0].upstream = util_strdup("default");
     }
