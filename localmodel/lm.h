@@ -103,6 +103,13 @@ struct lm_job;
 struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
                          int *http_status, char *err, size_t errlen);
 
+/* The token ids lm_submit would queue for req (chat: the rendered template,
+ * where message content is always plain text: a message that contains
+ * "</s>" or "<|im_start|>" never becomes a control token). *ids is
+ * malloc'd (caller frees); returns the count, or -1 with err. */
+int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t **ids,
+                     char *err, size_t errlen);
+
 /* Ask the job to stop (client went away). Thread-safe. After cancel, emit is
  * called at most once more (DONE or ERROR) and then never again. */
 void lm_cancel(struct lm_job *j);

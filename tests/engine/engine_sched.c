@@ -30,11 +30,6 @@
 #include "localmodel/tokenizer.h"
 #include "tests/engine/etest.h"
 
-/* Defined in localmodel/engine.c: the token ids lm_submit would queue for
- * req. (Its prototype belongs in lm.h; asked of the lead.) */
-int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t **ids,
-                     char *err, size_t errlen);
-
 #define STORIES LLMPIN_MODELS_DIR "/stories260K.gguf"
 #define STORIES_SHA "78c4953cf6ef0e0dd7fc67daa5f89f5ece8f5de721d77e5ead669645a508f9ab"
 
