@@ -760,9 +760,23 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
         rq_attempt_failed(q, o, q->up_status, "");
         return;
     }
-    /* 2xx body: it must be JSON for the endpoints we understand */
-    cJSON *o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
-    if (!o2 && q->kind != RQ_PASSTHROUGH) {
+    /* 2xx body: it must be JSON for the endpoints we understand. Parsing it
+     * is only needed when something reads it (drift, pins, token limits,
+     * the models list); otherwise a cheap look at its first byte tells a
+     * JSON object from garbage. */
+    int need = q->app->drift || q->models_list || (q->key && q->key->tpm) ||
+               (q->tgt && (q->tgt->pin_model || q->tgt->pin_fingerprint));
+    cJSON *o2 = NULL;
+    int looks_json = 0;
+    if (need) {
+        o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
+        looks_json = o2 != NULL;
+    } else {
+        size_t i = 0;
+        while (i < q->body.len && strchr(" \t\r\n", q->body.p[i])) i++;
+        looks_json = i < q->body.len && (q->body.p[i] == '{' || q->body.p[i] == '[');
+    }
+    if (!looks_json && q->kind != RQ_PASSTHROUGH) {
         policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
         metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
         if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
