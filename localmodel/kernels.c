@@ -2,12 +2,12 @@
  * kernels.c - row-dot kernels for F32/F16/BF16/Q8_0 weights, scalar and
  * SIMD (AVX2+FMA+F16C, AVX-512, AVX-512 VNNI), chosen at run time.
  *
- * Shape of every kernel: for each weight row, stream the row once and dot it
- * with G activation vectors (G = 1..4, a compile-time constant after
- * inlining, so the accumulators live in registers). More than 4 tokens are
- * done in groups of 4, re-reading the row from L1, not from memory. Each
- * token has its own accumulators and the same reduction order whatever G is,
- * which makes results independent of batching (see kernels.h).
+ * Shape of every kernel: a tile of up to 4 weight rows x up to 4 tokens
+ * (MAXG), streamed once over the columns with the accumulators in registers
+ * (see "tiles" below). More than 4 tokens are done in groups of 4, re-reading
+ * the rows from L1, not from memory. Each (row, token) has its own
+ * accumulators and the same reduction order whatever the tile, which makes
+ * results independent of batching (see kernels.h).
  *
  * SIMD functions carry __attribute__((target(...))) so the file is built
  * with the default flags and the caller picks the variant with
@@ -195,6 +195,38 @@ static void rows_scalar(const struct lm_wmat *w, int r0, int r1, const float *x,
     }
 }
 
+/* ---- tiles ---------------------------------------------------------------
+ *
+ * A tile is R weight rows x G tokens. Each activation vector loaded serves R
+ * rows and each weight vector serves G tokens, and the R*G accumulator sets
+ * live in registers: R and G are constants once the always_inline bodies are
+ * inlined into the per-type functions, and the loops over them are fully
+ * unrolled (UNROLL; without it gcc -O2 keeps the accumulators in memory and
+ * the store-to-load chain, not memory, bounds F16 decode).
+ *
+ * A single token (decode) is done one row at a time: the weights are then
+ * read as one linear stream, which the hardware prefetcher follows across
+ * the model file's 4 KiB pages; 4 rows read side by side are 4 short streams
+ * that it does not, and measured ~25% slower for F32. Several tokens are
+ * compute-bound and use wider tiles (float: 2 rows x 2 tokens or 1 x G;
+ * Q8_0 with VNNI: 4 rows x G).
+ *
+ * The value for one (row, token) is computed by the same instructions in the
+ * same order whatever R and G are, which is what keeps results independent
+ * of the batch and of the row range.
+ */
+#define UNROLL _Pragma("GCC unroll 16")
+#define TR 4
+
+
+static inline float getw(enum gguf_ttype ty, const uint8_t *w, int j)
+{
+    uint16_t h;
+    if (ty == GGUF_TT_F32) { float f; memcpy(&f, w + 4 * (size_t)j, 4); return f; }
+    memcpy(&h, w + 2 * (size_t)j, 2);
+    return ty == GGUF_TT_F16 ? lm_f16_to_f32(h) : lm_bf16_to_f32(h);
+}
+
 /* ---- AVX2 + FMA + F16C ------------------------------------------------- */
 
 #define T_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -209,182 +241,325 @@ INL_AVX2 float hsum256(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-/* load 8 weights as floats */
-INL_AVX2 __m256 ld8_f32(const void *p) { return _mm256_loadu_ps((const float *)p); }
-INL_AVX2 __m256 ld8_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-INL_AVX2 __m256 ld8_bf16(const void *p)
+/* 8 weights of type ty at p, as floats */
+INL_AVX2 __m256 ld8(enum gguf_ttype ty, const uint8_t *p)
 {
+    if (ty == GGUF_TT_F32)
+        return _mm256_loadu_ps((const float *)p);
+    if (ty == GGUF_TT_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-/* One row against G activations; ES = weight element size. */
-#define DEF_DOTS_AVX2(NAME, LD, ES, GETW)                                              \
-INL_AVX2 void NAME(const uint8_t *w, const float *x, int cols, int G, float *out)      \
-{                                                                                      \
-    __m256 a0[MAXG], a1[MAXG];                                                         \
-    for (int t = 0; t < G; t++) { a0[t] = _mm256_setzero_ps(); a1[t] = _mm256_setzero_ps(); } \
-    int i = 0;                                                                         \
-    for (; i + 16 <= cols; i += 16) {                                                  \
-        __m256 w0 = LD(w + (size_t)i * ES), w1 = LD(w + (size_t)(i + 8) * ES);         \
-        for (int t = 0; t < G; t++) {                                                  \
-            a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)t * cols + i), a0[t]);     \
-            a1[t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + (size_t)t * cols + i + 8), a1[t]); \
-        }                                                                              \
-    }                                                                                  \
-    for (; i + 8 <= cols; i += 8) {                                                    \
-        __m256 w0 = LD(w + (size_t)i * ES);                                            \
-        for (int t = 0; t < G; t++)                                                    \
-            a0[t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)t * cols + i), a0[t]);     \
-    }                                                                                  \
-    for (int t = 0; t < G; t++) {                                                      \
-        float s = hsum256(_mm256_add_ps(a0[t], a1[t]));                                \
-        for (int j = i; j < cols; j++) s += GETW(w, j) * x[(size_t)t * cols + j];      \
-        out[t] = s;                                                                    \
-    }                                                                                  \
+/* Rows w, w+rb, .. (R) against tokens x, x+cols, .. (G): y[t*ldy + r]. */
+INL_AVX2 void tile_f_avx2(enum gguf_ttype ty, const uint8_t *w, size_t rb, const float *x,
+                          int cols, int R, int G, float *y, size_t ldy)
+{
+    size_t es = ty == GGUF_TT_F32 ? 4 : 2;
+    __m256 a0[TR][MAXG], a1[TR][MAXG];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++)
+            a0[r][t] = a1[r][t] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= cols; i += 16) {
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *wr = w + (size_t)r * rb + (size_t)i * es;
+            __m256 w0 = ld8(ty, wr), w1 = ld8(ty, wr + 8 * es);
+            UNROLL for (int t = 0; t < G; t++) {
+                const float *xt = x + (size_t)t * cols + i;
+                a0[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt), a0[r][t]);
+                a1[r][t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + 8), a1[r][t]);
+            }
+        }
+    }
+    if (i + 8 <= cols) {
+        UNROLL for (int r = 0; r < R; r++) {
+            __m256 w0 = ld8(ty, w + (size_t)r * rb + (size_t)i * es);
+            UNROLL for (int t = 0; t < G; t++)
+                a0[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + (size_t)t * cols + i), a0[r][t]);
+        }
+        i += 8;
+    }
+    UNROLL for (int r = 0; r < R; r++) {
+        UNROLL for (int t = 0; t < G; t++) {
+            float s = hsum256(_mm256_add_ps(a0[r][t], a1[r][t]));
+            for (int j = i; j < cols; j++)
+                s += getw(ty, w + (size_t)r * rb, j) * x[(size_t)t * cols + j];
+            y[(size_t)t * ldy + r] = s;
+        }
+    }
 }
 
-static inline float getw_f32(const uint8_t *w, int j) { float f; memcpy(&f, w + 4 * (size_t)j, 4); return f; }
-static inline float getw_f16(const uint8_t *w, int j) { uint16_t h; memcpy(&h, w + 2 * (size_t)j, 2); return lm_f16_to_f32(h); }
-static inline float getw_bf16(const uint8_t *w, int j) { uint16_t h; memcpy(&h, w + 2 * (size_t)j, 2); return lm_bf16_to_f32(h); }
-
-DEF_DOTS_AVX2(dots_f32_avx2, ld8_f32, 4, getw_f32)
-DEF_DOTS_AVX2(dots_f16_avx2, ld8_f16, 2, getw_f16)
-DEF_DOTS_AVX2(dots_bf16_avx2, ld8_bf16, 2, getw_bf16)
-
-/* Q8_0 row against G quantized activations. VNNI selects vpdpbusd; the
- * integer sums are exact either way, so both give identical floats. */
-#define DEF_Q8_AVX2(NAME, ATTR, VNNI)                                                  \
-static inline __attribute__((always_inline, target(ATTR)))                            \
-void NAME(const uint8_t *w, const float *xd, const int8_t *xq, int cols, int G, float *out) \
-{                                                                                      \
-    int nb = cols / LM_QK8;                                                            \
-    const struct lm_q8_block *blk = (const struct lm_q8_block *)w;                     \
-    __m256 acc[MAXG];                                                                  \
-    for (int t = 0; t < G; t++) acc[t] = _mm256_setzero_ps();                          \
-    for (int b = 0; b < nb; b++) {                                                     \
-        __m256i wq = _mm256_loadu_si256((const __m256i *)blk[b].qs);                   \
-        __m256i aw = _mm256_sign_epi8(wq, wq);                                         \
-        float dw = _cvtsh_ss(blk[b].d);                                                \
-        for (int t = 0; t < G; t++) {                                                  \
-            __m256i q = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * cols + (size_t)b * LM_QK8)); \
-            __m256i sq = _mm256_sign_epi8(q, wq);                                      \
-            __m256i p32;                                                               \
-            if (VNNI) {                                                                \
-                p32 = Q8_VNNI_DOT(aw, sq);                                             \
-            } else {                                                                   \
-                __m256i p16 = _mm256_maddubs_epi16(aw, sq);                            \
-                p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));                    \
-            }                                                                          \
-            __m256 sc = _mm256_set1_ps(dw * xd[(size_t)t * nb + b]);                   \
-            acc[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p32), acc[t]);             \
-        }                                                                              \
-    }                                                                                  \
-    for (int t = 0; t < G; t++) out[t] = hsum256(acc[t]);                              \
+/* Q8_0 rows against quantized tokens (xd scales, xq values), R*G <= 4.
+ * maddubs wants unsigned x signed bytes, so the weight signs move onto the
+ * activations (|w| . sign(x, w)); no pair of products overflows int16
+ * (2 * 128 * 127). */
+INL_AVX2 void tile_q8_avx2(const uint8_t *w, size_t rb, const float *xd, const int8_t *xq,
+                           int cols, int R, int G, float *y, size_t ldy)
+{
+    int nb = cols / LM_QK8;
+    __m256 acc[TR][MAXG];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++) {
+        UNROLL for (int r = 0; r < R; r++) {
+            const struct lm_q8_block *blk = (const struct lm_q8_block *)(w + (size_t)r * rb) + b;
+            __m256i wq = _mm256_loadu_si256((const __m256i *)blk->qs);
+            __m256i aw = _mm256_sign_epi8(wq, wq);
+            __m256 dw = _mm256_set1_ps(_cvtsh_ss(blk->d));
+            UNROLL for (int t = 0; t < G; t++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * cols + (size_t)b * LM_QK8));
+                __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(q, wq));
+                __m256i p32 = _mm256_madd_epi16(p16, ones);
+                __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(xd[(size_t)t * nb + b]));
+                acc[r][t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p32), acc[r][t]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++)
+            y[(size_t)t * ldy + r] = hsum256(acc[r][t]);
 }
-
-#define Q8_VNNI_DOT(a, b) _mm256_setzero_si256()
-DEF_Q8_AVX2(q8_dots_avx2, "avx2,fma,f16c", 0)
-#undef Q8_VNNI_DOT
-#define Q8_VNNI_DOT(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (a), (b))
-DEF_Q8_AVX2(q8_dots_vnni, "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", 1)
-#undef Q8_VNNI_DOT
-
-/* Dispatch G = 1..4 to constant-G inlined bodies. */
-#define DEF_ROWS(NAME, ATTR, DOTS)                                                     \
-static __attribute__((target(ATTR))) void NAME(const struct lm_wmat *w, int r0, int r1, \
-        const float *x, int n, float *y, size_t ldy)                                   \
-{                                                                                      \
-    float o[MAXG];                                                                     \
-    for (int r = r0; r < r1; r++) {                                                    \
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;      \
-        for (int t0 = 0; t0 < n; t0 += MAXG) {                                         \
-            int G = n - t0 < MAXG ? n - t0 : MAXG;                                     \
-            const float *xt = x + (size_t)t0 * w->cols;                                \
-            switch (G) {                                                               \
-            case 1: DOTS(row, xt, w->cols, 1, o); break;                               \
-            case 2: DOTS(row, xt, w->cols, 2, o); break;                               \
-            case 3: DOTS(row, xt, w->cols, 3, o); break;                               \
-            default: DOTS(row, xt, w->cols, 4, o); break;                              \
-            }                                                                          \
-            for (int t = 0; t < G; t++) y[(size_t)(t0 + t) * ldy + r] = o[t];          \
-        }                                                                              \
-    }                                                                                  \
-}
-
-#define DEF_ROWS_Q8(NAME, ATTR, DOTS)                                                  \
-static __attribute__((target(ATTR))) void NAME(const struct lm_wmat *w, int r0, int r1, \
-        const float *xd, const int8_t *xq, int n, float *y, size_t ldy)                \
-{                                                                                      \
-    float o[MAXG];                                                                     \
-    int nb = w->cols / LM_QK8;                                                         \
-    for (int r = r0; r < r1; r++) {                                                    \
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;      \
-        for (int t0 = 0; t0 < n; t0 += MAXG) {                                         \
-            int G = n - t0 < MAXG ? n - t0 : MAXG;                                     \
-            const float *d = xd + (size_t)t0 * nb;                                     \
-            const int8_t *q = xq + (size_t)t0 * w->cols;                               \
-            switch (G) {                                                               \
-            case 1: DOTS(row, d, q, w->cols, 1, o); break;                             \
-            case 2: DOTS(row, d, q, w->cols, 2, o); break;                             \
-            case 3: DOTS(row, d, q, w->cols, 3, o); break;                             \
-            default: DOTS(row, d, q, w->cols, 4, o); break;                            \
-            }                                                                          \
-            for (int t = 0; t < G; t++) y[(size_t)(t0 + t) * ldy + r] = o[t];          \
-        }                                                                              \
-    }                                                                                  \
-}
-
-DEF_ROWS(rows_f32_avx2, "avx2,fma,f16c", dots_f32_avx2)
-DEF_ROWS(rows_f16_avx2, "avx2,fma,f16c", dots_f16_avx2)
-DEF_ROWS(rows_bf16_avx2, "avx2,fma,f16c", dots_bf16_avx2)
-DEF_ROWS_Q8(rows_q8_avx2, "avx2,fma,f16c", q8_dots_avx2)
-DEF_ROWS_Q8(rows_q8_vnni, "avx2,fma,f16c,avx512f,avx512vl,avx512vnni", q8_dots_vnni)
 
 /* ---- AVX-512 ----------------------------------------------------------- */
 
 #define A512 "avx512f,avx512bw,avx512vl,avx2,fma,f16c"
 #define INL_512 static inline __attribute__((always_inline, target(A512)))
+#define AVNNI A512 ",avx512vnni"
+#define INL_VNNI static inline __attribute__((always_inline, target(AVNNI)))
 
-INL_512 __m512 ld16_f32(const void *p) { return _mm512_loadu_ps(p); }
-INL_512 __m512 ld16_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
-INL_512 __m512 ld16_bf16(const void *p)
+INL_512 __m512 ld16(enum gguf_ttype ty, const uint8_t *p)
 {
+    if (ty == GGUF_TT_F32)
+        return _mm512_loadu_ps(p);
+    if (ty == GGUF_TT_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
     __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
-#define DEF_DOTS_512(NAME, LD, ES, GETW)                                               \
-INL_512 void NAME(const uint8_t *w, const float *x, int cols, int G, float *out)       \
-{                                                                                      \
-    __m512 a0[MAXG], a1[MAXG];                                                         \
-    for (int t = 0; t < G; t++) { a0[t] = _mm512_setzero_ps(); a1[t] = _mm512_setzero_ps(); } \
-    int i = 0;                                                                         \
-    for (; i + 32 <= cols; i += 32) {                                                  \
-        __m512 w0 = LD(w + (size_t)i * ES), w1 = LD(w + (size_t)(i + 16) * ES);        \
-        for (int t = 0; t < G; t++) {                                                  \
-            a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + (size_t)t * cols + i), a0[t]);      \
-            a1[t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + (size_t)t * cols + i + 16), a1[t]); \
-        }                                                                              \
-    }                                                                                  \
-    for (; i + 16 <= cols; i += 16) {                                                  \
-        __m512 w0 = LD(w + (size_t)i * ES);                                            \
-        for (int t = 0; t < G; t++)                                                    \
-            a0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + (size_t)t * cols + i), a0[t]);      \
-    }                                                                                  \
-    for (int t = 0; t < G; t++) {                                                      \
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], a1[t]));                   \
-        for (int j = i; j < cols; j++) s += GETW(w, j) * x[(size_t)t * cols + j];      \
-        out[t] = s;                                                                    \
-    }                                                                                  \
+/* the first k < 16 weights at p, the rest zero (no access past them) */
+INL_512 __m512 ld16_mask(enum gguf_ttype ty, const uint8_t *p, __mmask16 k)
+{
+    if (ty == GGUF_TT_F32)
+        return _mm512_maskz_loadu_ps(k, p);
+    __m256i h = _mm256_maskz_loadu_epi16(k, p);
+    if (ty == GGUF_TT_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-DEF_DOTS_512(dots_f32_512, ld16_f32, 4, getw_f32)
-DEF_DOTS_512(dots_f16_512, ld16_f16, 2, getw_f16)
-DEF_DOTS_512(dots_bf16_512, ld16_bf16, 2, getw_bf16)
-DEF_ROWS(rows_f32_512, A512, dots_f32_512)
-DEF_ROWS(rows_f16_512, A512, dots_f16_512)
-DEF_ROWS(rows_bf16_512, A512, dots_bf16_512)
+/* FNA accumulators per (row, token), each summing every FNA-th 16-column
+ * piece: a single token's dot product is then FNA independent FMA chains
+ * (the FMA latency, not memory, bounds one chain). */
+#define FNA 2
+#ifndef PFD16
+#define PFD16 1024
+#endif
+
+INL_512 void tile_f_512(enum gguf_ttype ty, const uint8_t *w, size_t rb, const float *x,
+                        int cols, int R, int G, float *y, size_t ldy)
+{
+    size_t es = ty == GGUF_TT_F32 ? 4 : 2;
+    __m512 a[FNA][TR][MAXG];
+    UNROLL for (int k = 0; k < FNA; k++)
+        UNROLL for (int r = 0; r < R; r++)
+            UNROLL for (int t = 0; t < G; t++)
+                a[k][r][t] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 * FNA <= cols; i += 16 * FNA) {
+        if (R == 1) {
+            if (ty != GGUF_TT_F32 && PFD16)
+                UNROLL for (int k = 0; k < (int)(16 * FNA * es / 64); k++)
+                    _mm_prefetch((const char *)w + (size_t)i * es + PFD16 + 64 * k, _MM_HINT_T0);
+            UNROLL for (int k = 0; k < FNA; k++) {
+                __m512 wv = ld16(ty, w + (size_t)(i + 16 * k) * es);
+                UNROLL for (int t = 0; t < G; t++)
+                    a[k][0][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + (size_t)t * cols + i + 16 * k), a[k][0][t]);
+            }
+        } else {
+            UNROLL for (int k = 0; k < FNA; k++) {
+                __m512 xv[MAXG];
+                UNROLL for (int t = 0; t < G; t++)
+                    xv[t] = _mm512_loadu_ps(x + (size_t)t * cols + i + 16 * k);
+                UNROLL for (int r = 0; r < R; r++) {
+                    __m512 wv = ld16(ty, w + (size_t)r * rb + (size_t)(i + 16 * k) * es);
+                    UNROLL for (int t = 0; t < G; t++)
+                        a[k][r][t] = _mm512_fmadd_ps(wv, xv[t], a[k][r][t]);
+                }
+            }
+        }
+    }
+    /* whole 16-column pieces left, then a partial one (masked loads) */
+    UNROLL for (int k = 0; k < FNA; k++) {
+        if (i >= cols)
+            break;
+        __mmask16 m = cols - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - i)) - 1);
+        UNROLL for (int r = 0; r < R; r++) {
+            __m512 wv = ld16_mask(ty, w + (size_t)r * rb + (size_t)i * es, m);
+            UNROLL for (int t = 0; t < G; t++)
+                a[k][r][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + (size_t)t * cols + i), a[k][r][t]);
+        }
+        i += 16;
+    }
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++) {
+            __m512 s = _mm512_add_ps(a[0][r][t], a[1][r][t]);
+            UNROLL for (int k = 2; k < FNA; k++)
+                s = _mm512_add_ps(s, a[k][r][t]);
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(s);
+        }
+}
+
+/* Q8_0 with VNNI: vpdpbusd multiplies unsigned by signed bytes, so the
+ * activations go in offset by 128 (q + 128 in 1..255) and the accumulator
+ * starts at -128 * (sum of the weights of each 4-byte lane):
+ * sum((q + 128) w) - 128 sum(w) = sum(q w), exactly, with no int16 step.
+ * The int32 lanes equal the AVX2 kernel's, so both ISAs give the same
+ * floats. */
+INL_VNNI void tile_q8_vnni(const uint8_t *w, size_t rb, const float *xd, const int8_t *xq,
+                           int cols, int R, int G, float *y, size_t ldy)
+{
+    int nb = cols / LM_QK8;
+    __m256 acc[TR][MAXG];
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b++) {
+        __m256i xu[MAXG];
+        __m256 dx[MAXG];
+        UNROLL for (int t = 0; t < G; t++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * cols + (size_t)b * LM_QK8));
+            xu[t] = _mm256_xor_si256(q, off);
+            dx[t] = _mm256_set1_ps(xd[(size_t)t * nb + b]);
+        }
+        UNROLL for (int r = 0; r < R; r++) {
+            const struct lm_q8_block *blk = (const struct lm_q8_block *)(w + (size_t)r * rb) + b;
+            __m256i wq = _mm256_loadu_si256((const __m256i *)blk->qs);
+            __m256i ncorr = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, wq));
+            __m256 dw = _mm256_set1_ps(_cvtsh_ss(blk->d));
+            UNROLL for (int t = 0; t < G; t++) {
+                __m256i p32 = _mm256_dpbusd_epi32(ncorr, xu[t], wq);
+                __m256 sc = _mm256_mul_ps(dw, dx[t]);
+                acc[r][t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p32), acc[r][t]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int t = 0; t < G; t++)
+            y[(size_t)t * ldy + r] = hsum256(acc[r][t]);
+}
+
+/* ---- row loops ----------------------------------------------------------
+ *
+ * Rows go in blocks of TR; within a block every group of up to MAXG tokens
+ * is done while the block's weights are in L1. One token: one row at a
+ * time (see the tiles comment). */
+
+#define WROW(r) ((const uint8_t *)w->data + (size_t)(r) * w->row_bytes)
+#define SWITCH_G(G, CALL)                                                              \
+    switch (G) {                                                                       \
+    case 1: CALL(1); break;                                                            \
+    case 2: CALL(2); break;                                                            \
+    case 3: CALL(3); break;                                                            \
+    default: CALL(4); break;                                                           \
+    }
+
+/* Float weights: 2 rows x 2 tokens, or 1 row x G tokens. */
+#define FLOAT_ROWS(TILE, TY)                                                           \
+    int cols = w->cols;                                                                \
+    size_t rb = w->row_bytes;                                                          \
+    for (int r = r0; r < r1; r += TR) {                                                \
+        int nr = r1 - r < TR ? r1 - r : TR;                                            \
+        for (int t0 = 0; t0 < n; t0 += MAXG) {                                         \
+            int G = n - t0 < MAXG ? n - t0 : MAXG;                                     \
+            const float *xt = x + (size_t)t0 * cols;                                   \
+            float *yt = y + (size_t)t0 * ldy + r;                                      \
+            if (nr == TR && G == 2) {                                           \
+                TILE(TY, WROW(r), rb, xt, cols, 2, 2, yt, ldy);                        \
+                TILE(TY, WROW(r + 2), rb, xt, cols, 2, 2, yt + 2, ldy);                \
+            } else {                                                                   \
+                for (int k = 0; k < nr; k++) {                                         \
+                    SWITCH_G(G, FLOAT_1xG_##TILE)                                      \
+                }                                                                      \
+            }                                                                          \
+        }                                                                              \
+    }
+#define FLOAT_1xG_tile_f_avx2(g) tile_f_avx2(TY_ARG, WROW(r + k), rb, xt, cols, 1, g, yt + k, ldy)
+#define FLOAT_1xG_tile_f_512(g) tile_f_512(TY_ARG, WROW(r + k), rb, xt, cols, 1, g, yt + k, ldy)
+
+#define DEF_ROWS_F(NAME, ATTR, TILE, TY)                                               \
+static __attribute__((target(ATTR))) void NAME(const struct lm_wmat *w, int r0, int r1, \
+        const float *x, int n, float *y, size_t ldy)                                   \
+{                                                                                      \
+    const enum gguf_ttype TY_ARG = TY;                                                 \
+    FLOAT_ROWS(TILE, TY_ARG)                                                           \
+}
+
+DEF_ROWS_F(rows_f32_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F32)
+DEF_ROWS_F(rows_f16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F16)
+DEF_ROWS_F(rows_bf16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_BF16)
+DEF_ROWS_F(rows_f32_512, A512, tile_f_512, GGUF_TT_F32)
+DEF_ROWS_F(rows_f16_512, A512, tile_f_512, GGUF_TT_F16)
+DEF_ROWS_F(rows_bf16_512, A512, tile_f_512, GGUF_TT_BF16)
+
+static T_AVX2 void rows_q8_avx2(const struct lm_wmat *w, int r0, int r1, const float *xd,
+                                const int8_t *xq, int n, float *y, size_t ldy)
+{
+    int cols = w->cols, nb = cols / LM_QK8;
+    size_t rb = w->row_bytes;
+    for (int r = r0; r < r1; r += TR) {
+        int nr = r1 - r < TR ? r1 - r : TR;
+        for (int t0 = 0; t0 < n; t0 += MAXG) {
+            int G = n - t0 < MAXG ? n - t0 : MAXG;
+            const float *dt = xd + (size_t)t0 * nb;
+            const int8_t *qt = xq + (size_t)t0 * cols;
+            float *yt = y + (size_t)t0 * ldy + r;
+            if (nr == TR && G == 2) {
+                tile_q8_avx2(WROW(r), rb, dt, qt, cols, 2, 2, yt, ldy);
+                tile_q8_avx2(WROW(r + 2), rb, dt, qt, cols, 2, 2, yt + 2, ldy);
+            } else {
+                for (int k = 0; k < nr; k++) {
+#define Q8_1xG(g) tile_q8_avx2(WROW(r + k), rb, dt, qt, cols, 1, g, yt + k, ldy)
+                    SWITCH_G(G, Q8_1xG)
+#undef Q8_1xG
+                }
+            }
+        }
+    }
+}
+
+static __attribute__((target(AVNNI))) void rows_q8_vnni(const struct lm_wmat *w, int r0, int r1,
+        const float *xd, const int8_t *xq, int n, float *y, size_t ldy)
+{
+    int cols = w->cols, nb = cols / LM_QK8;
+    size_t rb = w->row_bytes;
+    for (int r = r0; r < r1; r += TR) {
+        int nr = r1 - r < TR ? r1 - r : TR;
+        for (int t0 = 0; t0 < n; t0 += MAXG) {
+            int G = n - t0 < MAXG ? n - t0 : MAXG;
+            const float *dt = xd + (size_t)t0 * nb;
+            const int8_t *qt = xq + (size_t)t0 * cols;
+            float *yt = y + (size_t)t0 * ldy + r;
+            if (nr == TR && G > 1) {
+#define Q8_4xG(g) tile_q8_vnni(WROW(r), rb, dt, qt, cols, 4, g, yt, ldy)
+                SWITCH_G(G, Q8_4xG)
+#undef Q8_4xG
+            } else {
+                for (int k = 0; k < nr; k++) {
+#define Q8_1xG(g) tile_q8_vnni(WROW(r + k), rb, dt, qt, cols, 1, g, yt + k, ldy)
+                    SWITCH_G(G, Q8_1xG)
+#undef Q8_1xG
+                }
+            }
+        }
+    }
+}
 
 /* ---- dispatch ---------------------------------------------------------- */
 
