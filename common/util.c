@@ -95,11 +95,26 @@ void util_make_id(const char *prefix, char *out, size_t cap) {
     snprintf(out, cap, "%s%s", prefix, hex);
 }
 
+void buf_init_on(struct buf *b, char *mem, size_t cap) {
+    b->p = mem;
+    b->len = 0;
+    b->cap = cap;
+    b->borrowed = 1;
+    if (cap) mem[0] = 0;
+}
+
 static void buf_grow(struct buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) cap *= 2;
-    b->p = util_xrealloc(b->p, cap);
+    if (b->borrowed) {
+        char *p = util_xmalloc(cap);
+        if (b->len) memcpy(p, b->p, b->len);
+        b->p = p;
+        b->borrowed = 0;
+    } else {
+        b->p = util_xrealloc(b->p, cap);
+    }
     b->cap = cap;
 }
 
@@ -147,13 +162,34 @@ void buf_json_str(struct buf *b, const char *s) {
     buf_json_strn(b, s, strlen(s));
 }
 
+void buf_u64(struct buf *b, uint64_t v) {
+    char tmp[24];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void buf_us_as_ms(struct buf *b, int64_t us) {
+    if (us < 0) {
+        buf_append(b, "-", 1);
+        us = -us;
+    }
+    buf_u64(b, (uint64_t)us / 1000);
+    char f[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10)};
+    buf_append(b, f, 4);
+}
+
 void buf_reset(struct buf *b) {
     b->len = 0;
     if (b->p) b->p[0] = 0;
 }
 
 void buf_free(struct buf *b) {
-    free(b->p);
+    if (!b->borrowed) free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->borrowed = 0;
 }

@@ -26,13 +26,21 @@ void util_make_id(const char *prefix, char *out, size_t cap);
 struct buf {
     char *p;
     size_t len, cap;
+    int borrowed;                 /* p is caller storage (see buf_init_on) */
 };
+/* Start b on caller storage mem[cap] (e.g. a stack array); it moves to the
+ * heap only if it outgrows it. buf_free is still the way to release it. */
+void buf_init_on(struct buf *b, char *mem, size_t cap);
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_appends(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal including quotes. */
 void buf_json_str(struct buf *b, const char *s);
 void buf_json_strn(struct buf *b, const char *s, size_t n);
+/* Decimal integer, and microseconds as milliseconds with 3 decimals
+ * ("12.345"), without printf: these run for every request. */
+void buf_u64(struct buf *b, uint64_t v);
+void buf_us_as_ms(struct buf *b, int64_t us);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);
 

@@ -12,52 +12,37 @@ static const double bounds[METRICS_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.
                                                 0.05,   0.1,   0.25,   0.5,   1,    2.5,
                                                 5,      10,    30,     60,    300};
 
-/* Append to a buffer that starts on the caller's stack and moves to the
- * heap only if the labels are unusually long. */
-static void label_append(struct buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = util_xmalloc(cap);
-        memcpy(p, b->p, b->len);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
 static void label_escape(struct buf *b, const char *v) {
     for (; *v; v++) {
-        if (*v == '\\' || *v == '"') { label_append(b, "\\", 1); label_append(b, v, 1); }
-        else if (*v == '\n') label_append(b, "\\n", 2);
-        else label_append(b, v, 1);
+        if (*v == '\\' || *v == '"') { buf_append(b, "\\", 1); buf_append(b, v, 1); }
+        else if (*v == '\n') buf_append(b, "\\n", 2);
+        else buf_append(b, v, 1);
     }
 }
 
 void metrics_inc(struct metrics_family *f, uint64_t v, ...) {
     /* render the labels on the stack: this runs for every request */
     char stack[512];
-    struct buf lb = {stack, 0, sizeof stack};
-    stack[0] = 0;
+    struct buf lb;
+    buf_init_on(&lb, stack, sizeof stack);
     va_list ap;
     va_start(ap, v);
     const char *name;
     int first = 1;
     while ((name = va_arg(ap, const char *))) {
         const char *val = va_arg(ap, const char *);
-        if (!first) label_append(&lb, ",", 1);
+        if (!first) buf_append(&lb, ",", 1);
         first = 0;
-        label_append(&lb, name, strlen(name));
-        label_append(&lb, "=\"", 2);
+        buf_append(&lb, name, strlen(name));
+        buf_append(&lb, "=\"", 2);
         label_escape(&lb, val ? val : "");
-        label_append(&lb, "\"", 1);
+        buf_append(&lb, "\"", 1);
     }
     va_end(ap);
     for (int i = 0; i < f->n; i++)
         if (strcmp(f->s[i].labels, lb.p) == 0) {
             f->s[i].value += v;
-            if (lb.p != stack) buf_free(&lb);
+            buf_free(&lb);
             return;
         }
     if (f->n == f->cap) {
@@ -67,7 +52,7 @@ void metrics_inc(struct metrics_family *f, uint64_t v, ...) {
     f->s[f->n].labels = util_strdup(lb.p);
     f->s[f->n].value = v;
     f->n++;
-    if (lb.p != stack) buf_free(&lb);
+    buf_free(&lb);
 }
 
 void metrics_observe(struct metrics_hist *h, double s) {
