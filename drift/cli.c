@@ -246,6 +246,43 @@ static int cmd_status(const struct opts *o)
     if (!any)
         printf("  (no repeated deterministic requests yet)\n");
 
+    printf("\nProbe results per suite and target (all time; chars = mean answer length in\n"
+           "characters; refused / format = no parsable answer, as a refusal / otherwise):\n");
+    any = 0;
+    int v2 = drift_report_schema_version(db) >= 2;
+    if (sqlite3_prepare_v2(db, v2 ?
+                           "SELECT probe_suite, target, count(*), sum(probe_correct = 1),"
+                           " count(probe_changed), sum(probe_changed = 1), avg(output_len),"
+                           " sum(probe_parsed = 0 AND probe_refused = 1),"
+                           " sum(probe_parsed = 0 AND coalesce(probe_refused, 0) = 0)"
+                           " FROM drift_records WHERE is_probe = 1 AND probe_correct IS NOT NULL"
+                           " GROUP BY probe_suite, target ORDER BY probe_suite, target"
+                           :
+                           "SELECT probe_suite, target, count(*), sum(probe_correct = 1),"
+                           " count(probe_changed), sum(probe_changed = 1), NULL, 0, 0"
+                           " FROM drift_records WHERE is_probe = 1 AND probe_correct IS NOT NULL"
+                           " GROUP BY probe_suite, target ORDER BY probe_suite, target",
+                           -1, &s, NULL) == SQLITE_OK) {
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            if (!any)
+                printf("  %-24s  %-24s  %6s  %8s  %7s  %7s  %7s  %7s\n", "suite", "target",
+                       "probes", "accuracy", "changed", "chars", "refused", "format");
+            any = 1;
+            long long n = sqlite3_column_int64(s, 2), cmp = sqlite3_column_int64(s, 4);
+            char chg[16] = "-", chars[16] = "-";
+            if (cmp)
+                snprintf(chg, sizeof chg, "%.1f%%", 100.0 * sqlite3_column_int64(s, 5) / cmp);
+            if (sqlite3_column_type(s, 6) != SQLITE_NULL)
+                snprintf(chars, sizeof chars, "%.1f", sqlite3_column_double(s, 6));
+            printf("  %-24s  %-24s  %6lld  %7.1f%%  %7s  %7s  %6.1f%%  %6.1f%%\n", col(s, 0),
+                   col(s, 1), n, 100.0 * sqlite3_column_int64(s, 3) / n, chg, chars,
+                   100.0 * sqlite3_column_int64(s, 7) / n, 100.0 * sqlite3_column_int64(s, 8) / n);
+        }
+    }
+    sqlite3_finalize(s);
+    if (!any)
+        printf("  (no graded probes yet)\n");
+
     printf("\nProbe detectors:\n");
     any = 0;
     if (sqlite3_prepare_v2(db, "SELECT suite, target, state FROM drift_detectors"

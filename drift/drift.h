@@ -38,7 +38,7 @@
 #include "config/config.h"
 
 #define DRIFT_QUEUE_MAX 100000      /* queued items before drops */
-#define DRIFT_SCHEMA_VERSION 1
+#define DRIFT_SCHEMA_VERSION 2
 
 struct drift;                        /* opaque */
 
@@ -86,19 +86,24 @@ struct drift_record {
     char request_hash[65];           /* drift_canonical_request_hash, or "" */
     char output_hash[65];            /* drift_output_hash of the text, or "" */
     char *output_text;               /* stored only with store_outputs = full */
+    int output_len;                  /* answer length in characters (UTF-8 code
+                                      * points), -1 = unknown */
     int is_probe;
     char *probe_suite;
     char *probe_id;
     int probe_correct;               /* 1, 0, or -1 = not graded */
     char *probe_answer;              /* extracted answer, NULL = none found */
     int probe_changed;               /* answer differs from baseline: 1, 0, -1 = n/a */
+    int probe_parsed;                /* a parsable answer was found: 1, 0, -1 = not graded */
+    int probe_refused;               /* no answer and the output is a refusal: 1, 0, -1 = n/a */
     int is_shadow;
     int deterministic;
     int has_seed;
     int64_t seed;
 };
 
-/* A zeroed record with probe_correct = probe_changed = ttft_ms = -1. */
+/* A zeroed record with probe_correct = probe_changed = probe_parsed =
+ * probe_refused = output_len = ttft_ms = -1. */
 struct drift_record *drift_record_new(void);
 void drift_record_free(struct drift_record *r);
 
@@ -107,8 +112,8 @@ void drift_record_free(struct drift_record *r);
  * body is not an object. */
 int drift_record_set_request(struct drift_record *r, const cJSON *body);
 
-/* Hash an answer into r->output_hash and, only when the store keeps text
- * (store_outputs = full), keep a copy in r->output_text. Returns 0 or -1
+/* Hash an answer into r->output_hash, set r->output_len, and, only when the
+ * store keeps text (store_outputs = full), keep a copy in r->output_text. Returns 0 or -1
  * (out of memory). For probes, set r->output_text yourself: grading needs it
  * whatever the privacy setting (probe texts are llmpin's own questions). */
 int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
@@ -256,10 +261,15 @@ int drift_probe_grade(const struct drift_probe *p, const char *output);
 /* 1 if the output looks like a refusal ("I can't", "I'm sorry", "as an AI"). */
 int drift_output_is_refusal(const char *output);
 
+/* Length of a UTF-8 text in characters (code points; bytes 0x80-0xBF that
+ * continue a sequence do not count), as SQLite's length() counts TEXT. */
+int drift_text_chars(const char *text, size_t len);
+
 /* Feed one probe result (event loop, or the CLI). r carries the response
  * (target, output_text, status, latency_ms, served_model, ...); this grades it
  * (r->output_text NULL or status >= 400 = not graded, probe_correct = -1),
- * fills r's probe fields and request/output hashes, updates the detectors of
+ * fills r's probe fields (probe_parsed, probe_refused too), output_len and
+ * request/output hashes, updates the detectors of
  * (suite, r->target) and pushes r (takes ownership). Returns 1 and fills
  * ev_out on an alarm (the event is also stored and logged), 0 otherwise, -1
  * on bad arguments (r is freed anyway). */

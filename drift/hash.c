@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,8 +272,20 @@ struct drift_record *drift_record_new(void)
         return NULL;
     r->probe_correct = -1;
     r->probe_changed = -1;
+    r->probe_parsed = -1;
+    r->probe_refused = -1;
+    r->output_len = -1;
     r->ttft_ms = -1;
     return r;
+}
+
+int drift_text_chars(const char *text, size_t len)
+{
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)text;
+    for (size_t i = 0; p && i < len; i++)
+        n += (p[i] & 0xC0) != 0x80;
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 void drift_record_free(struct drift_record *r)

@@ -11,7 +11,11 @@
  * Records are grouped into time buckets (a "nice" width chosen so the
  * period has at most ~80 of them); per bucket and target we keep request
  * and error counts, probe accuracy, the share of probe answers that differ
- * from the baseline run, and the median latency of successful requests.
+ * from the baseline run, the mean length of probe answers in characters
+ * (verbosity), the shares of probe answers with nothing parsable (refusals
+ * and format failures), and the median latency of successful requests.
+ * The same probe figures are also summed per (suite, target) over the
+ * whole period.
  */
 #include "drift/internal.h"
 #include "drift/report.h"
@@ -24,6 +28,8 @@
 
 struct bucket {
     long n, errors, graded, correct, compared, changed;
+    long with_len, refused, format_fail;   /* graded probes: length known; no answer */
+    double sum_len;
     int *lat;
     size_t nlat, caplat;
     int p50;
@@ -40,7 +46,15 @@ struct evrow {
     char *kind, *target, *subject, *oldv, *newv, *summary, *evidence;
 };
 
+struct suite_row {                 /* probe figures per (suite, target), whole period */
+    char *suite, *target;
+    long graded, correct, compared, changed, with_len, refused, format_fail;
+    double sum_len;
+};
+
 struct rep {
+    struct suite_row *sr;
+    size_t nsr;
     int64_t t0, bucket_ms;
     size_t nb;
     struct series *s;
@@ -81,6 +95,23 @@ static void rep_free(struct rep *r)
         free(e->evidence);
     }
     free(r->ev);
+    for (size_t i = 0; i < r->nsr; i++) {
+        free(r->sr[i].suite);
+        free(r->sr[i].target);
+    }
+    free(r->sr);
+}
+
+int drift_report_schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *s;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+    }
+    return v;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -134,10 +165,17 @@ static int rep_load(sqlite3 *db, int64_t since, int64_t until, struct rep *r, ch
     r->t0 = lo - lo % r->bucket_ms;
     r->nb = (size_t)((hi - r->t0) / r->bucket_ms) + 1;
 
-    if (sqlite3_prepare_v2(db,
+    /* a version 1 database (read by a newer CLI, not yet migrated by a
+     * server) has no lengths or parse flags: those columns read as NULL */
+    int v2 = drift_report_schema_version(db) >= 2;
+    if (sqlite3_prepare_v2(db, v2 ?
                            "SELECT target, ts_ms, latency_ms, status, is_probe, probe_correct,"
-                           " probe_changed FROM drift_records WHERE ts_ms >= ?1 AND ts_ms < ?2"
-                           " ORDER BY target",
+                           " probe_changed, output_len, probe_parsed, probe_refused"
+                           " FROM drift_records WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY target"
+                           :
+                           "SELECT target, ts_ms, latency_ms, status, is_probe, probe_correct,"
+                           " probe_changed, NULL, NULL, NULL"
+                           " FROM drift_records WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY target",
                            -1, &s, NULL) != SQLITE_OK)
         goto sqlfail;
     sqlite3_bind_int64(s, 1, since);
@@ -185,6 +223,16 @@ static int rep_load(sqlite3 *db, int64_t since, int64_t until, struct rep *r, ch
         if (sqlite3_column_int(s, 4) && sqlite3_column_type(s, 5) != SQLITE_NULL) {
             b->graded++;
             b->correct += sqlite3_column_int(s, 5) == 1;
+            if (sqlite3_column_type(s, 7) != SQLITE_NULL) {
+                b->with_len++;
+                b->sum_len += sqlite3_column_int(s, 7);
+            }
+            if (sqlite3_column_type(s, 8) != SQLITE_NULL && sqlite3_column_int(s, 8) == 0) {
+                if (sqlite3_column_int(s, 9) == 1)
+                    b->refused++;
+                else
+                    b->format_fail++;
+            }
         }
         if (sqlite3_column_int(s, 4) && sqlite3_column_type(s, 6) != SQLITE_NULL) {
             b->compared++;
@@ -201,6 +249,52 @@ static int rep_load(sqlite3 *db, int64_t since, int64_t until, struct rep *r, ch
             }
         }
 
+    /* per (suite, target) over the whole period */
+    if (sqlite3_prepare_v2(db, v2 ?
+                           "SELECT probe_suite, target, count(*), sum(probe_correct = 1),"
+                           " count(probe_changed), sum(probe_changed = 1), count(output_len),"
+                           " total(output_len), sum(probe_parsed = 0 AND probe_refused = 1),"
+                           " sum(probe_parsed = 0 AND coalesce(probe_refused, 0) = 0)"
+                           " FROM drift_records WHERE ts_ms >= ?1 AND ts_ms < ?2 AND is_probe = 1"
+                           " AND probe_correct IS NOT NULL GROUP BY probe_suite, target"
+                           " ORDER BY probe_suite, target"
+                           :
+                           "SELECT probe_suite, target, count(*), sum(probe_correct = 1),"
+                           " count(probe_changed), sum(probe_changed = 1), 0, 0, 0, 0"
+                           " FROM drift_records WHERE ts_ms >= ?1 AND ts_ms < ?2 AND is_probe = 1"
+                           " AND probe_correct IS NOT NULL GROUP BY probe_suite, target"
+                           " ORDER BY probe_suite, target",
+                           -1, &s, NULL) != SQLITE_OK)
+        goto sqlfail;
+    sqlite3_bind_int64(s, 1, since);
+    sqlite3_bind_int64(s, 2, until);
+    cap = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (r->nsr == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            struct suite_row *ns = realloc(r->sr, nc * sizeof *ns);
+            if (!ns)
+                goto oom;
+            r->sr = ns;
+            cap = nc;
+        }
+        struct suite_row *x = &r->sr[r->nsr++];
+        memset(x, 0, sizeof *x);
+        x->suite = strdup(ctext(s, 0));
+        x->target = strdup(ctext(s, 1));
+        if (!x->suite || !x->target)
+            goto oom;
+        x->graded = (long)sqlite3_column_int64(s, 2);
+        x->correct = (long)sqlite3_column_int64(s, 3);
+        x->compared = (long)sqlite3_column_int64(s, 4);
+        x->changed = (long)sqlite3_column_int64(s, 5);
+        x->with_len = (long)sqlite3_column_int64(s, 6);
+        x->sum_len = sqlite3_column_double(s, 7);
+        x->refused = (long)sqlite3_column_int64(s, 8);
+        x->format_fail = (long)sqlite3_column_int64(s, 9);
+    }
+    sqlite3_finalize(s);
+
     if (sqlite3_prepare_v2(db,
                            "SELECT id, ts_ms, kind, target, subject, old_value, new_value,"
                            " summary, evidence, acknowledged FROM drift_events"
@@ -214,10 +308,8 @@ static int rep_load(sqlite3 *db, int64_t since, int64_t until, struct rep *r, ch
         if (r->nev == cap) {
             size_t nc = cap ? cap * 2 : 16;
             struct evrow *ne = realloc(r->ev, nc * sizeof *ne);
-            if (!ne) {
-                sqlite3_finalize(s);
+            if (!ne)
                 goto oom;
-            }
             r->ev = ne;
             cap = nc;
         }
@@ -274,6 +366,31 @@ static const char *bucket_name(int64_t ms)
 
 static int is_alarm(const struct evrow *e) { return strcmp(e->kind, "version") != 0; }
 
+/* Probe results per (suite, target) over the period. Shares are of graded
+ * probes (answers that came back with a 2xx status). */
+static void suite_table(FILE *o, const struct rep *r)
+{
+    fprintf(o, "\nProbes per suite and target (chars = mean answer length in characters;\n"
+               "refused / format = no parsable answer, as a refusal / otherwise):\n");
+    if (!r->nsr) {
+        fprintf(o, "  (no graded probes in this period)\n");
+        return;
+    }
+    fprintf(o, "  %-24s  %-24s  %6s  %8s  %7s  %7s  %7s  %7s\n", "suite", "target", "probes",
+            "accuracy", "changed", "chars", "refused", "format");
+    for (size_t i = 0; i < r->nsr; i++) {
+        const struct suite_row *x = &r->sr[i];
+        char chg[16] = "-", chars[16] = "-";
+        if (x->compared)
+            snprintf(chg, sizeof chg, "%.1f%%", 100.0 * x->changed / x->compared);
+        if (x->with_len)
+            snprintf(chars, sizeof chars, "%.1f", x->sum_len / x->with_len);
+        fprintf(o, "  %-24s  %-24s  %6ld  %7.1f%%  %7s  %7s  %6.1f%%  %6.1f%%\n", x->suite,
+                x->target, x->graded, 100.0 * x->correct / x->graded, chg, chars,
+                100.0 * x->refused / x->graded, 100.0 * x->format_fail / x->graded);
+    }
+}
+
 static void text_report(FILE *o, const struct rep *r)
 {
     char a[40], b[40];
@@ -288,24 +405,32 @@ static void text_report(FILE *o, const struct rep *r)
     for (size_t i = 0; i < r->ns; i++) {
         const struct series *s = &r->s[i];
         fprintf(o, "\n== %s ==\n", s->target);
-        fprintf(o, "  %-16s  %8s  %6s  %7s  %6s  %8s  %7s\n", "time (UTC)", "requests", "errors",
-                "p50 ms", "probes", "accuracy", "changed");
+        fprintf(o, "  %-16s  %8s  %6s  %7s  %6s  %8s  %7s  %7s  %7s  %7s\n", "time (UTC)",
+                "requests", "errors", "p50 ms", "probes", "accuracy", "changed", "chars",
+                "refused", "format");
         size_t e = 0;
         for (size_t k = 0; k < r->nb; k++) {
             int64_t bt = r->t0 + (int64_t)k * r->bucket_ms;
             const struct bucket *bk = &s->b[k];
             if (bk->n)
                 fmt_short(bt, a, sizeof a);
-            char acc[16] = "-", chg[16] = "-", p50[16] = "-";
-            if (bk->graded)
+            char acc[16] = "-", chg[16] = "-", p50[16] = "-", chars[16] = "-", ref[16] = "-",
+                 fmt[16] = "-";
+            if (bk->graded) {
                 snprintf(acc, sizeof acc, "%.1f%%", 100.0 * bk->correct / bk->graded);
+                snprintf(ref, sizeof ref, "%.1f%%", 100.0 * bk->refused / bk->graded);
+                snprintf(fmt, sizeof fmt, "%.1f%%", 100.0 * bk->format_fail / bk->graded);
+            }
+            if (bk->with_len)
+                snprintf(chars, sizeof chars, "%.1f", bk->sum_len / bk->with_len);
             if (bk->compared)
                 snprintf(chg, sizeof chg, "%.1f%%", 100.0 * bk->changed / bk->compared);
             if (bk->nlat)
                 snprintf(p50, sizeof p50, "%d", bk->p50);
             if (bk->n)
-                fprintf(o, "  %-16s  %8ld  %5.1f%%  %7s  %6ld  %8s  %7s\n", a, bk->n,
-                        100.0 * bk->errors / bk->n, p50, bk->graded, acc, chg);
+                fprintf(o, "  %-16s  %8ld  %5.1f%%  %7s  %6ld  %8s  %7s  %7s  %7s  %7s\n", a,
+                        bk->n, 100.0 * bk->errors / bk->n, p50, bk->graded, acc, chg, chars,
+                        ref, fmt);
             /* then the events of this bucket, at their own time */
             for (; e < r->nev && r->ev[e].ts < bt + r->bucket_ms; e++) {
                 const struct evrow *ev = &r->ev[e];
@@ -317,6 +442,7 @@ static void text_report(FILE *o, const struct rep *r)
             }
         }
     }
+    suite_table(o, r);
     long alarms = 0;
     for (size_t e = 0; e < r->nev; e++)
         alarms += is_alarm(&r->ev[e]);
@@ -351,7 +477,7 @@ static const char *const palette[] = {
 };
 #define NPAL (sizeof palette / sizeof palette[0])
 
-enum metric { M_ACC, M_CHANGE, M_P50 };
+enum metric { M_ACC, M_CHANGE, M_P50, M_CHARS, M_NOANS };
 
 static int metric_value(const struct bucket *b, enum metric m, double *v)
 {
@@ -370,6 +496,16 @@ static int metric_value(const struct bucket *b, enum metric m, double *v)
         if (!b->nlat)
             return 0;
         *v = b->p50;
+        return 1;
+    case M_CHARS:
+        if (!b->with_len)
+            return 0;
+        *v = b->sum_len / b->with_len;
+        return 1;
+    case M_NOANS:
+        if (!b->graded)
+            return 0;
+        *v = 100.0 * (b->refused + b->format_fail) / b->graded;
         return 1;
     }
     return 0;
@@ -403,7 +539,7 @@ static void svg_chart(FILE *f, const struct rep *r, enum metric m, const char *t
             if (metric_value(&r->s[i].b[k], m, &v))
                 any = 1;
         }
-    if (m == M_P50) {
+    if (m == M_P50 || m == M_CHARS) {
         double mx = 0, v;
         for (size_t i = 0; i < r->ns; i++)
             for (size_t k = 0; k < r->nb; k++)
@@ -561,6 +697,41 @@ static void html_alarm_sentence(FILE *f, const struct evrow *e)
     fputs("</li>\n", f);
 }
 
+static void html_suite_table(FILE *f, const struct rep *r)
+{
+    fputs("<h2>Probes per suite and target</h2>\n", f);
+    if (!r->nsr) {
+        fputs("<p>No graded probes in this period.</p>\n", f);
+        return;
+    }
+    fputs("<p class=\"note\">Over the whole period, of the probes that were answered. "
+          "<i>Changed</i>: answers that differ from the baseline run's answer to the same "
+          "probe. <i>Mean length</i>: verbosity, in characters. <i>Refusals</i> and "
+          "<i>format failures</i>: answers with nothing parsable, that read as a refusal "
+          "or not.</p>\n<table>\n<tr><th>suite</th><th>target</th><th>probes</th>"
+          "<th>accuracy</th><th>changed</th><th>mean length (chars)</th><th>refusals</th>"
+          "<th>format failures</th></tr>\n", f);
+    for (size_t i = 0; i < r->nsr; i++) {
+        const struct suite_row *x = &r->sr[i];
+        fputs("<tr><td>", f);
+        esc(f, x->suite);
+        fputs("</td><td>", f);
+        esc(f, x->target);
+        fprintf(f, "</td><td>%ld</td><td>%.1f%%</td>", x->graded, 100.0 * x->correct / x->graded);
+        if (x->compared)
+            fprintf(f, "<td>%.1f%%</td>", 100.0 * x->changed / x->compared);
+        else
+            fputs("<td>-</td>", f);
+        if (x->with_len)
+            fprintf(f, "<td>%.1f</td>", x->sum_len / x->with_len);
+        else
+            fputs("<td>-</td>", f);
+        fprintf(f, "<td>%.1f%%</td><td>%.1f%%</td></tr>\n", 100.0 * x->refused / x->graded,
+                100.0 * x->format_fail / x->graded);
+    }
+    fputs("</table>\n", f);
+}
+
 static int html_report(const char *path, const struct rep *r, const char *text, char *err,
                        size_t errlen)
 {
@@ -579,7 +750,9 @@ static int html_report(const char *path, const struct rep *r, const char *text, 
           "figure{margin:16px 0}svg{max-width:100%;height:auto;font-family:inherit}\n"
           "code{background:#f3f3f3;padding:0 3px}li{margin:6px 0}\n"
           "pre{background:#f7f7f7;padding:12px;overflow-x:auto;font-size:12px}\n"
-          ".note{color:#555}\n</style></head><body>\n"
+          ".note{color:#555}\ntable{border-collapse:collapse;font-size:14px}"
+          "th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}"
+          "th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}\n</style></head><body>\n"
           "<h1>llmpin drift report</h1>\n", f);
     if (!r->nb) {
         fprintf(f, "<p>No records or events in the selected period. Generated %s.</p>\n", now);
@@ -628,11 +801,16 @@ static int html_report(const char *path, const struct rep *r, const char *text, 
             }
             fputs("</ul>\n", f);
         }
+        html_suite_table(f, r);
         fputs("<h2>Charts</h2>\n", f);
         svg_chart(f, r, M_ACC, "Probe accuracy per target",
                   "probes answered correctly (%)", "no probe results in this period");
         svg_chart(f, r, M_CHANGE, "Probe answers that differ from the baseline run",
                   "answers changed (%)", "no probe answers to compare in this period");
+        svg_chart(f, r, M_CHARS, "Verbosity: mean probe answer length per target",
+                  "characters per answer", "no probe answers with a known length in this period");
+        svg_chart(f, r, M_NOANS, "Probe answers with nothing parsable (refusals and format failures)",
+                  "no parsable answer (%)", "no probe results in this period");
         svg_chart(f, r, M_P50, "Median latency per target (successful requests)",
                   "latency p50 (ms)", "no successful requests in this period");
     }

@@ -16,4 +16,7 @@
 int drift_report_write(sqlite3 *db, int64_t since, int64_t until, FILE *out,
                        const char *html_path, char *err, size_t errlen);
 
+/* The schema version of an open drift database, or -1. */
+int drift_report_schema_version(sqlite3 *db);
+
 #endif

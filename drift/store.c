@@ -131,6 +131,8 @@ struct vpair {
 struct det {
     char *suite, *target;
     struct drift_detector *dt;
+    /* graded results since this process started (for /admin/drift) */
+    int64_t graded, correct, compared, changed, no_answer, refused, with_len, sum_len;
     struct det *next;
 };
 
@@ -261,6 +263,9 @@ int drift_record_set_output(struct drift *d, struct drift_record *r, const char 
 {
     if (!d || !r)
         return -1;
+    /* the length is kept even with store_outputs = none: like the token
+     * counts, it says how much was answered, not what */
+    r->output_len = drift_text_chars(text, len);
     if (d->store_outputs == CFG_STORE_NONE)
         return 0;
     drift_output_hash(text, len, r->output_hash);
@@ -374,7 +379,33 @@ static const char *const migrations[] = {
     "CREATE TABLE drift_detectors("
     " suite TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, updated_ms INTEGER,"
     " PRIMARY KEY(suite, target));",
+    /* 1 -> 2: verbosity and refusal/format-failure rates need the answer's
+     * length and whether a probe answer was parsed, also when the text is
+     * not kept. Older rows get what their stored text tells (length() counts
+     * characters, as drift_text_chars does). The request_id index goes: it
+     * cost more on every insert (random keys) than it saved `drift compare`,
+     * which pairs ids it computes and so never used it. */
+    "ALTER TABLE drift_records ADD COLUMN output_len INTEGER;"
+    "ALTER TABLE drift_records ADD COLUMN probe_parsed INTEGER;"
+    "ALTER TABLE drift_records ADD COLUMN probe_refused INTEGER;"
+    "UPDATE drift_records SET output_len = length(output_text) WHERE output_text IS NOT NULL;"
+    "UPDATE drift_records SET probe_parsed = (probe_answer IS NOT NULL)"
+    " WHERE is_probe = 1 AND probe_correct IS NOT NULL;"
+    "UPDATE drift_records SET probe_refused = drift_is_refusal(output_text)"
+    " WHERE probe_parsed = 0 AND output_text IS NOT NULL;"
+    "UPDATE drift_records SET probe_refused = 0 WHERE probe_parsed = 1;"
+    "DROP INDEX IF EXISTS drift_records_request_id;",
 };
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == DRIFT_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* SQL function for the 1 -> 2 migration: drift_is_refusal(text) */
+static void sql_is_refusal(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    const unsigned char *t = sqlite3_value_text(argv[0]);
+    sqlite3_result_int(cx, t ? drift_output_is_refusal((const char *)t) : 0);
+}
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen, const char *what)
 {
@@ -406,6 +437,11 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     }
     sqlite3_finalize(st);
     int latest = (int)(sizeof migrations / sizeof migrations[0]);
+    if (sqlite3_create_function(db, "drift_is_refusal", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, sql_is_refusal, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+        return -1;
+    }
     if (version > latest) {
         set_err(err, errlen,
                 "%s: database schema version %d is newer than this llmpin understands (%d)",
@@ -700,6 +736,8 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
     }
     if (r->output_text && !r->output_hash[0])
         drift_output_hash(r->output_text, strlen(r->output_text), r->output_hash);
+    if (r->output_text && r->output_len < 0)
+        r->output_len = drift_text_chars(r->output_text, strlen(r->output_text));
 
     int alarm = 0;
     int graded = r->output_text && r->status < 400;
@@ -711,11 +749,21 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
     char answer[512];
     int has_answer = drift_probe_extract(p, r->output_text, answer, sizeof answer) == 0;
     r->probe_correct = drift_probe_grade(p, r->output_text);
+    r->probe_parsed = has_answer;
+    r->probe_refused = !has_answer && drift_output_is_refusal(r->output_text);
     free(r->probe_answer);
     r->probe_answer = has_answer ? strdup(answer) : NULL;
 
     struct det *x = det_get(d, suite, r->target, 1);
     if (x) {
+        x->graded++;
+        x->correct += r->probe_correct == 1;
+        x->no_answer += !has_answer;
+        x->refused += r->probe_refused == 1;
+        if (r->output_len >= 0) {
+            x->with_len++;
+            x->sum_len += r->output_len;
+        }
         const char *kind = NULL;
         char *evidence = NULL, summary[1024];
         int changed, new_bl, rebl;
@@ -723,6 +771,10 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
                                        has_answer ? answer : NULL, &kind, &evidence, summary,
                                        sizeof summary, &changed, &new_bl, &rebl);
         r->probe_changed = changed;
+        if (changed >= 0) {
+            x->compared++;
+            x->changed += changed == 1;
+        }
         if (new_bl) {
             struct item *it = item_new(IT_BASELINE, suite, r->target, p->id,
                                        has_answer ? answer : "<none>");
@@ -864,6 +916,12 @@ static int write_record(struct drift *d, struct wstmts *w, struct drift_record *
     sqlite3_bind_int(s, 26, r->deterministic);
     if (r->has_seed)
         sqlite3_bind_int64(s, 27, r->seed);
+    if (r->output_len >= 0)
+        sqlite3_bind_int(s, 28, r->output_len);
+    if (r->is_probe && r->probe_parsed >= 0)
+        sqlite3_bind_int(s, 29, r->probe_parsed);
+    if (r->is_probe && r->probe_refused >= 0)
+        sqlite3_bind_int(s, 30, r->probe_refused);
     if (step_done(s))
         return -1;
 
@@ -964,8 +1022,8 @@ static int prepare_all(sqlite3 *db, struct wstmts *w)
                   " version_headers, status, latency_ms, ttft_ms, prompt_tokens,"
                   " completion_tokens, request_hash, output_hash, output_text, is_probe,"
                   " probe_suite, probe_id, probe_correct, probe_answer, probe_changed,"
-                  " is_shadow, deterministic, seed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                  "?,?,?,?,?,?,?,?,?)"},
+                  " is_shadow, deterministic, seed, output_len, probe_parsed, probe_refused)"
+                  " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&w->ev, "INSERT INTO drift_events(ts_ms, kind, target, subject, old_value, new_value,"
                  " summary, evidence) VALUES(?,?,?,?,?,?,?,?)"},
         {&w->ver, "INSERT INTO drift_versions(target, requested_model, field, value,"
@@ -1499,6 +1557,19 @@ cJSON *drift_admin_json(struct drift *d)
         cJSON *e = drift_detector_to_json(x->dt);
         cJSON_AddStringToObject(e, "suite", x->suite);
         cJSON_AddStringToObject(e, "target", x->target);
+        /* what this process graded since it started; the report has history */
+        cJSON *sc = cJSON_AddObjectToObject(e, "since_start");
+        cJSON_AddNumberToObject(sc, "graded", (double)x->graded);
+        cJSON_AddNumberToObject(sc, "correct", (double)x->correct);
+        cJSON_AddNumberToObject(sc, "compared", (double)x->compared);
+        cJSON_AddNumberToObject(sc, "changed", (double)x->changed);
+        cJSON_AddNumberToObject(sc, "no_answer", (double)x->no_answer);
+        cJSON_AddNumberToObject(sc, "refusals", (double)x->refused);
+        cJSON_AddNumberToObject(sc, "format_failures", (double)(x->no_answer - x->refused));
+        if (x->with_len)
+            cJSON_AddNumberToObject(sc, "mean_output_chars", (double)x->sum_len / (double)x->with_len);
+        else
+            cJSON_AddNullToObject(sc, "mean_output_chars");
         cJSON_AddItemToArray(ds, e);
     }
 
