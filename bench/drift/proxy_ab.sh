@@ -1,0 +1,113 @@
+#!/bin/sh
+# proxy_ab.sh - what drift recording costs on the request path: llmpin with
+# --no-drift and llmpin with drift on, side by side, against the project's
+# mock upstream, the same wrk load (the request of bench/proxy/run.sh), in
+# alternating rounds so that noise from a shared machine hits both alike.
+#
+#   sh bench/drift/proxy_ab.sh           # ROUNDS=3 DURATION=10s CONNS=32
+#   PERF=1 sh bench/drift/proxy_ab.sh    # also perf record -g the drift llmpin
+#
+# Prints one line per run and the ratio drift/no-drift per round. Uses
+# LLMPIN_BUILD (default ./build). Everything listens on 127.0.0.1 and is
+# stopped on exit.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "${LLMPIN_BUILD:-$ROOT/build}" && pwd)
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-2s}
+LLMPIN=$BUILD/llmpin
+MOCK=$BUILD/tests/mock/llmpin-mock-upstream
+[ -x "$LLMPIN" ] && [ -x "$MOCK" ] || { echo "build llmpin and llmpin-mock-upstream in $BUILD first" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/llmpin-ab.XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+wait_ready() {
+    i=0
+    while [ $i -lt 300 ]; do
+        if [ -s "$1" ]; then head -n1 "$1"; return 0; fi
+        sleep 0.05; i=$((i + 1))
+    done
+    echo "bench: $1 never appeared" >&2; return 1
+}
+
+"$MOCK" --listen 127.0.0.1:0 --ready-file "$TMP/mock.ready" --fingerprint fp_bench >/dev/null 2>"$TMP/mock.err" &
+PIDS="$PIDS $!"
+MOCK_ADDR=$(wait_ready "$TMP/mock.ready")
+
+(cd "$TMP" && exec "$LLMPIN" serve --listen 127.0.0.1:0 --upstream "http://$MOCK_ADDR/v1" \
+    --no-drift --ready-file "$TMP/off.ready" >/dev/null 2>"$TMP/off.err") &
+OFFPID=$!
+PIDS="$PIDS $OFFPID"
+OFF=$(wait_ready "$TMP/off.ready")
+(cd "$TMP" && exec "$LLMPIN" serve --listen 127.0.0.1:0 --upstream "http://$MOCK_ADDR/v1" \
+    --drift-db "$TMP/drift.db" --ready-file "$TMP/on.ready" >/dev/null 2>"$TMP/on.err") &
+ONPID=$!
+PIDS="$PIDS $ONPID"
+ON=$(wait_ready "$TMP/on.ready")
+
+cat >"$TMP/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("requests=%d rps=%.1f p50_us=%d p99_us=%d non2xx=%d sockerr=%d\n",
+        summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50),
+        latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+LUA
+
+# CPU time (ms) of each thread of a process: "tid:name:ms ..."
+cpu() {
+    for t in /proc/$1/task/*; do
+        awk -v t="${t##*/}" '{ sub(/^[^)]*\) /, ""); printf "%s:%d ", t, ($12 + $13) * 10 }' "$t/stat"
+    done
+}
+run() {
+    wrk -t1 -c"$CONNS" -d"$2" -s "$TMP/chat.lua" "http://$1/v1/chat/completions" | grep '^requests='
+}
+# per-thread CPU ms between two cpu() snapshots, divided by requests/1000
+cpudiff() {
+    n=$(echo "$3" | sed 's/.*requests=\([0-9]*\).*/\1/')
+    echo "$1" "|" "$2" | awk -v n="$n" '{ for (i = 1; i <= NF && $i != "|"; i++) { split($i, a, ":"); b[a[1]] = a[2] }
+        for (i++; i <= NF; i++) { split($i, a, ":"); if (a[2] - b[a[1]] > 0) printf "%s=%.1f ", a[1], (a[2] - b[a[1]]) * 1000 / n } }'
+}
+run "$OFF" "$WARMUP" >/dev/null
+run "$ON" "$WARMUP" >/dev/null
+echo "uptime: $(uptime)"
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    c0=$(cpu "$OFFPID")
+    if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
+        perf record -g -o "${PERF_OUT:-$ROOT/perf-drift.data}.off" -p "$OFFPID" -- sleep 5 >/dev/null 2>&1 &
+        perfpid=$!
+    fi
+    off=$(run "$OFF" "$DURATION")
+    [ -n "${perfpid:-}" ] && { wait "$perfpid" || true; perfpid=""; }
+    c1=$(cpu "$OFFPID")
+    d0=$(cpu "$ONPID")
+    if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
+        perf record -g -o "${PERF_OUT:-$ROOT/perf-drift.data}" -p "$ONPID" -- sleep 5 >/dev/null 2>&1 &
+        perfpid=$!
+    fi
+    on=$(run "$ON" "$DURATION")
+    d1=$(cpu "$ONPID")
+    [ -n "${perfpid:-}" ] && { wait "$perfpid" || true; perfpid=""; }
+    a=$(echo "$off" | sed 's/.*rps=\([0-9.]*\).*/\1/')
+    b=$(echo "$on" | sed 's/.*rps=\([0-9.]*\).*/\1/')
+    echo "round $r  off: $off"
+    echo "round $r  on:  $on"
+    echo "round $r  cpu ms per 1000 requests, per thread: off $(cpudiff "$c0" "$c1" "$off")  on $(cpudiff "$d0" "$d1" "$on")"
+    echo "round $r  drift/off req/s ratio: $(echo "$b $a" | awk '{printf "%.3f", $1/$2}')"
+    r=$((r + 1))
+done
+echo "drift db: $(ls -la "$TMP/drift.db" | awk '{print $5}') bytes; $(sqlite3 "$TMP/drift.db" 'select count(*) from drift_records' 2>/dev/null || echo '?') records so far"
