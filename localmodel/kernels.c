@@ -418,41 +418,68 @@ INL_512 void tile_f_512(enum gguf_ttype ty, const uint8_t *w, size_t rb, const f
  * activations go in offset by 128 (q + 128 in 1..255) and the accumulator
  * starts at -128 * (sum of the weights of each 4-byte lane):
  * sum((q + 128) w) - 128 sum(w) = sum(q w), exactly, with no int16 step.
- * The int32 lanes equal the AVX2 kernel's, so both ISAs give the same
- * floats. */
+ * Two blocks share one 512-bit register (block b in the low half, b + 1 in
+ * the high half, with their scale products dw * dx side by side), which
+ * halves the instructions per product; an odd last block goes in with a
+ * zero high half (its products and scales are 0, adding +0). */
+INL_VNNI __m512i q8_w2(const struct lm_q8_block *blk, int two)
+{
+    __m256i lo = _mm256_loadu_si256((const __m256i *)blk[0].qs);
+    if (!two)
+        return _mm512_zextsi256_si512(lo);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                              _mm256_loadu_si256((const __m256i *)blk[1].qs), 1);
+}
+
+/* scales f[0] in the low 8 lanes, f[1] (or 0) in the high 8 */
+INL_VNNI __m512 bcast2(__m128 f)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+}
+
 INL_VNNI void tile_q8_vnni(const uint8_t *w, size_t rb, const float *xd, const int8_t *xq,
                            int cols, int R, int G, float *y, size_t ldy)
 {
     int nb = cols / LM_QK8;
-    __m256 acc[TR][MAXG];
+    __m512 acc[TR][MAXG];
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int t = 0; t < G; t++)
-            acc[r][t] = _mm256_setzero_ps();
-    const __m256i off = _mm256_set1_epi8((char)0x80);
-    for (int b = 0; b < nb; b++) {
-        __m256i xu[MAXG];
-        __m256 dx[MAXG];
+            acc[r][t] = _mm512_setzero_ps();
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        __m512i xu[MAXG];
+        __m512 dx[MAXG];
         UNROLL for (int t = 0; t < G; t++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * cols + (size_t)b * LM_QK8));
-            xu[t] = _mm256_xor_si256(q, off);
-            dx[t] = _mm256_set1_ps(xd[(size_t)t * nb + b]);
+            const int8_t *q = xq + (size_t)t * cols + (size_t)b * LM_QK8;
+            const float *d = xd + (size_t)t * nb + b;
+            if (two) {
+                xu[t] = _mm512_xor_si512(_mm512_loadu_si512(q), off);
+                dx[t] = bcast2(_mm_castsi128_ps(_mm_loadu_si64(d)));
+            } else {
+                xu[t] = _mm512_zextsi256_si512(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q),
+                                                                _mm512_castsi512_si256(off)));
+                dx[t] = bcast2(_mm_load_ss(d));
+            }
         }
         UNROLL for (int r = 0; r < R; r++) {
             const struct lm_q8_block *blk = (const struct lm_q8_block *)(w + (size_t)r * rb) + b;
-            __m256i wq = _mm256_loadu_si256((const __m256i *)blk->qs);
-            __m256i ncorr = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, wq));
-            __m256 dw = _mm256_set1_ps(_cvtsh_ss(blk->d));
+            __m512i wq = q8_w2(blk, two);
+            __m512i ncorr = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                             _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, wq));
+            uint32_t dd = blk[0].d | (two ? (uint32_t)blk[1].d << 16 : 0);
+            __m512 dw = bcast2(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd)));
             UNROLL for (int t = 0; t < G; t++) {
-                __m256i p32 = _mm256_dpbusd_epi32(ncorr, xu[t], wq);
-                __m256 sc = _mm256_mul_ps(dw, dx[t]);
-                acc[r][t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p32), acc[r][t]);
+                __m512i p32 = _mm512_dpbusd_epi32(ncorr, xu[t], wq);
+                __m512 sc = _mm512_mul_ps(dw, dx[t]);
+                acc[r][t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p32), acc[r][t]);
             }
         }
     }
     UNROLL for (int r = 0; r < R; r++)
         UNROLL for (int t = 0; t < G; t++)
-            y[(size_t)t * ldy + r] = hsum256(acc[r][t]);
+            y[(size_t)t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 /* ---- row loops ----------------------------------------------------------
@@ -559,6 +586,76 @@ static __attribute__((target(AVNNI))) void rows_q8_vnni(const struct lm_wmat *w,
             }
         }
     }
+}
+
+/* ---- activation quantization, SIMD --------------------------------------
+ *
+ * The same arithmetic as lm_quantize_q8 (amax / 127, its reciprocal, round
+ * to nearest even), so the results are identical. */
+
+static __attribute__((target(A512))) void quantize_q8_512(const float *x, int n, int cols,
+                                                          float *d, int8_t *qs)
+{
+    int nb = cols / LM_QK8;
+    for (int t = 0; t < n; t++) {
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + (size_t)t * cols + (size_t)b * LM_QK8;
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0),
+                                                            _mm512_abs_ps(v1)));
+            float scale = amax / 127.0f;
+            float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+            __m512 vi = _mm512_set1_ps(inv);
+            __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)));
+            __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vi)));
+            int8_t *q = qs + (size_t)t * cols + (size_t)b * LM_QK8;
+            _mm_storeu_si128((__m128i *)q, q0);
+            _mm_storeu_si128((__m128i *)(q + 16), q1);
+            d[(size_t)t * nb + b] = scale;
+        }
+    }
+}
+
+static T_AVX2 void quantize_q8_avx2(const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    int nb = cols / LM_QK8;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int t = 0; t < n; t++) {
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + (size_t)t * cols + (size_t)b * LM_QK8;
+            __m256 v[4], m;
+            for (int k = 0; k < 4; k++)
+                v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
+                              _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            float amax = _mm_cvtss_f32(m4);
+            float scale = amax / 127.0f;
+            float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+            __m256 vi = _mm256_set1_ps(inv);
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], vi));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], vi));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], vi));
+            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], vi));
+            /* packs interleave 128-bit lanes; the permute puts them back */
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(qs + (size_t)t * cols + (size_t)b * LM_QK8), p);
+            d[(size_t)t * nb + b] = scale;
+        }
+    }
+}
+
+void lm_quantize_q8_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    if (isa >= LM_ISA_AVX512)
+        quantize_q8_512(x, n, cols, d, qs);
+    else if (isa == LM_ISA_AVX2)
+        quantize_q8_avx2(x, n, cols, d, qs);
+    else
+        lm_quantize_q8(x, n, cols, d, qs);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */

@@ -61,6 +61,8 @@ uint16_t lm_f32_to_bf16(float f);   /* round to nearest even */
 /* Quantize n tokens' activations x[t*cols ..] (cols a multiple of 32) into
  * qs[t*cols ..] and scales d[t*(cols/32) ..]. */
 void lm_quantize_q8(const float *x, int n, int cols, float *d, int8_t *qs);
+/* The same with SIMD for isa; the output is identical to lm_quantize_q8's. */
+void lm_quantize_q8_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs);
 
 /* y[t*ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t in
  * [0, n). F32/F16/BF16 weights read x[t*cols ..]; Q8_0 weights read the

@@ -28,6 +28,9 @@
 
 #define GEMM_MIN_TOKENS 8    /* prefill chunks at least this long use sgemm */
 #define GEMM_TILE_ROWS 256
+#ifndef INT8_GEMM_ISA
+#define INT8_GEMM_ISA LM_ISA_AVX2
+#endif
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -472,12 +475,22 @@ static void mm_chunk(void *arg, int chunk, int ith)
                        op->y[j], (size_t)w->rows);
 }
 
+/* Q8_0 weights with SIMD: the int8 tiles of lm_matmul_rows (activations
+ * quantized once per op) beat dequantizing weight tiles to F32 for sgemm.
+ * 128-token prompt, 1 thread, 2-core EPYC: 330 -> 557 tok/s with VNNI,
+ * 310 -> 350 tok/s with the AVX2 kernel. They also give the same values as
+ * decode (batch invariance), which sgemm does not. */
+static int int8_gemm(const struct lm_ctx *c, const struct lm_wmat *w)
+{
+    return w->type == GGUF_TT_Q8_0 && c->isa >= INT8_GEMM_ISA;
+}
+
 static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
                    const struct lm_wmat *w0, float *y0, const struct lm_wmat *w1, float *y1,
                    const struct lm_wmat *w2, float *y2)
 {
     struct mm_op op = { .c = c, .nm = nm, .w = { w0, w1, w2 }, .y = { y0, y1, y2 }, .x = x, .n = n,
-                        .gemm = prefill && n >= GEMM_MIN_TOKENS };
+                        .gemm = prefill && n >= GEMM_MIN_TOKENS && !int8_gemm(c, w0) };
     op.first_chunk[0] = 0;
     for (int j = 0; j < nm; j++) {
         int rows;
@@ -501,7 +514,7 @@ static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
             if (op.w[j]->type == GGUF_TT_Q8_0)
                 q8 = 1;
         if (q8)
-            lm_quantize_q8(x, n, w0->cols, c->xd, c->xq);
+            lm_quantize_q8_isa(c->isa, x, n, w0->cols, c->xd, c->xq);
     }
     lm_pool_run(c->pool, op.first_chunk[nm], mm_chunk, &op);
 }

@@ -158,6 +158,35 @@ static void test_matmul(enum lm_isa best)
     }
 }
 
+/* The SIMD activation quantizers give exactly lm_quantize_q8's output:
+ * random rows, an all-zero block, a block of one large value among tiny
+ * ones, values at x * inv = k + 0.5 (round half to even), negatives. */
+static void test_quantize(enum lm_isa best)
+{
+    enum { N = 5, COLS = 256 };
+    static float x[N * COLS], d0[N * COLS / 32], d1[N * COLS / 32];
+    static int8_t q0[N * COLS], q1[N * COLS];
+    for (int i = 0; i < N * COLS; i++)
+        x[i] = frand() * 4.0f;
+    for (int i = 32; i < 64; i++)
+        x[i] = 0.0f;
+    for (int i = 64; i < 96; i++)
+        x[i] = 1e-6f * (float)(i - 80);
+    x[70] = 1e4f;
+    for (int i = 96; i < 128; i++)     /* amax 127: x * inv = x, so k + 0.5 */
+        x[i] = (float)(i - 112) + 0.5f;
+    x[127] = -127.0f;
+    lm_quantize_q8(x, N, COLS, d0, q0);
+    CHECK(q0[96 + 16] == 0 && q0[96 + 17] == 2 && q0[96 + 15] == 0 && q0[96 + 14] == -2,
+          "scalar quantizer rounds half to even: %d %d %d %d", q0[112], q0[113], q0[111], q0[110]);
+    for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+        memset(q1, 0x55, sizeof q1);
+        lm_quantize_q8_isa((enum lm_isa)isa, x, N, COLS, d1, q1);
+        CHECK(memcmp(q0, q1, sizeof q0) == 0 && memcmp(d0, d1, sizeof d0) == 0,
+              "lm_quantize_q8_isa %s differs from lm_quantize_q8", lm_isa_name((enum lm_isa)isa));
+    }
+}
+
 static void test_conversions(void)
 {
     CHECK(lm_f32_to_f16(1.0f) == 0x3c00, "1.0");
@@ -266,6 +295,7 @@ int main(void)
     enum lm_isa best = lm_isa_detect();
     printf("CPU: %s\n", lm_isa_name(best));
     test_conversions();
+    test_quantize(best);
     test_matmul(best);
     test_pool();
     test_pool_sleep();
