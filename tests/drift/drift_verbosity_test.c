@@ -170,6 +170,7 @@ int main(void)
     CHECK_INT(q_int(db, "SELECT probe_parsed FROM drift_records WHERE is_probe = 0"), -1);
     CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'drift_records_request_id'"), 0);
     CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'drift_records_ts'"), 1);
+    CHECK_INT(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'drift_records_target_ts'"), 0);
     sqlite3_close(db);
 
     /* 3. new results through the recorder, one hour later */
