@@ -261,6 +261,32 @@ static int parse_embeddings(struct perr *e, const cJSON *body, struct llm_reques
     return 0;
 }
 
+/* Offset of the first byte that breaks UTF-8 (or is NUL), or len if none.
+ * JSON text is Unicode; cJSON itself does not check. */
+static size_t utf8_invalid_at(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c == 0) return i;
+        if (c < 0x80) { i++; continue; }
+        size_t n;
+        unsigned min;
+        if (c >= 0xC2 && c <= 0xDF) { n = 1; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 2; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 3; min = 0x10000; }
+        else return i;
+        unsigned cp = c & (0x3F >> n);
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (p[i + k] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += n + 1;
+    }
+    return len;
+}
+
 int llm_request_parse(enum llm_endpoint ep, const char *body, size_t len, struct llm_request *r,
                       char *param, size_t param_len, char *code, size_t code_len, char *msg,
                       size_t msg_len) {
@@ -269,6 +295,10 @@ int llm_request_parse(enum llm_endpoint ep, const char *body, size_t len, struct
     r->ep = ep;
     r->n = 1;
     param[0] = 0;
+    size_t bad = utf8_invalid_at(body, len);
+    if (bad < len)
+        return fail(&e, "", "invalid_json",
+                    "We could not parse the JSON body of your request: it is not valid UTF-8 text (byte %zu).", bad);
     const char *end = NULL;
     r->body = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!r->body) {

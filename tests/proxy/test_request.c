@@ -41,6 +41,10 @@ static void test_errors(void) {
     expect_error(LLM_CHAT, "{\"model\": \"x\",\n \"messages\": [}", "", "invalid_json",
                  "We could not parse the JSON body of your request: syntax error at line 2, column 15 (byte 29).");
     expect_error(LLM_CHAT, "[1,2]", "", "invalid_json", "The request body must be a JSON object, not an array.");
+    expect_error(LLM_CHAT, "{\"model\":\"\xff\"}", "", "invalid_json",
+                 "We could not parse the JSON body of your request: it is not valid UTF-8 text (byte 10).");
+    expect_error(LLM_CHAT, "{\"model\":\"\xed\xa0\x80\"}", "", "invalid_json", NULL); /* surrogate */
+    expect_error(LLM_CHAT, "{\"model\":\"\xc0\xaf\"}", "", "invalid_json", NULL);     /* overlong */
     expect_error(LLM_CHAT, "{\"messages\":[]}", "model", "missing_required_parameter",
                  "Missing required parameter: 'model'.");
     expect_error(LLM_CHAT, "{\"model\":7}", "model", "invalid_type",
@@ -101,6 +105,12 @@ static void test_valid(void) {
         CHECK(r.has_tools == 1, "tools");
         CHECK(llm_request_deterministic(&r) == 1, "temperature 0 is deterministic");
     }
+    llm_request_free(&r);
+
+    const char *utf = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"h\xc3\xa9llo \xf0\x9f\xa6\x99 \xe4\xb8\xad\"}]}";
+    rc = llm_request_parse(LLM_CHAT, utf, strlen(utf), &r, p, sizeof p, c, sizeof c, m, sizeof m);
+    CHECK(rc == 0 && strcmp(r.messages[0].content, "h\xc3\xa9llo \xf0\x9f\xa6\x99 \xe4\xb8\xad") == 0,
+          "valid UTF-8 accepted: %s", m);
     llm_request_free(&r);
 
     const char *emb = "{\"model\":\"e\",\"input\":[\"a\",\"b\"]}";
