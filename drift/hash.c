@@ -23,18 +23,40 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- a growable buffer ----------------------------------------------------- */
+/* ---- an output buffer ------------------------------------------------------ */
+
+/* Canonical text goes either into a growable string (drift_canonical_json)
+ * or, when hashing, straight into a SHA-256 context through a fixed buffer:
+ * hashing a request then allocates nothing but the keys of objects larger
+ * than SORT_STACK. */
+#define SORT_STACK 32
 
 struct buf {
     char *p;
     size_t len, cap;
     int oom;
+    EVP_MD_CTX *sink;               /* hashing: p is a fixed buffer of cap bytes */
 };
 
 static void buf_put(struct buf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
+    if (b->sink) {
+        if (b->len + n > b->cap) {
+            if (b->len && !EVP_DigestUpdate(b->sink, b->p, b->len))
+                b->oom = 1;
+            b->len = 0;
+            if (n > b->cap) {
+                if (!EVP_DigestUpdate(b->sink, s, n))
+                    b->oom = 1;
+                return;
+            }
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        return;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
@@ -68,8 +90,17 @@ static void canon_number(struct buf *b, double v)
         return;
     }
     if (floor(v) == v && fabs(v) < 9007199254740992.0) {
-        snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-        buf_puts(b, tmp);
+        /* integers, the common case (max_tokens, seed): digits by hand */
+        long long x = (long long)v;
+        unsigned long long u = x < 0 ? (unsigned long long)-x : (unsigned long long)x;
+        char *e = tmp + sizeof tmp, *q = e;
+        do {
+            *--q = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (x < 0)
+            *--q = '-';
+        buf_put(b, q, (size_t)(e - q));
         return;
     }
     for (int prec = 15; prec <= 17; prec++) {
@@ -84,8 +115,14 @@ static void canon_string(struct buf *b, const char *s)
 {
     static const char hexd[] = "0123456789abcdef";
     buf_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *run = (const unsigned char *)s, *p = run;
+    for (; *p; p++) {
         unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;                /* plain bytes go out as one run */
+        if (p > run)
+            buf_put(b, (const char *)run, (size_t)(p - run));
+        run = p + 1;
         switch (c) {
         case '"': buf_put(b, "\\\"", 2); break;
         case '\\': buf_put(b, "\\\\", 2); break;
@@ -94,19 +131,16 @@ static void canon_string(struct buf *b, const char *s)
         case '\n': buf_put(b, "\\n", 2); break;
         case '\r': buf_put(b, "\\r", 2); break;
         case '\t': buf_put(b, "\\t", 2); break;
-        default:
-            if (c < 0x20) {
-                char e[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
-                buf_put(b, e, 6);
-            } else {
-                buf_put(b, (const char *)p, 1);
-            }
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
+            buf_put(b, e, 6);
+        }
         }
     }
+    if (p > run)
+        buf_put(b, (const char *)run, (size_t)(p - run));
     buf_put(b, "\"", 1);
 }
-
-
 
 static int cmp_item_keys(const void *a, const void *b)
 {
@@ -144,16 +178,27 @@ static void canon_value(struct buf *b, const cJSON *v, int depth)
         size_t n = 0;
         for (const cJSON *e = v->child; e; e = e->next)
             n++;
-        const cJSON **items = n ? malloc(n * sizeof *items) : NULL;
-        if (n && !items) {
+        const cJSON *stack[SORT_STACK];
+        const cJSON **items = n <= SORT_STACK ? stack : malloc(n * sizeof *items);
+        if (!items) {
             b->oom = 1;
             return;
         }
         size_t i = 0;
         for (const cJSON *e = v->child; e; e = e->next)
             items[i++] = e;
-        if (n > 1)
+        if (n <= SORT_STACK) {
+            /* insertion sort: few keys, and stable */
+            for (i = 1; i < n; i++) {
+                const cJSON *x = items[i];
+                size_t j = i;
+                for (; j > 0 && cmp_item_keys(&items[j - 1], &x) > 0; j--)
+                    items[j] = items[j - 1];
+                items[j] = x;
+            }
+        } else {
             qsort(items, n, sizeof *items, cmp_item_keys);
+        }
         buf_put(b, "{", 1);
         for (i = 0; i < n; i++) {
             if (i)
@@ -163,7 +208,8 @@ static void canon_value(struct buf *b, const cJSON *v, int depth)
             canon_value(b, items[i], depth + 1);
         }
         buf_put(b, "}", 1);
-        free(items);
+        if (items != stack)
+            free(items);
     } else {
         buf_puts(b, "null");
     }
@@ -191,28 +237,48 @@ static const char *const answer_fields[] = {
     "system", "temperature", "tool_choice", "tools", "top_k", "top_logprobs",
     "top_p",
 };
+#define N_ANSWER_FIELDS (sizeof answer_fields / sizeof answer_fields[0])
+
+static int cmp_field(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, *(const char *const *)elem);
+}
+
+static int canon_request(struct buf *b, const cJSON *body)
+{
+    if (!cJSON_IsObject(body))
+        return -1;
+    /* one pass over the body: each answer field's FIRST occurrence, matched
+     * case-sensitively ("Model" is not "model" to any upstream) */
+    const cJSON *found[N_ANSWER_FIELDS] = {0};
+    for (const cJSON *e = body->child; e; e = e->next) {
+        if (!e->string)
+            continue;
+        const char *const *f = bsearch(e->string, answer_fields, N_ANSWER_FIELDS,
+                                       sizeof answer_fields[0], cmp_field);
+        if (f && !found[f - answer_fields])
+            found[f - answer_fields] = e;
+    }
+    buf_put(b, "{", 1);
+    int first = 1;
+    for (size_t i = 0; i < N_ANSWER_FIELDS; i++) {
+        if (!found[i])
+            continue;
+        if (!first)
+            buf_put(b, ",", 1);
+        first = 0;
+        canon_string(b, answer_fields[i]);
+        buf_put(b, ":", 1);
+        canon_value(b, found[i], 0);
+    }
+    buf_put(b, "}", 1);
+    return b->oom ? -1 : 0;
+}
 
 char *drift_canonical_request_json(const cJSON *body)
 {
-    if (!cJSON_IsObject(body))
-        return NULL;
     struct buf b = {0};
-    buf_put(&b, "{", 1);
-    int first = 1;
-    for (size_t i = 0; i < sizeof answer_fields / sizeof answer_fields[0]; i++) {
-        /* case-sensitive: "Model" is not "model" to any upstream */
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, answer_fields[i]);
-        if (!v)
-            continue;
-        if (!first)
-            buf_put(&b, ",", 1);
-        first = 0;
-        canon_string(&b, answer_fields[i]);
-        buf_put(&b, ":", 1);
-        canon_value(&b, v, 0);
-    }
-    buf_put(&b, "}", 1);
-    if (b.oom) {
+    if (canon_request(&b, body)) {
         free(b.p);
         return NULL;
     }
@@ -229,26 +295,70 @@ static void to_hex(const unsigned char *md, unsigned n, char *hex)
     hex[2 * n] = '\0';
 }
 
-void drift_output_hash(const char *text, size_t len, char hex[65])
+void drift_sha256_hex(struct drift_hasher *h, const char *text, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    if (!EVP_Digest(text ? text : "", text ? len : 0, md, &n, EVP_sha256(), NULL) || n != 32) {
-        hex[0] = '\0';
+    hex[0] = '\0';
+    if (!h || !h->ctx) {
+        if (EVP_Digest(text ? text : "", text ? len : 0, md, &n, EVP_sha256(), NULL) && n == 32)
+            to_hex(md, n, hex);
         return;
     }
-    to_hex(md, n, hex);
+    if (EVP_DigestInit_ex(h->ctx, h->md ? h->md : EVP_sha256(), NULL) &&
+        EVP_DigestUpdate(h->ctx, text ? text : "", text ? len : 0) &&
+        EVP_DigestFinal_ex(h->ctx, md, &n) && n == 32)
+        to_hex(md, n, hex);
+}
+
+void drift_output_hash(const char *text, size_t len, char hex[65])
+{
+    drift_sha256_hex(NULL, text, len, hex);
+}
+
+int drift_hasher_init(struct drift_hasher *h)
+{
+    /* fetched once: EVP_sha256() looks the implementation up on every use */
+    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    h->ctx = EVP_MD_CTX_new();
+    return h->ctx ? 0 : -1;
+}
+
+void drift_hasher_clear(struct drift_hasher *h)
+{
+    EVP_MD_CTX_free(h->ctx);
+    EVP_MD_free(h->md);
+    h->ctx = NULL;
+    h->md = NULL;
+}
+
+int drift_canonical_request_hash_with(struct drift_hasher *h, const cJSON *body, char hex[65])
+{
+    hex[0] = '\0';
+    if (!cJSON_IsObject(body))
+        return -1;
+    struct drift_hasher local = {0};
+    if (!h || !h->ctx) {
+        if (!(local.ctx = EVP_MD_CTX_new()))
+            return -1;
+        h = &local;
+    }
+    char chunk[1024];
+    struct buf b = {.p = chunk, .cap = sizeof chunk, .sink = h->ctx};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    int ok = EVP_DigestInit_ex(h->ctx, h->md ? h->md : EVP_sha256(), NULL) &&
+             canon_request(&b, body) == 0 && (!b.len || EVP_DigestUpdate(h->ctx, chunk, b.len)) &&
+             EVP_DigestFinal_ex(h->ctx, md, &n) && n == 32;
+    if (ok)
+        to_hex(md, n, hex);
+    EVP_MD_CTX_free(local.ctx);
+    return ok ? 0 : -1;
 }
 
 int drift_canonical_request_hash(const cJSON *body, char hex[65])
 {
-    hex[0] = '\0';
-    char *s = drift_canonical_request_json(body);
-    if (!s)
-        return -1;
-    drift_output_hash(s, strlen(s), hex);
-    free(s);
-    return hex[0] ? 0 : -1;
+    return drift_canonical_request_hash_with(NULL, body, hex);
 }
 
 int drift_request_is_deterministic(const cJSON *body, int64_t *seed, int *has_seed)

@@ -6,6 +6,8 @@
 
 #include "drift/drift.h"
 
+#include <openssl/evp.h>
+
 /* drift_detector_feed with side outputs for persistence: *new_baseline = 1
  * when (probe_id, answer) became this probe's baseline answer;
  * *rebaselined = 1 when the baseline was cleared (after an alarm). */
@@ -23,6 +25,17 @@ const char *drift_detector_baseline(const struct drift_detector *dt, const char 
 
 /* Canonical JSON of any value (sorted keys, no whitespace); caller frees. */
 char *drift_canonical_json(const cJSON *v);
+
+/* SHA-256 with the implementation fetched once and a reused context (the
+ * writer thread keeps one). A NULL or unset hasher works, more slowly. */
+struct drift_hasher {
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
+};
+int drift_hasher_init(struct drift_hasher *h);      /* 0, or -1: out of memory */
+void drift_hasher_clear(struct drift_hasher *h);
+void drift_sha256_hex(struct drift_hasher *h, const char *text, size_t len, char hex[65]);
+int drift_canonical_request_hash_with(struct drift_hasher *h, const cJSON *body, char hex[65]);
 
 /* Strings */
 char *drift_strdup(const char *s);          /* NULL-safe */

@@ -17,6 +17,61 @@ static void hash_of(const char *json, char hex[65])
     cJSON_Delete(j);
 }
 
+/* Hashes are stored (drift_outputs pairs requests by them), so a faster
+ * canonicaliser must give exactly the hashes of the first one. The values
+ * below were computed by the original implementation (before hashing was
+ * streamed); the bodies exercise duplicate keys, "Model" vs "model", an
+ * object of 41 keys (beyond the insertion-sort stack), escapes, UTF-8,
+ * extreme numbers and a 3,000-byte string (beyond the 1 KiB hash chunk). */
+static void stable_hashes(void)
+{
+    static char big[4000], b3[8000], lb[8000];
+    char *p = big;
+    p += sprintf(p, "{\"b\":1");
+    for (int i = 0; i < 40; i++)
+        p += sprintf(p, ",\"k%02d\":%d", 39 - i, i * 7 - 100);
+    sprintf(p, "}");
+    snprintf(b3, sizeof b3,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"x\\n\\u0001\\t%s end\"}],"
+             "\"model\":\"m\",\"Model\":\"M\",\"model\":\"second\",\"tools\":[{\"function\":%s}],"
+             "\"temperature\":0.1,\"seed\":-9007199254740991,\"top_p\":1e300,"
+             "\"frequency_penalty\":-0.0,\"stream\":true}",
+             "ab\\\\cd\\\"ef\xc3\xa9gh", big);
+    char *q = lb;
+    q += sprintf(q, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"");
+    for (int i = 0; i < 1500; i++)
+        *q++ = (char)('a' + i % 26);
+    q += sprintf(q, "\\\"");
+    for (int i = 0; i < 1500; i++)
+        *q++ = (char)('A' + i % 26);
+    sprintf(q, "\"}]}");
+    const char *bodies[] = {
+        "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hello "
+        "benchmark\"}],\"max_tokens\":16}",
+        b3,
+        lb,
+    };
+    const char *want[] = {
+        "f5b66924ae48243c25b3c5577543f03274a71323e4cd088f91c761ef401cc21b",
+        "119b384f031746d62c0c3ed4d7a696cd313de1ba241766f2b723de49c42f438b",
+        "85a27fdbbd3481d66f886d5a3fc6021548892d32d3c5ff393721c67a4a190508",
+    };
+    for (int i = 0; i < 3; i++) {
+        cJSON *j = cJSON_Parse(bodies[i]);
+        CHECK(j != NULL);
+        char h[65], h2[65];
+        CHECK_INT(drift_canonical_request_hash(j, h), 0);
+        CHECK_STR(h, want[i]);
+        /* the streamed hash is the hash of the canonical text */
+        char *c = drift_canonical_request_json(j);
+        CHECK(c != NULL);
+        drift_output_hash(c, c ? strlen(c) : 0, h2);
+        CHECK_STR(h2, want[i]);
+        free(c);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void)
 {
     char a[65], b[65];
@@ -111,5 +166,6 @@ int main(void)
     CHECK(drift_text_similarity("a b c d", "a b x y") == 2.0 / 6.0);
     CHECK(drift_text_similarity("", "") == 1.0);
     CHECK(drift_text_similarity("a", "") == 0.0);
+    stable_hashes();
     return t_done("drift_hash_test");
 }
