@@ -716,6 +716,176 @@ static T_AVX2 void vaxpy_avx2(float *y, float a, const float *x, int n)
         y[i] += a * x[i];
 }
 
+/* ---- attention ----------------------------------------------------------
+ *
+ * One query head against npos cached positions. AVX-512 keeps q and the
+ * output in registers (head_dim / 16 vectors each; head_dim 32, 64, 80, 96,
+ * 128 or 256), reduces four positions' partial dot products together
+ * (unpack/add trees instead of four full horizontal sums), and accumulates
+ * the values without storing the output per position. Other shapes and
+ * ISAs use the plain loops below. */
+
+#define ATT_MAXV 16
+
+/* e^x for x <= 0 (softmax after subtracting the maximum), within 2 ulp:
+ * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so that n ln2 is exact
+ * enough), e^r by its Taylor series to r^7 (truncation < 1e-8 relative),
+ * times 2^n by vscalefps, which also flushes x below about -104 to 0. */
+INL_512 __m512 exp_512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-110.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682028622677e-06f), r);
+    __m512 y = _mm512_set1_ps(1.0f / 5040.0f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+INL_512 __m512 ld_kv16(int f16, const void *base, size_t off)
+{
+    if (f16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + off)));
+    return _mm512_loadu_ps((const float *)base + off);
+}
+
+/* sums of a, b, c, d as one vector [sa, sb, sc, sd] */
+INL_512 __m128 hsum4_512(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    __m512 abcd = _mm512_add_ps(
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+INL_512 void attn_512(int nv, int f16, const float *q, const void *k, const void *v,
+                     size_t stride, int npos, float scale, float *sc, float *out)
+{
+    __m512 qv[ATT_MAXV];
+    UNROLL for (int j = 0; j < nv; j++)
+        qv[j] = _mm512_loadu_ps(q + 16 * j);
+    float mx = -INFINITY;
+    int p = 0;
+    for (; p + 4 <= npos; p += 4) {
+        __m512 a[4];
+        UNROLL for (int u = 0; u < 4; u++) {
+            size_t o = (size_t)(p + u) * stride;
+            a[u] = _mm512_mul_ps(qv[0], ld_kv16(f16, k, o));
+            UNROLL for (int j = 1; j < nv; j++)
+                a[u] = _mm512_fmadd_ps(qv[j], ld_kv16(f16, k, o + 16 * (size_t)j), a[u]);
+        }
+        __m128 s4 = _mm_mul_ps(hsum4_512(a[0], a[1], a[2], a[3]), _mm_set1_ps(scale));
+        _mm_storeu_ps(sc + p, s4);
+        for (int u = 0; u < 4; u++)
+            if (sc[p + u] > mx) mx = sc[p + u];
+    }
+    for (; p < npos; p++) {
+        size_t o = (size_t)p * stride;
+        __m512 a = _mm512_mul_ps(qv[0], ld_kv16(f16, k, o));
+        UNROLL for (int j = 1; j < nv; j++)
+            a = _mm512_fmadd_ps(qv[j], ld_kv16(f16, k, o + 16 * (size_t)j), a);
+        sc[p] = _mm512_reduce_add_ps(a) * scale;
+        if (sc[p] > mx) mx = sc[p];
+    }
+    __m512 vmx = _mm512_set1_ps(mx), vsum = _mm512_setzero_ps();
+    for (p = 0; p + 16 <= npos; p += 16) {
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_loadu_ps(sc + p), vmx));
+        _mm512_storeu_ps(sc + p, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    if (p < npos) {
+        __mmask16 m = (__mmask16)((1u << (npos - p)) - 1);
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, sc + p), vmx));
+        _mm512_mask_storeu_ps(sc + p, m, e);
+        vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
+    }
+    float inv = 1.0f / _mm512_reduce_add_ps(vsum);
+    __m512 ov[ATT_MAXV];
+    UNROLL for (int j = 0; j < nv; j++)
+        ov[j] = _mm512_setzero_ps();
+    for (p = 0; p < npos; p++) {
+        __m512 wt = _mm512_set1_ps(sc[p] * inv);
+        size_t o = (size_t)p * stride;
+        UNROLL for (int j = 0; j < nv; j++)
+            ov[j] = _mm512_fmadd_ps(wt, ld_kv16(f16, v, o + 16 * (size_t)j), ov[j]);
+    }
+    UNROLL for (int j = 0; j < nv; j++)
+        _mm512_storeu_ps(out + 16 * j, ov[j]);
+}
+
+/* head_dim / 16 and the KV type as constants, so that q and the output stay
+ * in registers; 1 if this head size has an instance. */
+static __attribute__((target(A512))) int attn_512_any(int nv, int f16, const float *q,
+        const void *k, const void *v, size_t stride, int npos, float scale, float *sc, float *out)
+{
+#define ATT_CASE(N)                                                                    \
+    case N:                                                                            \
+        if (f16) attn_512(N, 1, q, k, v, stride, npos, scale, sc, out);                \
+        else attn_512(N, 0, q, k, v, stride, npos, scale, sc, out);                    \
+        return 1;
+    switch (nv) {
+    ATT_CASE(2) ATT_CASE(4) ATT_CASE(5) ATT_CASE(6) ATT_CASE(8) ATT_CASE(16)
+    default: return 0;
+    }
+#undef ATT_CASE
+}
+
+static float kv_at(int f16, const void *base, size_t i)
+{
+    if (f16)
+        return lm_f16_to_f32(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
+                  int kv_f16, size_t stride, int npos, float scale, float *sc, float *out)
+{
+    if (isa >= LM_ISA_AVX512 && hd % 16 == 0 &&
+        attn_512_any(hd / 16, kv_f16, q, k, v, stride, npos, scale, sc, out))
+        return;
+    float mx = -INFINITY;
+    for (int p = 0; p < npos; p++) {
+        size_t o = (size_t)p * stride;
+        float s = 0.0f;
+        if (!kv_f16) {
+            s = lm_vec_dot(isa, q, (const float *)k + o, hd);
+        } else {
+            for (int i = 0; i < hd; i++)
+                s += q[i] * kv_at(1, k, o + i);
+        }
+        s *= scale;
+        sc[p] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0.0f;
+    for (int p = 0; p < npos; p++) {
+        sc[p] = expf(sc[p] - mx);
+        sum += sc[p];
+    }
+    float inv = 1.0f / sum;
+    memset(out, 0, sizeof(float) * (size_t)hd);
+    for (int p = 0; p < npos; p++) {
+        size_t o = (size_t)p * stride;
+        float a = sc[p] * inv;
+        if (!kv_f16) {
+            lm_vec_axpy(isa, out, a, (const float *)v + o, hd);
+        } else {
+            for (int i = 0; i < hd; i++)
+                out[i] += a * kv_at(1, v, o + i);
+        }
+    }
+}
+
 float lm_vec_dot(enum lm_isa isa, const float *x, const float *y, int n)
 {
     if (isa >= LM_ISA_AVX2)

@@ -75,6 +75,13 @@ void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
 float lm_vec_dot(enum lm_isa isa, const float *x, const float *y, int n);
 void lm_vec_axpy(enum lm_isa isa, float *y, float a, const float *x, int n);
 
+/* One attention head for one query: s_p = scale * dot(q, k_p) for the npos
+ * positions p (k_p = k + p * stride elements, F32, or F16 if kv_f16; v_p
+ * likewise), softmax over p, out[0..hd) = sum_p softmax_p * v_p. sc is
+ * scratch for npos floats (left holding the unnormalized exponentials). */
+void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
+                  int kv_f16, size_t stride, int npos, float scale, float *sc, float *out);
+
 /* Convert rows [r0, r0+nr) of w to F32 into out[nr][cols]. */
 void lm_dequant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int nr, float *out);
 

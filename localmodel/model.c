@@ -527,61 +527,20 @@ struct att_op {
     int layer;
 };
 
-static inline float kv_get(const struct lm_kv *kv, const void *base, size_t i)
-{
-    if (kv->type == LM_KV_F16)
-        return lm_f16_to_f32(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
 static void att_chunk(void *arg, int it, int ith)
 {
     struct att_op *op = arg;
     struct lm_ctx *c = op->c;
     const struct lm_hparams *hp = &c->m->hp;
     int hd = hp->head_dim, nh = hp->n_heads, group = hp->n_heads / hp->n_kv_heads;
-    int kv_dim = hp->n_kv_heads * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
-    {
-        int t = it / nh, h = it % nh, kh = h / group;
-        const struct lm_kv *kv = op->b->kv[t];
-        int npos = op->b->pos[t] + 1;
-        const float *q = c->q + (size_t)t * hp->dim + (size_t)h * hd;
-        size_t lbase = (size_t)op->layer * kv->n_ctx * kv_dim + (size_t)kh * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p < npos; p++) {
-            size_t o = lbase + (size_t)p * kv_dim;
-            float s = 0.0f;
-            if (kv->type == LM_KV_F32) {
-                s = lm_vec_dot(c->isa, q, (const float *)kv->k + o, hd);
-            } else {
-                for (int i = 0; i < hd; i++)
-                    s += q[i] * kv_get(kv, kv->k, o + i);
-            }
-            s *= scale;
-            sc[p] = s;
-            if (s > mx) mx = s;
-        }
-        float sum = 0.0f;
-        for (int p = 0; p < npos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = 1.0f / sum;
-        float *out = c->att + (size_t)t * hp->dim + (size_t)h * hd;
-        memset(out, 0, sizeof(float) * (size_t)hd);
-        for (int p = 0; p < npos; p++) {
-            size_t o = lbase + (size_t)p * kv_dim;
-            float a = sc[p] * inv;
-            if (kv->type == LM_KV_F32) {
-                lm_vec_axpy(c->isa, out, a, (const float *)kv->v + o, hd);
-            } else {
-                for (int i = 0; i < hd; i++)
-                    out[i] += a * kv_get(kv, kv->v, o + i);
-            }
-        }
-    }
+    int t = it / nh, h = it % nh, kh = h / group;
+    const struct lm_kv *kv = op->b->kv[t];
+    size_t lbase = ((size_t)op->layer * hp->n_kv_heads + kh) * kv->n_ctx * hd;
+    size_t es = kv->type == LM_KV_F16 ? 2 : 4;
+    lm_attn_head(c->isa, c->q + (size_t)t * hp->dim + (size_t)h * hd, hd,
+                 (const char *)kv->k + lbase * es, (const char *)kv->v + lbase * es,
+                 kv->type == LM_KV_F16, (size_t)hd, op->b->pos[t] + 1, 1.0f / sqrtf((float)hd),
+                 c->scores + (size_t)ith * c->n_ctx, c->att + (size_t)t * hp->dim + (size_t)h * hd);
 }
 
 /* ---- element-wise steps ------------------------------------------------- */
@@ -658,15 +617,20 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
             rope(c->q + (size_t)t * dim, hp->n_heads, hd, hp->rope_dim, cs);
             rope(c->k + (size_t)t * kv_dim, hp->n_kv_heads, hd, hp->rope_dim, cs);
             struct lm_kv *kv = b->kv[t];
-            size_t o = ((size_t)l * kv->n_ctx + (size_t)b->pos[t]) * kv_dim;
+            /* cache layout [layer][kv head][position][head_dim]: one head's
+             * keys (and values) are contiguous, read as one stream */
             const float *ks = c->k + (size_t)t * kv_dim, *vs = c->v + (size_t)t * kv_dim;
-            if (kv->type == LM_KV_F32) {
-                memcpy((float *)kv->k + o, ks, sizeof(float) * (size_t)kv_dim);
-                memcpy((float *)kv->v + o, vs, sizeof(float) * (size_t)kv_dim);
-            } else {
-                for (int i = 0; i < kv_dim; i++) {
-                    ((uint16_t *)kv->k)[o + i] = lm_f32_to_f16(ks[i]);
-                    ((uint16_t *)kv->v)[o + i] = lm_f32_to_f16(vs[i]);
+            for (int h = 0; h < hp->n_kv_heads; h++) {
+                size_t o = (((size_t)l * hp->n_kv_heads + h) * kv->n_ctx + (size_t)b->pos[t]) * hd;
+                const float *kh = ks + (size_t)h * hd, *vh = vs + (size_t)h * hd;
+                if (kv->type == LM_KV_F32) {
+                    memcpy((float *)kv->k + o, kh, sizeof(float) * (size_t)hd);
+                    memcpy((float *)kv->v + o, vh, sizeof(float) * (size_t)hd);
+                } else {
+                    for (int i = 0; i < hd; i++) {
+                        ((uint16_t *)kv->k)[o + i] = lm_f32_to_f16(kh[i]);
+                        ((uint16_t *)kv->v)[o + i] = lm_f32_to_f16(vh[i]);
+                    }
                 }
             }
         }

@@ -2,8 +2,9 @@
  * engine_kernels.c - every kernel against a naive double-precision
  * reference, for each weight type and each instruction set this CPU has, at
  * odd sizes (tails shorter than a vector), plus batch invariance (a token's
- * result is the same whether it is dotted alone or with others), the fp16 and
- * bf16 conversions, and the worker pool.
+ * result is the same whether it is dotted alone or with others), the SIMD
+ * activation quantizers, one attention head, the fp16 and bf16 conversions,
+ * and the worker pool.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -187,6 +188,66 @@ static void test_quantize(enum lm_isa best)
     }
 }
 
+/* lm_attn_head against a double-precision softmax-attention, F32 and F16
+ * caches, head sizes with and without an AVX-512 instance, position counts
+ * around the groups of 4 and 16, scores spread wide enough that most
+ * weights underflow. */
+static void test_attention(enum lm_isa best)
+{
+    static const int hds[] = { 7, 16, 32, 48, 64, 80, 96, 128, 256 };
+    static const int nps[] = { 1, 3, 4, 5, 16, 17, 33, 70 };
+    enum { MAXP = 70, MAXHD = 256, STRIDE = 300 };
+    static float k32[MAXP * STRIDE], v32[MAXP * STRIDE], q[MAXHD], out[MAXHD], sc[MAXP];
+    static uint16_t k16[MAXP * STRIDE], v16[MAXP * STRIDE];
+    static double ref[MAXHD], w[MAXP];
+    for (int i = 0; i < MAXP * STRIDE; i++) {
+        k16[i] = lm_f32_to_f16(frand());
+        v16[i] = lm_f32_to_f16(frand() * 2.0f);
+        k32[i] = lm_f16_to_f32(k16[i]);   /* same values in both caches */
+        v32[i] = lm_f16_to_f32(v16[i]);
+    }
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        int hd = hds[hi];
+        for (size_t pi = 0; pi < sizeof nps / sizeof nps[0]; pi++) {
+            int np = nps[pi];
+            for (int wide = 0; wide < 2; wide++) {
+                for (int i = 0; i < hd; i++)
+                    q[i] = frand() * (wide ? 8.0f : 1.0f);
+                float scale = 1.0f / sqrtf((float)hd);
+                double mx = -1e300, sum = 0;
+                for (int p = 0; p < np; p++) {
+                    double s = 0;
+                    for (int i = 0; i < hd; i++)
+                        s += (double)q[i] * k32[(size_t)p * STRIDE + i];
+                    w[p] = s * scale;
+                    if (w[p] > mx) mx = w[p];
+                }
+                for (int p = 0; p < np; p++)
+                    sum += (w[p] = exp(w[p] - mx));
+                double mag = 0;
+                for (int i = 0; i < hd; i++) {
+                    ref[i] = 0;
+                    for (int p = 0; p < np; p++)
+                        ref[i] += w[p] / sum * v32[(size_t)p * STRIDE + i];
+                    if (fabs(ref[i]) > mag) mag = fabs(ref[i]);
+                }
+                for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+                    for (int f16 = 0; f16 < 2; f16++) {
+                        lm_attn_head((enum lm_isa)isa, q, hd, f16 ? (const void *)k16 : k32,
+                                     f16 ? (const void *)v16 : v32, f16, STRIDE, np, scale, sc, out);
+                        double worst = 0;
+                        for (int i = 0; i < hd; i++)
+                            worst = fmax(worst, fabs(out[i] - ref[i]));
+                        CHECK(worst <= 2e-5 * (mag + 1.0), "attention %s %s hd %d npos %d%s: max error %g",
+                              lm_isa_name((enum lm_isa)isa), f16 ? "f16" : "f32", hd, np,
+                              wide ? " (wide scores)" : "", worst);
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void test_conversions(void)
 {
     CHECK(lm_f32_to_f16(1.0f) == 0x3c00, "1.0");
@@ -296,6 +357,7 @@ int main(void)
     printf("CPU: %s\n", lm_isa_name(best));
     test_conversions();
     test_quantize(best);
+    test_attention(best);
     test_matmul(best);
     test_pool();
     test_pool_sleep();
