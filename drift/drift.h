@@ -38,6 +38,8 @@
 #include "config/config.h"
 
 #define DRIFT_QUEUE_MAX 100000      /* queued items before drops */
+#define DRIFT_QUEUE_MAX_BYTES (256u * 1024 * 1024)  /* queued request bodies and answer
+                                                      * texts before drops */
 #define DRIFT_SCHEMA_VERSION 2
 
 struct drift;                        /* opaque */
@@ -84,6 +86,8 @@ struct drift_record {
     int prompt_tokens;
     int completion_tokens;
     char request_hash[65];           /* drift_canonical_request_hash, or "" */
+    char *request_raw;               /* drift_record_set_request_raw: the body, for the writer */
+    size_t request_raw_len;
     char output_hash[65];            /* drift_output_hash of the text, or "" */
     char *output_text;               /* stored only with store_outputs = full */
     int output_len;                  /* answer length in characters (UTF-8 code
@@ -100,6 +104,8 @@ struct drift_record {
     int deterministic;
     int has_seed;
     int64_t seed;
+    size_t block_size;               /* internal: the one allocation of drift_record_make
+                                      * (record, queue slot, copies); 0 otherwise */
 };
 
 /* A zeroed record with probe_correct = probe_changed = probe_parsed =
@@ -107,14 +113,51 @@ struct drift_record {
 struct drift_record *drift_record_new(void);
 void drift_record_free(struct drift_record *r);
 
+/* What drift_record_make copies. Every pointer may be NULL. */
+struct drift_record_fields {
+    const char *request_id, *key_name, *route, *target, *requested_model, *served_model,
+        *system_fingerprint, *upstream_request_id, *version_headers;
+    const char *request_body;        /* the raw request (JSON text), for the writer to hash */
+    size_t request_body_len;
+    const char *output;              /* the answer text; NULL = none (an error) */
+    size_t output_len;
+    int keep_output;                 /* probes: keep the text whatever store_outputs says
+                                      * (grading needs it; probe texts are llmpin's own) */
+};
+
+/* A record like drift_record_new's, with f's strings, request body and
+ * answer copied into the record's own allocation: the same as strdup'ing
+ * each field, then drift_record_set_request_raw and (when f->output is set)
+ * drift_record_set_output, in one malloc instead of a dozen, and drift_push
+ * queues it without another. The event loop makes one per request, and the
+ * writer thread frees it: fewer allocations crossing threads keep malloc
+ * cheap for the rest of the loop. To replace a string field afterwards,
+ * release the old one with drift_record_free_field, never free(). Returns
+ * NULL when out of memory. */
+struct drift_record *drift_record_make(struct drift *d, const struct drift_record_fields *f);
+
+/* free(p) unless p lies inside r's own block (drift_record_make). */
+void drift_record_free_field(struct drift_record *r, void *p);
+
 /* Fill r->request_hash, deterministic, has_seed, seed and (when unset)
  * requested_model from an OpenAI-style request body. Returns 0, or -1 if
  * body is not an object. */
 int drift_record_set_request(struct drift_record *r, const cJSON *body);
 
-/* Hash an answer into r->output_hash, set r->output_len, and, only when the
- * store keeps text (store_outputs = full), keep a copy in r->output_text. Returns 0 or -1
- * (out of memory). For probes, set r->output_text yourself: grading needs it
+/* The same work done by the writer thread instead of the caller's: keep a
+ * copy of the raw request body (JSON text, len bytes); the writer parses it
+ * and fills request_hash, deterministic, has_seed, seed and (when unset)
+ * requested_model before storing the record. A body that is not a JSON
+ * object leaves request_hash empty. This is what the event loop should call:
+ * it costs a copy, where drift_record_set_request canonicalises and hashes
+ * (about a microsecond for a small request, more for long conversations).
+ * Returns 0, or -1 (out of memory). */
+int drift_record_set_request_raw(struct drift_record *r, const char *body, size_t len);
+
+/* Set r->output_len and keep what the store needs of an answer: nothing with
+ * store_outputs = none; otherwise a copy in r->output_text, which the writer
+ * thread hashes into output_hash (unless already set) and stores as text
+ * only with store_outputs = full. Returns 0 or -1 (out of memory). For probes, set r->output_text yourself: grading needs it
  * whatever the privacy setting (probe texts are llmpin's own questions). */
 int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
                             size_t len);

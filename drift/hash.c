@@ -398,23 +398,31 @@ int drift_text_chars(const char *text, size_t len)
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+void drift_record_free_field(struct drift_record *r, void *p)
+{
+    uintptr_t lo = (uintptr_t)r, hi = lo + r->block_size, x = (uintptr_t)p;
+    if (!(x >= lo && x < hi))
+        free(p);
+}
+
 void drift_record_free(struct drift_record *r)
 {
     if (!r)
         return;
-    free(r->request_id);
-    free(r->key_name);
-    free(r->route);
-    free(r->target);
-    free(r->requested_model);
-    free(r->served_model);
-    free(r->system_fingerprint);
-    free(r->upstream_request_id);
-    free(r->version_headers);
-    free(r->output_text);
-    free(r->probe_suite);
-    free(r->probe_id);
-    free(r->probe_answer);
+    drift_record_free_field(r, r->request_id);
+    drift_record_free_field(r, r->key_name);
+    drift_record_free_field(r, r->route);
+    drift_record_free_field(r, r->target);
+    drift_record_free_field(r, r->requested_model);
+    drift_record_free_field(r, r->served_model);
+    drift_record_free_field(r, r->system_fingerprint);
+    drift_record_free_field(r, r->upstream_request_id);
+    drift_record_free_field(r, r->version_headers);
+    drift_record_free_field(r, r->output_text);
+    drift_record_free_field(r, r->request_raw);
+    drift_record_free_field(r, r->probe_suite);
+    drift_record_free_field(r, r->probe_id);
+    drift_record_free_field(r, r->probe_answer);
     free(r);
 }
 

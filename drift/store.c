@@ -89,7 +89,9 @@ enum item_kind {
 
 struct item {
     enum item_kind kind;
+    int in_record;                    /* lives in rec's block (drift_record_make) */
     struct item *next;
+    size_t bytes;                     /* request body + answer text held by rec */
     struct drift_record *rec;
     struct drift_event ev;
     char *a, *b, *c, *d;
@@ -98,13 +100,15 @@ struct item {
 
 static void item_free(struct item *it)
 {
-    drift_record_free(it->rec);
+    struct drift_record *rec = it->rec;
     drift_event_clear(&it->ev);
     free(it->a);
     free(it->b);
     free(it->c);
     free(it->d);
-    free(it);
+    if (!it->in_record)
+        free(it);
+    drift_record_free(rec);           /* last: it may hold the item */
 }
 
 /* ---- loop-side state ------------------------------------------------------------ */
@@ -157,6 +161,7 @@ struct drift {
     pthread_cond_t work, done;
     struct item *head, *tail;
     size_t qlen;
+    size_t qbytes;                    /* sum of the queued items' bytes */
     int64_t first_arrival_ms;         /* monotonic, of the oldest queued item */
     int stop, flush_req;
     uint64_t seq_pushed, seq_done;
@@ -200,7 +205,7 @@ void drift_set_log(struct drift *d, drift_log_fn fn, void *ud)
 static int enqueue(struct drift *d, struct item *it, int force)
 {
     pthread_mutex_lock(&d->mu);
-    if (!force && d->qlen >= DRIFT_QUEUE_MAX) {
+    if (!force && (d->qlen >= DRIFT_QUEUE_MAX || d->qbytes + it->bytes > DRIFT_QUEUE_MAX_BYTES)) {
         d->st.dropped++;
         pthread_mutex_unlock(&d->mu);
         item_free(it);
@@ -212,6 +217,7 @@ static int enqueue(struct drift *d, struct item *it, int force)
     else
         d->head = it;
     d->tail = it;
+    d->qbytes += it->bytes;
     if (d->qlen++ == 0) {
         d->first_arrival_ms = mono_ms();
         pthread_cond_signal(&d->work);
@@ -232,8 +238,12 @@ void drift_push(struct drift *d, struct drift_record *r)
         drift_record_free(r);
         return;
     }
-    struct item *it = calloc(1, sizeof *it);
-    if (!it) {
+    struct item *it;
+    if (r->block_size) {              /* drift_record_make left room for it */
+        it = (struct item *)(void *)((char *)r + sizeof *r);
+        memset(it, 0, sizeof *it);
+        it->in_record = 1;
+    } else if (!(it = calloc(1, sizeof *it))) {
         pthread_mutex_lock(&d->mu);
         d->st.dropped++;
         pthread_mutex_unlock(&d->mu);
@@ -244,18 +254,24 @@ void drift_push(struct drift *d, struct drift_record *r)
         r->ts_ms = drift_now_ms();
     it->kind = IT_RECORD;
     it->rec = r;
+    it->bytes = r->request_raw_len + (r->output_text ? strlen(r->output_text) : 0);
     enqueue(d, it, 0);
 }
 
-int drift_record_set_request(struct drift_record *r, const cJSON *body)
+static int record_set_request(struct drift_hasher *h, struct drift_record *r, const cJSON *body)
 {
-    if (!r || drift_canonical_request_hash(body, r->request_hash) != 0)
+    if (!r || drift_canonical_request_hash_with(h, body, r->request_hash) != 0)
         return -1;
     r->deterministic = drift_request_is_deterministic(body, &r->seed, &r->has_seed);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!r->requested_model && cJSON_IsString(m) && !(r->requested_model = strdup(m->valuestring)))
         return -1;
     return 0;
+}
+
+int drift_record_set_request(struct drift_record *r, const cJSON *body)
+{
+    return record_set_request(NULL, r, body);
 }
 
 int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
@@ -268,16 +284,89 @@ int drift_record_set_output(struct drift *d, struct drift_record *r, const char 
     r->output_len = drift_text_chars(text, len);
     if (d->store_outputs == CFG_STORE_NONE)
         return 0;
-    drift_output_hash(text, len, r->output_hash);
-    if (d->store_outputs == CFG_STORE_FULL) {
-        free(r->output_text);
-        r->output_text = malloc(len + 1);
-        if (!r->output_text)
-            return -1;
-        if (len)
-            memcpy(r->output_text, text, len);
-        r->output_text[len] = '\0';
+    /* a copy now, the hash on the writer thread (write_record) */
+    r->output_hash[0] = '\0';
+    drift_record_free_field(r, r->output_text);
+    r->output_text = malloc(len + 1);
+    if (!r->output_text)
+        return -1;
+    if (len)
+        memcpy(r->output_text, text, len);
+    r->output_text[len] = '\0';
+    return 0;
+}
+
+struct drift_record *drift_record_make(struct drift *d, const struct drift_record_fields *f)
+{
+    if (!d || !f)
+        return NULL;
+    const char *strs[9] = {f->request_id, f->key_name, f->route, f->target,
+                           f->requested_model, f->served_model, f->system_fingerprint,
+                           f->upstream_request_id, f->version_headers};
+    size_t lens[9], size = sizeof(struct drift_record) + sizeof(struct item);
+    for (int i = 0; i < 9; i++) {
+        lens[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
+        size += lens[i];
     }
+    const char *body = f->request_body;
+    size_t body_len = body ? f->request_body_len : 0;
+    if (body)
+        size += body_len + 1;
+    int keep_output = f->output && (d->store_outputs != CFG_STORE_NONE || f->keep_output);
+    if (keep_output)
+        size += f->output_len + 1;
+    struct drift_record *r = malloc(size);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->probe_correct = r->probe_changed = r->probe_parsed = r->probe_refused = -1;
+    r->output_len = -1;
+    r->ttft_ms = -1;
+    r->block_size = size;
+    char *p = (char *)r + sizeof *r + sizeof(struct item);
+    char **dst[9] = {&r->request_id, &r->key_name, &r->route, &r->target,
+                     &r->requested_model, &r->served_model, &r->system_fingerprint,
+                     &r->upstream_request_id, &r->version_headers};
+    for (int i = 0; i < 9; i++) {
+        if (!strs[i])
+            continue;
+        memcpy(p, strs[i], lens[i]);
+        *dst[i] = p;
+        p += lens[i];
+    }
+    if (body) {
+        if (body_len)
+            memcpy(p, body, body_len);
+        p[body_len] = '\0';
+        r->request_raw = p;
+        r->request_raw_len = body_len;
+        p += body_len + 1;
+    }
+    if (f->output) {
+        r->output_len = drift_text_chars(f->output, f->output_len);
+        if (keep_output) {          /* hashed by the writer */
+            if (f->output_len)
+                memcpy(p, f->output, f->output_len);
+            p[f->output_len] = '\0';
+            r->output_text = p;
+        }
+    }
+    return r;
+}
+
+int drift_record_set_request_raw(struct drift_record *r, const char *body, size_t len)
+{
+    if (!r)
+        return -1;
+    drift_record_free_field(r, r->request_raw);
+    r->request_raw = malloc(len + 1);
+    r->request_raw_len = 0;
+    if (!r->request_raw)
+        return -1;
+    if (len)
+        memcpy(r->request_raw, body, len);
+    r->request_raw[len] = '\0';
+    r->request_raw_len = len;
     return 0;
 }
 
@@ -726,8 +815,8 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
     if (!r->ts_ms)
         r->ts_ms = drift_now_ms();
     r->is_probe = 1;
-    free(r->probe_suite);
-    free(r->probe_id);
+    drift_record_free_field(r, r->probe_suite);
+    drift_record_free_field(r, r->probe_id);
     r->probe_suite = strdup(suite);
     r->probe_id = strdup(p->id);
     if (!r->request_hash[0]) {
@@ -738,8 +827,6 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
             cJSON_Delete(req);
         }
     }
-    if (r->output_text && !r->output_hash[0])
-        drift_output_hash(r->output_text, strlen(r->output_text), r->output_hash);
     if (r->output_text && r->output_len < 0)
         r->output_len = drift_text_chars(r->output_text, strlen(r->output_text));
 
@@ -755,7 +842,7 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
     r->probe_correct = drift_probe_grade(p, r->output_text);
     r->probe_parsed = has_answer;
     r->probe_refused = !has_answer && drift_output_is_refusal(r->output_text);
-    free(r->probe_answer);
+    drift_record_free_field(r, r->probe_answer);
     r->probe_answer = has_answer ? strdup(answer) : NULL;
 
     struct det *x = det_get(d, suite, r->target, 1);
@@ -837,6 +924,7 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
 
 struct wstmts {
     sqlite3_stmt *rec, *ev, *ver, *bl, *blclr, *det, *out_get, *out_put, *oc;
+    struct drift_hasher h;
 };
 
 /* SQLITE_STATIC: every bound string outlives the step (the item is freed
@@ -891,6 +979,16 @@ static int write_record(struct drift *d, struct wstmts *w, struct drift_record *
     int keep_hash = d->store_outputs != CFG_STORE_NONE;
     int keep_text = d->store_outputs == CFG_STORE_FULL ||
                     (r->is_probe && d->store_outputs != CFG_STORE_NONE);
+    /* the hashing the event loop left to us (drift_record_set_request_raw,
+     * drift_record_set_output) */
+    if (r->request_raw && !r->request_hash[0]) {
+        cJSON *body = cJSON_ParseWithLength(r->request_raw, r->request_raw_len);
+        if (body)
+            record_set_request(&w->h, r, body);
+        cJSON_Delete(body);
+    }
+    if (keep_hash && r->output_text && !r->output_hash[0])
+        drift_sha256_hex(&w->h, r->output_text, strlen(r->output_text), r->output_hash);
     sqlite3_bind_int64(s, 1, r->ts_ms);
     bind_text(s, 2, r->request_id);
     bind_text(s, 3, r->key_name);
@@ -1057,6 +1155,7 @@ static int prepare_all(sqlite3 *db, struct wstmts *w)
 
 static void finalize_all(struct wstmts *w)
 {
+    drift_hasher_clear(&w->h);
     sqlite3_finalize(w->rec);
     sqlite3_finalize(w->ev);
     sqlite3_finalize(w->ver);
@@ -1160,6 +1259,8 @@ static void *writer_main(void *arg)
 {
     struct drift *d = arg;
     struct wstmts w = {0};
+    if (drift_hasher_init(&w.h) != 0)
+        logf_(d, "warn", "%s: no reusable SHA-256 context; hashing the slow way", d->db_path);
     if (prepare_all(d->db, &w) != 0)
         logf_(d, "error", "%s: cannot prepare statements: %s", d->db_path,
               sqlite3_errmsg(d->db));
@@ -1193,6 +1294,7 @@ static void *writer_main(void *arg)
         }
         struct item *list = d->head;
         size_t n = d->qlen;
+        d->qbytes = 0;
         d->head = d->tail = NULL;
         d->qlen = 0;
         d->flush_req = 0;

@@ -3,9 +3,11 @@
  * loop) thread, and on the writer thread, per record, with records shaped
  * like the ones proxy/app.c makes for bench/proxy's request.
  *
- *   llmpin-bench-recorder [N [RATE]]    N records (default 100000) at RATE
- *                                       per second (default 10000; 0 = as
- *                                       fast as possible)
+ *   llmpin-bench-recorder [N [RATE [parsed|raw|make]]]
+ *       N records (default 100000) at RATE per second (default 10000; 0 = as
+ *       fast as possible); parsed: field by field, the request as parsed JSON
+ *       (drift_record_set_request); raw: the same with the request as bytes
+ *       (drift_record_set_request_raw); make: drift_record_make
  *
  * Prints ns of thread CPU per record for the pusher and for the rest of the
  * process (the writer), and the database size. Not a test: figures vary
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 100000;
     long rate = argc > 2 ? atol(argv[2]) : 10000;
+    const char *how = argc > 3 ? argv[3] : "parsed";
+    int mode = strcmp(how, "raw") == 0 ? 1 : strcmp(how, "make") == 0 ? 2 : 0;
     char dir[] = "/tmp/llmpin-recbench-XXXXXX", path[128], err[512];
     if (!mkdtemp(dir))
         return 1;
@@ -79,26 +83,39 @@ int main(int argc, char **argv)
         double a = thread_cpu();
         char id[40];
         snprintf(id, sizeof id, "%016lx%08lx", (unsigned long)i * 2654435761UL, (unsigned long)i);
-        struct drift_record *r = drift_record_new();
-        r->request_id = strdup(id);
-        r->key_name = strdup("default");
-        r->route = strdup("default");
-        r->target = strdup("upstream/gpt-4o-mini");
-        r->requested_model = strdup("gpt-4o-mini");
-        r->served_model = strdup("gpt-4o-mini-2024-07-18");
-        r->system_fingerprint = strdup("fp_bench");
-        r->upstream_request_id = strdup(id);
-        r->version_headers = strdup("{\"openai-version\":\"2020-10-01\"}");
+        struct drift_record *r;
+        if (mode == 2) {
+            struct drift_record_fields f = {
+                .request_id = id, .key_name = "default", .route = "default",
+                .target = "upstream/gpt-4o-mini", .requested_model = "gpt-4o-mini",
+                .served_model = "gpt-4o-mini-2024-07-18", .system_fingerprint = "fp_bench",
+                .upstream_request_id = id,
+                .version_headers = "{\"openai-version\":\"2020-10-01\"}",
+                .request_body = body, .request_body_len = strlen(body),
+                .output = out, .output_len = strlen(out),
+            };
+            r = drift_record_make(d, &f);
+        } else {
+            r = drift_record_new();
+            r->request_id = strdup(id);
+            r->key_name = strdup("default");
+            r->route = strdup("default");
+            r->target = strdup("upstream/gpt-4o-mini");
+            r->requested_model = strdup("gpt-4o-mini");
+            r->served_model = strdup("gpt-4o-mini-2024-07-18");
+            r->system_fingerprint = strdup("fp_bench");
+            r->upstream_request_id = strdup(id);
+            r->version_headers = strdup("{\"openai-version\":\"2020-10-01\"}");
+            if (mode == 1)
+                drift_record_set_request_raw(r, body, strlen(body));
+            else
+                drift_record_set_request(r, req);
+            drift_record_set_output(d, r, out, strlen(out));
+        }
         r->status = 200;
         r->latency_ms = 2;
         r->prompt_tokens = 9;
         r->completion_tokens = 9;
-#ifdef RECBENCH_RAW
-        drift_record_set_request_raw(r, body, strlen(body));
-#else
-        drift_record_set_request(r, req);
-#endif
-        drift_record_set_output(d, r, out, strlen(out));
         drift_push(d, r);
         loop += thread_cpu() - a;
     }
@@ -117,9 +134,9 @@ int main(int argc, char **argv)
         kb = 0;
     if (p)
         pclose(p);
-    printf("records %ld in %.2f s (%ld batches, %llu dropped): pusher %.0f ns/record, "
+    printf("%s: records %ld in %.2f s (%ld batches, %llu dropped): pusher %.0f ns/record, "
            "writer %.0f ns/record, db %.0f bytes/record\n",
-           n, wall, (long)st.batches, (unsigned long long)st.dropped, loop / n * 1e9,
+           how, n, wall, (long)st.batches, (unsigned long long)st.dropped, loop / n * 1e9,
            (total - l1) / n * 1e9, kb * 1024.0 / n);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -198,19 +198,146 @@ int main(void)
         snprintf(path, sizeof path, "%s/helpers.db", dir);
         cfg = t_cfg(path);
         d = drift_open(&cfg, err, sizeof err);
+        /* store_outputs = hash: a copy for the writer to hash, not to store */
         CHECK(drift_record_set_output(d, r, "hi there", 2) == 0);
-        CHECK(r->output_text == NULL);               /* store_outputs = hash */
-        char want[65];
-        drift_output_hash("hi", 2, want);
-        CHECK_STR(r->output_hash, want);
+        CHECK_STR(r->output_text, "hi");
+        CHECK_INT(r->output_len, 2);
+        CHECK_STR(r->output_hash, "");
+        r->request_id = strdup("helper-hash");
+        drift_push(d, r);
         drift_close(d);
+        char want[65], sql[800];
+        drift_output_hash("hi", 2, want);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE request_id ="
+                 " 'helper-hash' AND output_hash = '%s' AND output_text IS NULL"
+                 " AND output_len = 2", want);
+        CHECK_INT(q1(path, sql), 1);
         cfg.store_outputs = CFG_STORE_FULL;
         d = drift_open(&cfg, err, sizeof err);
+        r = drift_record_new();
+        r->request_id = strdup("helper-full");
         CHECK(drift_record_set_output(d, r, "hi there", 2) == 0);
         CHECK_STR(r->output_text, "hi");
         drift_push(d, r);
         drift_close(d);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE request_id ="
+                 " 'helper-full' AND output_hash = '%s' AND output_text = 'hi'", want);
+        CHECK_INT(q1(path, sql), 1);
+        cfg.store_outputs = CFG_STORE_NONE;
+        d = drift_open(&cfg, err, sizeof err);
+        r = drift_record_new();
+        CHECK(drift_record_set_output(d, r, "hi there", 8) == 0);
+        CHECK(r->output_text == NULL);
+        CHECK_INT(r->output_len, 8);
+        drift_record_free(r);
+        drift_close(d);
+
+        /* the raw request body, canonicalised and hashed by the writer; two
+         * deterministic repeats with different answers are output drift */
+        const char *raw = "{ \"seed\": 3, \"messages\": [], \"model\": \"gpt-4o\" }";
+        char rh[65];
+        CHECK_INT(drift_canonical_request_hash(body, rh), 0);
+        snprintf(path, sizeof path, "%s/raw.db", dir);
+        cfg = t_cfg(path);
+        d = drift_open(&cfg, err, sizeof err);
+        for (int i = 0; i < 3; i++) {
+            r = drift_record_new();
+            r->request_id = strdup(i == 2 ? "raw-bad" : "raw");
+            r->target = strdup("t");
+            r->status = 200;
+            CHECK_INT(i == 2 ? drift_record_set_request_raw(r, "[1, 2", 5)
+                             : drift_record_set_request_raw(r, raw, strlen(raw)), 0);
+            CHECK_STR(r->request_hash, "");
+            CHECK(drift_record_set_output(d, r, i ? "two" : "one", 3) == 0);
+            drift_push(d, r);
+        }
+        drift_flush(d);
+        struct drift_stats st;
+        drift_stats(d, &st);
+        CHECK_INT(st.output_compared, 1);
+        CHECK_INT(st.output_changed, 1);
+        drift_close(d);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE request_id = 'raw'"
+                 " AND request_hash = '%s' AND deterministic = 1 AND seed = 3"
+                 " AND requested_model = 'gpt-4o'", rh);
+        CHECK_INT(q1(path, sql), 2);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE request_id = 'raw-bad'"
+                           " AND request_hash IS NULL AND deterministic = 0"), 1);
         cJSON_Delete(body);
+
+        /* drift_record_make: one block, the same row as field by field */
+        snprintf(path, sizeof path, "%s/make.db", dir);
+        cfg = t_cfg(path);
+        d = drift_open(&cfg, err, sizeof err);
+        struct drift_record_fields f = {
+            .request_id = "mk-1", .key_name = "team-a", .route = "chat", .target = "t",
+            .requested_model = "gpt-4o", .served_model = "gpt-4o-2024-08-06",
+            .system_fingerprint = "fp_1", .upstream_request_id = "up-1",
+            .version_headers = "{\"openai-version\":\"2020-10-01\"}",
+            .request_body = raw, .request_body_len = strlen(raw),
+            .output = "h\xc3\xa9!", .output_len = 4,
+        };
+        r = drift_record_make(d, &f);
+        CHECK(r != NULL);
+        CHECK_STR(r->route, "chat");
+        CHECK_STR(r->output_text, "h\xc3\xa9!");
+        CHECK_INT(r->output_len, 3);
+        CHECK_INT(r->probe_correct, -1);
+        CHECK_INT(r->ttft_ms, -1);
+        r->status = 200;
+        /* a field replaced afterwards: the old one is in the block */
+        drift_record_free_field(r, r->served_model);
+        r->served_model = strdup("gpt-4o-2024-11-20");
+        drift_push(d, r);
+        /* made and freed without being pushed */
+        f.request_id = "mk-never";
+        r = drift_record_make(d, &f);
+        drift_record_free_field(r, r->output_text);
+        r->output_text = strdup("replaced");
+        drift_record_free(r);
+        /* without body or output */
+        struct drift_record_fields g = {.request_id = "mk-2", .target = "t"};
+        r = drift_record_make(d, &g);
+        CHECK(r != NULL && r->output_text == NULL && r->request_raw == NULL);
+        CHECK_INT(r->output_len, -1);
+        r->status = 502;
+        drift_push(d, r);
+        drift_close(d);
+        drift_output_hash("h\xc3\xa9!", 4, want);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE request_id = 'mk-1'"
+                 " AND key_name = 'team-a' AND route = 'chat' AND target = 't'"
+                 " AND requested_model = 'gpt-4o' AND served_model = 'gpt-4o-2024-11-20'"
+                 " AND system_fingerprint = 'fp_1' AND upstream_request_id = 'up-1'"
+                 " AND version_headers = '{\"openai-version\":\"2020-10-01\"}'"
+                 " AND request_hash = '%s' AND deterministic = 1 AND seed = 3"
+                 " AND output_hash = '%s' AND output_text IS NULL AND output_len = 3", rh, want);
+        CHECK_INT(q1(path, sql), 1);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE request_id = 'mk-2'"
+                           " AND status = 502 AND request_hash IS NULL AND output_hash IS NULL"
+                           " AND output_len IS NULL"), 1);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 2);
+
+        /* a probe answer made with keep_output is graded even with
+         * store_outputs = none, and its text is not stored */
+        snprintf(path, sizeof path, "%s/make-probe.db", dir);
+        cfg = t_cfg(path);
+        cfg.store_outputs = CFG_STORE_NONE;
+        d = drift_open(&cfg, err, sizeof err);
+        struct drift_probe_suite *ps = drift_probe_suite_parse(
+            "{\"id\":\"p\",\"messages\":[{\"role\":\"user\",\"content\":\"1+1?\"}],"
+            "\"expect\":{\"int\":2}}\n", 76, "mk", err, sizeof err);
+        CHECK(ps != NULL);
+        struct drift_record_fields h = {.target = "t", .output = "It is 2.", .output_len = 8,
+                                        .keep_output = 1};
+        r = drift_record_make(d, &h);
+        r->status = 200;
+        if (ps)
+            CHECK_INT(drift_probe_result(d, "mk", &ps->probes[0], r, NULL), 0);
+        drift_close(d);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records WHERE probe_correct = 1"
+                           " AND probe_answer = '2' AND output_text IS NULL AND output_hash IS NULL"
+                           " AND output_len = 8 AND probe_parsed = 1 AND probe_refused = 0"), 1);
+        drift_probe_suite_free(ps);
     }
 
     /* 5. retention by age: records older than retention_days go at the next open */
