@@ -75,6 +75,16 @@ void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
 float lm_vec_dot(enum lm_isa isa, const float *x, const float *y, int n);
 void lm_vec_axpy(enum lm_isa isa, float *y, float a, const float *x, int n);
 
+/* Q8_0 prompt product, 16 tokens per vector: lm_q8_interleave16 turns
+ * lm_quantize_q8 output for n tokens into groups of 16 (dt: (n+15)/16 * 16 *
+ * cols/32 floats, qt: the same * 32 bytes; missing tokens are zero), and
+ * lm_gemm_q8 computes y[t*ldy + r] for r in [r0, r1), t < n from it. Faster
+ * than lm_matmul_rows for 16 or more tokens with VNNI; it rounds
+ * differently (not batch-invariant with lm_matmul_rows). */
+void lm_q8_interleave16(const float *xd, const int8_t *xq, int n, int cols, float *dt, uint8_t *qt);
+void lm_gemm_q8(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *dt,
+                const uint8_t *qt, int n, float *y, size_t ldy);
+
 /* One attention head for one query: s_p = scale * dot(q, k_p) for the npos
  * positions p (k_p = k + p * stride elements, F32, or F16 if kv_f16; v_p
  * likewise), softmax over p, out[0..hd) = sum_p softmax_p * v_p. sc is

@@ -3,7 +3,8 @@
  * reference, for each weight type and each instruction set this CPU has, at
  * odd sizes (tails shorter than a vector), plus batch invariance (a token's
  * result is the same whether it is dotted alone or with others), the SIMD
- * activation quantizers, one attention head, the fp16 and bf16 conversions,
+ * activation quantizers, the Q8_0 prompt GEMM, one attention head, the fp16
+ * and bf16 conversions,
  * and the worker pool.
  */
 #include <math.h>
@@ -188,6 +189,73 @@ static void test_quantize(enum lm_isa best)
     }
 }
 
+/* lm_gemm_q8 (prompt product on interleaved activations) against the naive
+ * sum of the decoded weights times the quantized activations, for token
+ * counts around the groups of 16, rows that are not a multiple of the tile
+ * (split in two calls), and a row of more than 512 blocks (corrections not
+ * kept on the stack); every ISA gives the same bits. */
+static void test_gemm_q8(enum lm_isa best)
+{
+    static const int colsl[] = { 32, 96, 768, 16416 };
+    static const int ns[] = { 1, 5, 16, 17, 40 };
+    for (size_t ci = 0; ci < sizeof colsl / sizeof colsl[0]; ci++) {
+        int cols = colsl[ci], nb = cols / 32, rows = cols > 4096 ? 3 : 11, maxn = 40;
+        int n16 = (maxn + 15) / 16 * 16;
+        size_t rb = 34 * (size_t)nb;
+        float *wf = malloc(sizeof(float) * (size_t)cols);
+        uint8_t *wb = malloc(rb * rows);
+        float *x = malloc(sizeof(float) * (size_t)maxn * cols);
+        float *xd = malloc(sizeof(float) * (size_t)maxn * nb);
+        int8_t *xq = malloc((size_t)maxn * cols);
+        float *dt = malloc(sizeof(float) * (size_t)n16 * nb);
+        uint8_t *qt = malloc((size_t)n16 * cols);
+        float *y = malloc(sizeof(float) * (size_t)maxn * rows), *y0 = malloc(sizeof(float) * (size_t)maxn * rows);
+        REQUIRE(wf && wb && x && xd && xq && dt && qt && y && y0, "out of memory");
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++)
+                wf[i] = frand();
+            encode(GGUF_TT_Q8_0, wf, cols, wb + rb * r);
+        }
+        for (int i = 0; i < maxn * cols; i++)
+            x[i] = frand() * 3.0f;
+        struct lm_wmat w = { wb, GGUF_TT_Q8_0, rows, cols, rb };
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int n = ns[ni];
+            lm_quantize_q8(x, n, cols, xd, xq);
+            lm_q8_interleave16(xd, xq, n, cols, dt, qt);
+            for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+                memset(y, 0, sizeof(float) * (size_t)maxn * rows);
+                lm_gemm_q8((enum lm_isa)isa, &w, 0, rows / 2 + 1, dt, qt, n, y, rows);
+                lm_gemm_q8((enum lm_isa)isa, &w, rows / 2 + 1, rows, dt, qt, n, y, rows);
+                int bad = 0;
+                for (int t = 0; t < n; t++) {
+                    for (int r = 0; r < rows; r++) {
+                        double ref = 0, mag = 0;
+                        for (int i = 0; i < cols; i++) {
+                            double p = decode_one(GGUF_TT_Q8_0, wb + rb * r, i) *
+                                       (double)xd[(size_t)t * nb + i / 32] * xq[(size_t)t * cols + i];
+                            ref += p;
+                            mag += fabs(p);
+                        }
+                        /* one float per token summed block after block: the
+                         * rounding error grows with the number of blocks */
+                        if (!(fabs(y[(size_t)t * rows + r] - ref) <= (1e-5 + 1.2e-7 * nb) * mag + 1e-6) && bad++ < 3)
+                            printf("  gemm_q8 %s cols %d n %d token %d row %d: got %.9g want %.9g\n",
+                                   lm_isa_name((enum lm_isa)isa), cols, n, t, r, y[(size_t)t * rows + r], ref);
+                    }
+                }
+                CHECK(bad == 0, "lm_gemm_q8 %s cols %d n %d: %d values off", lm_isa_name((enum lm_isa)isa), cols, n, bad);
+                if (isa == LM_ISA_SCALAR)
+                    memcpy(y0, y, sizeof(float) * (size_t)n * rows);
+                else
+                    CHECK(memcmp(y0, y, sizeof(float) * (size_t)n * rows) == 0,
+                          "lm_gemm_q8 %s cols %d n %d: not the scalar path's bits", lm_isa_name((enum lm_isa)isa), cols, n);
+            }
+        }
+        free(wf); free(wb); free(x); free(xd); free(xq); free(dt); free(qt); free(y); free(y0);
+    }
+}
+
 /* lm_attn_head against a double-precision softmax-attention, F32 and F16
  * caches, head sizes with and without an AVX-512 instance, position counts
  * around the groups of 4 and 16, scores spread wide enough that most
@@ -358,6 +426,7 @@ int main(void)
     test_conversions();
     test_quantize(best);
     test_attention(best);
+    test_gemm_q8(best);
     test_matmul(best);
     test_pool();
     test_pool_sleep();
