@@ -861,10 +861,11 @@ static T_AVX2 void vaxpy_avx2(float *y, float a, const float *x, int n)
 
 #define ATT_MAXV 16
 
-/* e^x for x <= 0 (softmax after subtracting the maximum), within 2 ulp:
+/* e^x within 2 ulp (used for x <= 0 by the softmax, any x by silu):
  * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so that n ln2 is exact
  * enough), e^r by its Taylor series to r^7 (truncation < 1e-8 relative),
- * times 2^n by vscalefps, which also flushes x below about -104 to 0. */
+ * times 2^n by vscalefps, which also gives 0 below about -104 and inf
+ * above about 88.7. */
 INL_512 __m512 exp_512(__m512 x)
 {
     x = _mm512_max_ps(x, _mm512_set1_ps(-110.0f));
@@ -972,6 +973,34 @@ static __attribute__((target(A512))) int attn_512_any(int nv, int f16, const flo
     default: return 0;
     }
 #undef ATT_CASE
+}
+
+static __attribute__((target(A512))) void silu_mul_512(float *g, const float *u, int n)
+{
+    int i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 e = exp_512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)),
+                                                      _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+void lm_silu_mul(enum lm_isa isa, float *g, const float *u, int n)
+{
+    if (isa >= LM_ISA_AVX512) {
+        silu_mul_512(g, u, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static float kv_at(int f16, const void *base, size_t i)

@@ -92,6 +92,9 @@ void lm_gemm_q8(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const 
 void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
                   int kv_f16, size_t stride, int npos, float scale, float *sc, float *out);
 
+/* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i], for i < n. */
+void lm_silu_mul(enum lm_isa isa, float *g, const float *u, int n);
+
 /* Convert rows [r0, r0+nr) of w to F32 into out[nr][cols]. */
 void lm_dequant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int nr, float *out);
 

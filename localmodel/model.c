@@ -437,7 +437,10 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
 
 /* ---- parallel matrix products ------------------------------------------ */
 
-/* Up to three matrices with the same input: y_j[t][r] = x[t] . W_j[r].
+/* Up to three matrices with the same input: y_j[t][r] = x[t] . W_j[r]; or
+ * (glu) the gate and up projections, each piece doing the same rows of both
+ * and then silu(gate) * up, so that the activation runs on all threads
+ * with no pass of its own.
  * The rows of all of them are cut into pieces of about CHUNK_BYTES of
  * weights (GEMM_TILE_ROWS rows for sgemm), and the pieces into one
  * contiguous lane per thread. A thread takes the pieces of its own lane in
@@ -460,6 +463,7 @@ struct mm_op {
     int n;
     int gemm;                    /* dequantized tiles + sgemm */
     int q8gemm;                  /* Q8_0 matrices: lm_gemm_q8 */
+    int glu;                     /* w[0] gate, w[1] up: pieces cover both, y[0] = silu(g) * u */
 };
 
 static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0, int r1,
@@ -483,6 +487,18 @@ static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0
 /* The pool calls this once per piece; each call claims one unclaimed piece
  * (its own lane first), which always exists: calls and pieces are equally
  * many, and a lane seen empty stays empty. */
+static void mm_rows(struct mm_op *op, int ith, int j, int r0, int r1)
+{
+    struct lm_ctx *c = op->c;
+    const struct lm_wmat *w = op->w[j];
+    if (op->gemm)
+        gemm_rows(c, ith, w, r0, r1, op->x, op->n, op->y[j]);
+    else if (op->q8gemm && w->type == GGUF_TT_Q8_0)
+        lm_gemm_q8(c->isa, w, r0, r1, c->dt, c->qt, op->n, op->y[j], (size_t)w->rows);
+    else
+        lm_matmul_rows(c->isa, w, r0, r1, op->x, c->xd, c->xq, op->n, op->y[j], (size_t)w->rows);
+}
+
 static void mm_chunk(void *arg, int call, int ith)
 {
     struct mm_op *op = arg;
@@ -504,13 +520,14 @@ static void mm_chunk(void *arg, int call, int ith)
     const struct lm_wmat *w = op->w[j];
     int r0 = (chunk - op->first_chunk[j]) * op->chunk_rows[j];
     int r1 = r0 + op->chunk_rows[j] < w->rows ? r0 + op->chunk_rows[j] : w->rows;
-    if (op->gemm)
-        gemm_rows(op->c, ith, w, r0, r1, op->x, op->n, op->y[j]);
-    else if (op->q8gemm && w->type == GGUF_TT_Q8_0)
-        lm_gemm_q8(c->isa, w, r0, r1, c->dt, c->qt, op->n, op->y[j], (size_t)w->rows);
-    else
-        lm_matmul_rows(op->c->isa, w, r0, r1, op->x, op->c->xd, op->c->xq, op->n,
-                       op->y[j], (size_t)w->rows);
+    mm_rows(op, ith, j, r0, r1);
+    if (op->glu) {
+        /* the same rows of the up projection, then silu(gate) * up */
+        mm_rows(op, ith, 1, r0, r1);
+        for (int t = 0; t < op->n; t++)
+            lm_silu_mul(c->isa, op->y[0] + (size_t)t * w->rows + r0,
+                        op->y[1] + (size_t)t * w->rows + r0, r1 - r0);
+    }
 }
 
 /* Q8_0 weights with SIMD: int8 products (activations quantized once per
@@ -525,9 +542,10 @@ static int int8_gemm(const struct lm_ctx *c, const struct lm_wmat *w)
 
 static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
                    const struct lm_wmat *w0, float *y0, const struct lm_wmat *w1, float *y1,
-                   const struct lm_wmat *w2, float *y2)
+                   const struct lm_wmat *w2, float *y2, int glu)
 {
     struct mm_op op = { .c = c, .nm = nm, .w = { w0, w1, w2 }, .y = { y0, y1, y2 }, .x = x, .n = n,
+                        .glu = glu,
                         .gemm = prefill && n >= GEMM_MIN_TOKENS && !int8_gemm(c, w0),
                         .q8gemm = prefill && n >= 16 && c->isa == LM_ISA_AVX512VNNI };
     op.first_chunk[0] = 0;
@@ -557,7 +575,7 @@ static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
         if (q8 && op.q8gemm)
             lm_q8_interleave16(c->xd, c->xq, n, w0->cols, c->dt, c->qt);
     }
-    int pieces = op.first_chunk[nm];
+    int pieces = op.first_chunk[glu ? 1 : nm];
     op.lanes = c->nth < pieces ? c->nth : pieces;
     for (int l = 0; l < op.lanes; l++) {
         atomic_store(&c->lane_next[l], (int)((int64_t)pieces * l / op.lanes));
@@ -623,7 +641,7 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
 {
     const struct lm_model *m = c->m;
     const struct lm_hparams *hp = &m->hp;
-    int n = b->n, dim = hp->dim, hd = hp->head_dim, ffn = hp->ffn_dim;
+    int n = b->n, dim = hp->dim, hd = hp->head_dim;
     int kv_dim = hp->n_kv_heads * hd;
 
     if (n < 1 || n > c->max_tokens) {
@@ -658,7 +676,7 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         /* attention block */
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
-        matmul(c, b->prefill, c->xb, n, 3, &L->wq, c->q, &L->wk, c->k, &L->wv, c->v);
+        matmul(c, b->prefill, c->xb, n, 3, &L->wq, c->q, &L->wk, c->k, &L->wv, c->v, 0);
         for (int t = 0; t < n; t++) {
             const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
             rope(c->q + (size_t)t * dim, hp->n_heads, hd, hp->rope_dim, cs);
@@ -683,19 +701,15 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         }
         struct att_op aop = { c, b, l };
         lm_pool_run(c->pool, n * hp->n_heads, att_chunk, &aop);
-        matmul(c, b->prefill, c->att, n, 1, &L->wo, c->xb2, NULL, NULL, NULL, NULL);
+        matmul(c, b->prefill, c->att, n, 1, &L->wo, c->xb2, NULL, NULL, NULL, NULL, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->xb2[i];
 
         /* feed-forward block */
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
-        matmul(c, b->prefill, c->xb, n, 2, &L->w_gate, c->hb, &L->w_up, c->hb2, NULL, NULL);
-        for (size_t i = 0; i < (size_t)n * ffn; i++) {
-            float g = c->hb[i];
-            c->hb[i] = g / (1.0f + expf(-g)) * c->hb2[i];
-        }
-        matmul(c, b->prefill, c->hb, n, 1, &L->w_down, c->xb2, NULL, NULL, NULL, NULL);
+        matmul(c, b->prefill, c->xb, n, 2, &L->w_gate, c->hb, &L->w_up, c->hb2, NULL, NULL, 1);
+        matmul(c, b->prefill, c->hb, n, 1, &L->w_down, c->xb2, NULL, NULL, NULL, NULL, 0);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->xb2[i];
     }
@@ -711,6 +725,6 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
     if (b->hidden)
         memcpy(b->hidden, c->x, sizeof(float) * (size_t)n * dim);
     if (n_out > 0 && b->logits)
-        matmul(c, b->prefill, c->xb, n_out, 1, &m->output, b->logits, NULL, NULL, NULL, NULL);
+        matmul(c, b->prefill, c->xb, n_out, 1, &m->output, b->logits, NULL, NULL, NULL, NULL, 0);
     return 0;
 }

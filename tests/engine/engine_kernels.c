@@ -3,9 +3,8 @@
  * reference, for each weight type and each instruction set this CPU has, at
  * odd sizes (tails shorter than a vector), plus batch invariance (a token's
  * result is the same whether it is dotted alone or with others), the SIMD
- * activation quantizers, the Q8_0 prompt GEMM, one attention head, the fp16
- * and bf16 conversions,
- * and the worker pool.
+ * activation quantizers, the Q8_0 prompt GEMM, one attention head, silu, the
+ * fp16 and bf16 conversions, and the worker pool.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -256,6 +255,32 @@ static void test_gemm_q8(enum lm_isa best)
     }
 }
 
+/* lm_silu_mul against double precision over [-120, 120] and beyond
+ * (exp over- and underflow), lengths with vector tails. */
+static void test_silu(enum lm_isa best)
+{
+    enum { N = 1000 };
+    static float g[N], u[N], out[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (float)(i - N / 2) * 0.24f;
+        u[i] = frand() * 2.0f;
+    }
+    g[0] = -1000.0f; g[1] = 1000.0f; g[2] = 0.0f; g[3] = -0.0f; g[4] = 88.5f; g[5] = -88.5f;
+    for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+        for (int n = 1; n <= N; n += n < 40 ? 1 : 193) {
+            memcpy(out, g, sizeof(float) * (size_t)n);
+            lm_silu_mul((enum lm_isa)isa, out, u, n);
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                double ref = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+                if (!(fabs(out[i] - ref) <= 4e-7 * fabs(ref) + 1e-30))
+                    bad++;
+            }
+            CHECK(bad == 0, "lm_silu_mul %s n %d: %d values off", lm_isa_name((enum lm_isa)isa), n, bad);
+        }
+    }
+}
+
 /* lm_attn_head against a double-precision softmax-attention, F32 and F16
  * caches, head sizes with and without an AVX-512 instance, position counts
  * around the groups of 4 and 16, scores spread wide enough that most
@@ -426,6 +451,7 @@ int main(void)
     test_conversions();
     test_quantize(best);
     test_attention(best);
+    test_silu(best);
     test_gemm_q8(best);
     test_matmul(best);
     test_pool();
