@@ -819,7 +819,7 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
     drift_record_free_field(r, r->probe_id);
     r->probe_suite = strdup(suite);
     r->probe_id = strdup(p->id);
-    if (!r->request_hash[0]) {
+    if (!r->request_hash[0] && !r->request_raw) {   /* else the writer hashes the body */
         cJSON *req = drift_probe_request(p, r->requested_model ? r->requested_model : r->target);
         if (req) {
             drift_canonical_request_hash(req, r->request_hash);

@@ -5,9 +5,11 @@
 # alternating rounds so that noise from a shared machine hits both alike.
 #
 #   sh bench/drift/proxy_ab.sh           # ROUNDS=3 DURATION=10s CONNS=32
-#   PERF=1 sh bench/drift/proxy_ab.sh    # also perf record -g the drift llmpin
+#   PERF=1 sh bench/drift/proxy_ab.sh    # also perf record -g both llmpins in round 1
+#                                        # (PERF_OUT, default /tmp/perf-drift.data[.off])
 #
-# Prints one line per run and the ratio drift/no-drift per round. Uses
+# Prints one line per run, the CPU time per 1,000 requests of every thread
+# of both processes, and the ratio drift/no-drift per round. Uses
 # LLMPIN_BUILD (default ./build). Everything listens on 127.0.0.1 and is
 # stopped on exit.
 set -eu
@@ -88,7 +90,7 @@ r=1
 while [ "$r" -le "$ROUNDS" ]; do
     c0=$(cpu "$OFFPID")
     if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
-        perf record -g -o "${PERF_OUT:-$ROOT/perf-drift.data}.off" -p "$OFFPID" -- sleep 5 >/dev/null 2>&1 &
+        perf record -g -o "${PERF_OUT:-/tmp/perf-drift.data}.off" -p "$OFFPID" -- sleep 5 >/dev/null 2>&1 &
         perfpid=$!
     fi
     off=$(run "$OFF" "$DURATION")
@@ -96,7 +98,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     c1=$(cpu "$OFFPID")
     d0=$(cpu "$ONPID")
     if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
-        perf record -g -o "${PERF_OUT:-$ROOT/perf-drift.data}" -p "$ONPID" -- sleep 5 >/dev/null 2>&1 &
+        perf record -g -o "${PERF_OUT:-/tmp/perf-drift.data}" -p "$ONPID" -- sleep 5 >/dev/null 2>&1 &
         perfpid=$!
     fi
     on=$(run "$ON" "$DURATION")
