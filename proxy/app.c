@@ -358,28 +358,25 @@ static void rq_finish(struct rq *q) {
                                        q->prompt_tokens + q->completion_tokens, util_now_ms());
 
     if (a->drift && q->parsed && q->route && q->kind != RQ_PASSTHROUGH) {
-        struct drift_record *r = drift_record_new();
-        r->request_id = util_strdup(q->id);
-        r->key_name = util_strdup(q->key ? q->key->name : NULL);
-        r->route = util_strdup(route);
-        r->target = util_strdup(target);
-        r->requested_model = util_strdup(q->model);
-        r->served_model = util_strdup(q->served_model);
-        r->system_fingerprint = util_strdup(q->fingerprint);
-        r->upstream_request_id = util_strdup(q->up_request_id);
-        r->version_headers = util_strdup(q->version_headers);
+        int ok2xx = status >= 200 && status < 300;
+        /* one allocation holds the record, its strings, the raw body and
+         * the answer; the writer thread hashes them */
+        struct drift_record_fields f = {
+            .request_id = q->id, .key_name = q->key ? q->key->name : NULL, .route = route, .target = target,
+            .requested_model = q->model, .served_model = q->served_model, .system_fingerprint = q->fingerprint,
+            .upstream_request_id = q->up_request_id, .version_headers = q->version_headers,
+            .request_body = q->ex->body, .request_body_len = q->ex->body_len,
+            .output = ok2xx ? (q->output.p ? q->output.p : "") : NULL, .output_len = q->output.len,
+            .keep_output = q->probe_run != NULL};
+        struct drift_record *r = drift_record_make(a->drift, &f);
+        if (!r) goto recorded;
         r->status = status;
         r->latency_ms = (int)(dur * 1000);
         r->ttft_ms = q->req.stream ? (int)q->ttft_ms : -1;
         r->prompt_tokens = q->prompt_tokens;
         r->completion_tokens = q->completion_tokens;
-        drift_record_set_request(r, q->req.body);
-        if (status >= 200 && status < 300)
-            drift_record_set_output(a->drift, r, q->output.p ? q->output.p : "", q->output.len);
         r->is_shadow = q->is_shadow;
         if (q->probe_run) {
-            free(r->output_text);
-            r->output_text = status >= 200 && status < 300 ? util_strdup(q->output.p ? q->output.p : "") : NULL;
             struct drift_event ev;
             memset(&ev, 0, sizeof ev);
             if (drift_probe_result(a->drift, q->probe_run->ps->name, q->probe, r, &ev) == 1) {
@@ -391,6 +388,7 @@ static void rq_finish(struct rq *q) {
             drift_push(a->drift, r);
         }
     }
+recorded:
     if (q->shadow_route) policy_shadow_end(q->gen->pol, q->shadow_route);
     struct probe_run *pr = q->probe_run;
     rq_free(q);
