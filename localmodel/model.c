@@ -450,7 +450,7 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
  * ~25 GB/s where one long stream per core reads ~40); a thread whose lane is
  * done takes pieces from the next lanes, so a thread held up by another
  * process is still covered. */
-#define CHUNK_BYTES (64 * 1024)
+#define CHUNK_BYTES (256 * 1024)   /* 64 KiB: F32 decode 10% slower (shorter streams) */
 
 struct mm_op {
     struct lm_ctx *c;
