@@ -504,21 +504,27 @@ INL_VNNI void tile_q8_vnni(const uint8_t *w, size_t rb, const float *xd, const i
     }
 
 /* Float weights: 2 rows x 2 tokens, or 1 row x G tokens. */
-#define FLOAT_ROWS(TILE, TY)                                                           \
+#define FLOAT_ROWS(TILE, TY, G2MAX)                                                    \
     int cols = w->cols;                                                                \
     size_t rb = w->row_bytes;                                                          \
-    if (TY != GGUF_TT_BF16 && n == 1 && r1 - r0 >= 8) {  /* BF16 not measured */      \
+    if (TY != GGUF_TT_BF16 && n <= G2MAX && r1 - r0 >= 8) {  /* BF16 not measured */   \
         /* two streams, rows r0 + k and r0 + h + k (a 2-row tile whose row   \
          * stride is h rows); see the tiles comment */                                \
         int h = (r1 - r0) / 2;                                                         \
         for (int k = 0; k < h; k++) {                                                  \
-            float o2[2];                                                               \
-            TILE(TY, WROW(r0 + k), (size_t)h * rb, x, cols, 2, 1, o2, 1);              \
-            y[r0 + k] = o2[0];                                                         \
-            y[r0 + h + k] = o2[1];                                                     \
+            float o2[2 * MAXG];                                                        \
+            SWITCH_G(n, FLOAT_2xG_##TILE)                                              \
+            for (int t = 0; t < n; t++) {                                              \
+                y[(size_t)t * ldy + r0 + k] = o2[2 * t];                               \
+                y[(size_t)t * ldy + r0 + h + k] = o2[2 * t + 1];                       \
+            }                                                                          \
         }                                                                              \
-        if (r0 + 2 * h < r1)                                                           \
-            TILE(TY, WROW(r1 - 1), rb, x, cols, 1, 1, y + r1 - 1, ldy);                \
+        if (r0 + 2 * h < r1) {                                                         \
+            const float *xt = x;                                                       \
+            float *yt = y + r1 - 1;                                                    \
+            int r = r1 - 1, k = 0;                                                     \
+            SWITCH_G(n, FLOAT_1xG_##TILE)                                              \
+        }                                                                              \
         return;                                                                        \
     }                                                                                  \
     for (int r = r0; r < r1; r += TR) {                                                \
@@ -538,22 +544,26 @@ INL_VNNI void tile_q8_vnni(const uint8_t *w, size_t rb, const float *xd, const i
         }                                                                              \
     }
 #define FLOAT_1xG_tile_f_avx2(g) tile_f_avx2(TY_ARG, WROW(r + k), rb, xt, cols, 1, g, yt + k, ldy)
+#define FLOAT_2xG_tile_f_avx2(g) tile_f_avx2(TY_ARG, WROW(r0 + k), (size_t)h * rb, x, cols, 2, g, o2, 2)
+#define FLOAT_2xG_tile_f_512(g) tile_f_512(TY_ARG, WROW(r0 + k), (size_t)h * rb, x, cols, 2, g, o2, 2)
 #define FLOAT_1xG_tile_f_512(g) tile_f_512(TY_ARG, WROW(r + k), rb, xt, cols, 1, g, yt + k, ldy)
 
-#define DEF_ROWS_F(NAME, ATTR, TILE, TY)                                               \
+/* G2MAX: most tokens for the two-stream path (2 x G tiles; AVX2 has the
+ * registers for 2 x 1 only) */
+#define DEF_ROWS_F(NAME, ATTR, TILE, TY, G2MAX)                                        \
 static __attribute__((target(ATTR))) void NAME(const struct lm_wmat *w, int r0, int r1, \
         const float *x, int n, float *y, size_t ldy)                                   \
 {                                                                                      \
     const enum gguf_ttype TY_ARG = TY;                                                 \
-    FLOAT_ROWS(TILE, TY_ARG)                                                           \
+    FLOAT_ROWS(TILE, TY_ARG, G2MAX)                                                    \
 }
 
-DEF_ROWS_F(rows_f32_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F32)
-DEF_ROWS_F(rows_f16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F16)
-DEF_ROWS_F(rows_bf16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_BF16)
-DEF_ROWS_F(rows_f32_512, A512, tile_f_512, GGUF_TT_F32)
-DEF_ROWS_F(rows_f16_512, A512, tile_f_512, GGUF_TT_F16)
-DEF_ROWS_F(rows_bf16_512, A512, tile_f_512, GGUF_TT_BF16)
+DEF_ROWS_F(rows_f32_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F32, 1)
+DEF_ROWS_F(rows_f16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_F16, 1)
+DEF_ROWS_F(rows_bf16_avx2, "avx2,fma,f16c", tile_f_avx2, GGUF_TT_BF16, 1)
+DEF_ROWS_F(rows_f32_512, A512, tile_f_512, GGUF_TT_F32, MAXG)
+DEF_ROWS_F(rows_f16_512, A512, tile_f_512, GGUF_TT_F16, MAXG)
+DEF_ROWS_F(rows_bf16_512, A512, tile_f_512, GGUF_TT_BF16, MAXG)
 
 static T_AVX2 void rows_q8_avx2(const struct lm_wmat *w, int r0, int r1, const float *xd,
                                 const int8_t *xq, int n, float *y, size_t ldy)
@@ -586,16 +596,23 @@ static __attribute__((target(AVNNI))) void rows_q8_vnni(const struct lm_wmat *w,
 {
     int cols = w->cols, nb = cols / LM_QK8;
     size_t rb = w->row_bytes;
-    if (n == 1 && r1 - r0 >= 8) {      /* two streams, as FLOAT_ROWS */
+    if (n <= MAXG && r1 - r0 >= 8) {      /* two streams, as FLOAT_ROWS */
         int h = (r1 - r0) / 2;
         for (int k = 0; k < h; k++) {
-            float o2[2];
-            tile_q8_vnni(WROW(r0 + k), (size_t)h * rb, xd, xq, cols, 2, 1, o2, 1);
-            y[r0 + k] = o2[0];
-            y[r0 + h + k] = o2[1];
+            float o2[2 * MAXG];
+#define Q8_2xG(g) tile_q8_vnni(WROW(r0 + k), (size_t)h * rb, xd, xq, cols, 2, g, o2, 2)
+            SWITCH_G(n, Q8_2xG)
+#undef Q8_2xG
+            for (int t = 0; t < n; t++) {
+                y[(size_t)t * ldy + r0 + k] = o2[2 * t];
+                y[(size_t)t * ldy + r0 + h + k] = o2[2 * t + 1];
+            }
         }
-        if (r0 + 2 * h < r1)
-            tile_q8_vnni(WROW(r1 - 1), rb, xd, xq, cols, 1, 1, y + r1 - 1, ldy);
+        if (r0 + 2 * h < r1) {
+#define Q8_1xG(g) tile_q8_vnni(WROW(r1 - 1), rb, xd, xq, cols, 1, g, y + r1 - 1, ldy)
+            SWITCH_G(n, Q8_1xG)
+#undef Q8_1xG
+        }
         return;
     }
     for (int r = r0; r < r1; r += TR) {
