@@ -204,15 +204,16 @@ static void rows_scalar(const struct lm_wmat *w, int r0, int r1, const float *x,
  * unrolled (UNROLL; without it gcc -O2 keeps the accumulators in memory and
  * the store-to-load chain, not memory, bounds F16 decode).
  *
- * A single token (decode) is done one row at a time: the weights are then
- * read as one linear stream, which the hardware prefetchers follow; 4 rows
- * read side by side are 4 short streams that they do not (measured ~25%
- * slower for F32 on a 2-core EPYC). Faster still are two long streams: the
- * first and second half of the row range side by side, as a 2-row tile
- * whose row stride is half the range (1 thread, 110M model, 256 KiB
- * pieces: F32 43 -> 51 tok/s, F16 88 -> 97, Q8_0 159 -> 179 with VNNI). Several tokens are
- * compute-bound and use wider tiles (float: 2 rows x 2 tokens or 1 x G;
- * Q8_0 with VNNI: 4 rows x G).
+ * Decode is bound by how fast the weights stream in. Rows read one after
+ * the other are one linear stream, which the hardware prefetchers follow;
+ * 4 adjacent rows side by side are 4 short streams that they do not
+ * (measured ~25% slower for F32 on a 2-core EPYC). Fastest are two long
+ * streams: the first and second half of the row range side by side, as a
+ * 2-row tile whose row stride is half the range. 1 thread, 110M model,
+ * 256 KiB pieces: F32 43 -> 51 tok/s, F16 88 -> 97, Q8_0 159 -> 179; 4
+ * sequences batched, Q8_0 187 -> 386. So up to 4 tokens use 2 x G tiles
+ * (AVX2: 1 token; it lacks the registers), shorter row ranges and more
+ * tokens 1 x G or 2 x 2 (float) and 4 x G (Q8_0 with VNNI) tiles.
  *
  * The value for one (row, token) is computed by the same instructions in the
  * same order whatever R and G are, which is what keeps results independent
@@ -490,9 +491,10 @@ INL_VNNI void tile_q8_vnni(const uint8_t *w, size_t rb, const float *xd, const i
 
 /* ---- row loops ----------------------------------------------------------
  *
- * Rows go in blocks of TR; within a block every group of up to MAXG tokens
- * is done while the block's weights are in L1. One token: one row at a
- * time (see the tiles comment). */
+ * Up to MAXG tokens over 8 rows or more: the two-stream 2 x G tiles (see
+ * the tiles comment). Otherwise rows go in blocks of TR; within a block
+ * every group of up to MAXG tokens is done while the block's weights are in
+ * L1. */
 
 #define WROW(r) ((const uint8_t *)w->data + (size_t)(r) * w->row_bytes)
 #define SWITCH_G(G, CALL)                                                              \
