@@ -13,8 +13,9 @@
  * forward pass takes a batch of tokens, each with its own position and KV
  * cache: a prompt chunk (one sequence, consecutive positions) or one decode
  * step of several sequences. Decode uses row-dot kernels whose results do not
- * depend on the batch; long prompt chunks convert weight tiles to F32 and use
- * OpenBLAS sgemm.
+ * depend on the batch; long prompt chunks use OpenBLAS sgemm on F32 weight
+ * tiles for F32/F16/BF16 weights, and an int8 product (VNNI where the CPU
+ * has it, int8 tiles otherwise) for Q8_0 weights.
  */
 #ifndef LLMPIN_MODEL_H
 #define LLMPIN_MODEL_H
@@ -69,7 +70,8 @@ enum lm_kv_type { LM_KV_F32 = 0, LM_KV_F16 = 1 };
 struct lm_kv {
     int n_ctx, n_layers, kv_dim;
     enum lm_kv_type type;
-    void *k, *v;             /* [layer][pos][kv_dim] each */
+    void *k, *v;             /* [layer][kv_head][pos][head_dim] each: one head's
+                              * keys (or values) are one contiguous stream */
     size_t bytes;            /* of each of k and v */
 };
 
@@ -94,7 +96,7 @@ int lm_ctx_max_tokens(const struct lm_ctx *c);
  * want_logits[i] != 0 (all if want_logits is NULL), in order. If hidden is
  * not NULL, the final-normed hidden states [n][dim] are written there.
  * prefill != 0 says all tokens belong to one sequence: large batches then use
- * sgemm (slightly different rounding). Returns 0 or <0 with err. */
+ * the prompt products (sgemm, or int8 for Q8_0: slightly different rounding). Returns 0 or <0 with err. */
 struct lm_batch {
     int n;
     const int32_t *tokens;
