@@ -29,6 +29,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import atexit
+import shutil
 import tempfile
 import time
 
@@ -37,6 +39,13 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import harness as H  # noqa: E402
 
+
+
+def _tmpdir():
+    """A scratch folder removed when the script exits."""
+    d = tempfile.mkdtemp(prefix="drift-sim-")
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 def rows(db, sql, args=()):
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
@@ -101,7 +110,7 @@ def version_events(p):
 
 def phase_version(n, total):
     m = H.Mock("--fingerprint", "fp_sim", "--fingerprint-change-at", str(n))
-    tmp = tempfile.mkdtemp(prefix="drift-sim-")
+    tmp = _tmpdir()
     p = H.Llmpin(config=llmpin_cfg(m, os.path.join(tmp, "v.db")))
     try:
         conn = H.connect(p.addr)
@@ -133,7 +142,7 @@ def probe_records(db):
 
 def phase_accuracy(m_at, timeout):
     m = H.Mock("--accuracy-change-at", str(m_at))
-    tmp = tempfile.mkdtemp(prefix="drift-sim-")
+    tmp = _tmpdir()
     db = os.path.join(tmp, "a.db")
     suite = write_primes_suite(os.path.join(tmp, "primes.jsonl"))
     p = H.Llmpin(config=llmpin_cfg(m, db, [{"name": "primes", "path": suite,
@@ -158,7 +167,7 @@ def phase_accuracy(m_at, timeout):
 
 def phase_stable(n_probes, timeout):
     m = H.Mock()
-    tmp = tempfile.mkdtemp(prefix="drift-sim-")
+    tmp = _tmpdir()
     db = os.path.join(tmp, "s.db")
     suite = write_primes_suite(os.path.join(tmp, "primes.jsonl"))
     p = H.Llmpin(config=llmpin_cfg(m, db, [{"name": "primes", "path": suite,
