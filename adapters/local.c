@@ -416,10 +416,31 @@ static int submit_current(struct local_call *c, int *status, char *err, size_t e
 }
 
 struct local_call *local_start(struct local_model *m, const struct llm_request *r, const char *model_name,
-                               const struct upstream_req *cb, int *status, char *err, size_t errlen) {
+                               const struct upstream_req *cb, struct local_refusal *why) {
+    char *err = why->message;
+    size_t errlen = sizeof why->message;
+    int st = 400, *status = &st;
+    why->status = 400;
+    why->code = "invalid_value";
+    why->param = NULL;
     if (r->n > 1) {
-        *status = 400;
+        why->param = "n";
         snprintf(err, errlen, "Local models generate one choice per request; 'n' must be 1.");
+        return NULL;
+    }
+    /* Refuse what a local model cannot honour rather than answer as if it
+     * had: an application relying on tools or a JSON schema must know. */
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
+    const cJSON *rft = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
+    const char *unsupported = r->has_tools ? "tools"
+                              : cJSON_IsString(rft) && strcmp(rft->valuestring, "text") != 0 ? "response_format"
+                              : cJSON_IsTrue(lp) ? "logprobs"
+                              : NULL;
+    if (unsupported) {
+        why->code = "unsupported_parameter";
+        why->param = unsupported;
+        snprintf(err, errlen, "'%s' is not supported by the local model '%s'.", unsupported, model_name);
         return NULL;
     }
     struct local_call *c = util_xcalloc(1, sizeof *c);
@@ -460,7 +481,8 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         jr->n_messages = r->n_messages;
     } else if (r->ep == LLM_COMPLETIONS) {
         if (!r->prompt) {
-            *status = 400;
+            why->code = "invalid_type";
+            why->param = "prompt";
             snprintf(err, errlen, "Local models take 'prompt' as one string.");
             goto fail;
         }
@@ -468,7 +490,8 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         jr->prompt = r->prompt;
     } else {
         if (r->n_inputs == 0) {
-            *status = 400;
+            why->code = "invalid_type";
+            why->param = "input";
             snprintf(err, errlen, "Local models take 'input' as a string or an array of strings.");
             goto fail;
         }
@@ -479,6 +502,11 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         c->n_inputs = r->n_inputs;
     }
     int rc = submit_current(c, status, err, errlen);
+    if (rc != 0) {
+        why->status = *status;
+        why->code = *status == 429 ? "queue_full" : *status == 400 ? "context_length_exceeded" : "local_model_error";
+        why->param = *status != 400 ? NULL : r->ep == LLM_CHAT ? "messages" : r->ep == LLM_COMPLETIONS ? "prompt" : "input";
+    }
     free(msgs);
     msgs = NULL;
     jr->messages = NULL;

@@ -32,12 +32,22 @@ const char *local_model_path(const struct local_model *m);
 /* The config entry it was opened with matches c (same path, hash, options)? */
 int local_model_same(const struct local_model *m, const struct cfg_local_model *c);
 
+/* Why a request was refused: HTTP status, OpenAI error code and param
+ * (static strings; param may be NULL) and a message. */
+struct local_refusal {
+    int status;                 /* 400 or 429 */
+    const char *code;
+    const char *param;
+    char message[512];
+};
+
 /* Start a request. Only cb->on_head, on_data, on_done and ud are used, and
- * are called on the loop thread. Returns NULL with *status (400, 429, 501)
- * and err when the request cannot be queued. */
+ * are called on the loop thread. Returns NULL with *why filled when the
+ * request cannot be queued (unsupported parameter, context overflow, queue
+ * full). */
 struct local_call *local_start(struct local_model *m, const struct llm_request *r,
                                const char *model_name, const struct upstream_req *cb,
-                               int *status, char *err, size_t errlen);
+                               struct local_refusal *why);
 /* Stop generation; no callback runs after this. */
 void local_cancel(struct local_call *c);
 

@@ -888,27 +888,26 @@ static void rq_start_attempt(struct rq *q) {
 
     if (q->tgt->local) {
         struct local_model *lm = q->gen->local ? q->gen->local[q->tgt->local_idx] : NULL;
-        int status = 500;
+        struct local_refusal why = {500, "local_model_error", NULL, ""};
         if (!lm) {
-            snprintf(err, sizeof err, "local model '%s' is not loaded", q->tgt->local);
-            status = 503;
+            why.status = 503;
+            snprintf(why.message, sizeof why.message, "local model '%s' is not loaded", q->tgt->local);
         } else if (q->kind == RQ_PASSTHROUGH) {
-            snprintf(err, sizeof err, "%s is not supported by local models", q->ex->path);
-            status = 404;
+            why.status = 404;
+            why.code = "unknown_url";
+            snprintf(why.message, sizeof why.message, "%s is not supported by local models", q->ex->path);
         } else {
-            q->lcall = local_start(lm, &q->req, q->model, &ur, &status, err, sizeof err);
+            q->lcall = local_start(lm, &q->req, q->model, &ur, &why);
         }
         if (!q->lcall) {
             policy_breaker_report(q->gen->pol, q->target_id, POL_CANCELLED, now);
-            if (status == 429 && policy_should_fallback(q->route, POL_429) && q->plan_pos + 1 < q->plan.n) {
+            if (why.status == 429 && policy_should_fallback(q->route, POL_429) && q->plan_pos + 1 < q->plan.n) {
                 rq_next_target(q, POL_429, "429");
                 return;
             }
-            rq_error(q, status, status == 429 ? "rate_limit_exceeded" : "invalid_request_error",
-                     status == 429 ? "queue_full" : status == 400 ? "context_length_exceeded" : "local_model_error",
-                     status == 400 ? (q->kind == RQ_CHAT ? "messages" : q->kind == RQ_COMPLETIONS ? "prompt" : "input")
-                                   : NULL,
-                     err, status == 429 ? "retry-after: 1\r\n" : NULL);
+            rq_error(q, why.status,
+                     why.status == 429 ? "rate_limit_exceeded" : why.status >= 500 ? "server_error" : "invalid_request_error",
+                     why.code, why.param, why.message, why.status == 429 ? "retry-after: 1\r\n" : NULL);
             rq_finish(q);
         }
         return;

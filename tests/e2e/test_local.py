@@ -1,0 +1,112 @@
+"""test_local.py - the pinned local model served over HTTP, end to end.
+
+The engine's own tests check tokens against llama.cpp's reference; these
+check what an application sees through llmpin's endpoints: the same greedy
+text, streaming with usage, embeddings, /v1/models with the pinned hash,
+clear 400s for what a local model cannot do, and a refused file whose
+hash differs."""
+import json
+import math
+import os
+
+from e2e_common import H, E2ETestCase, STORIES, STORIES_SHA, MODELS, main, stories
+
+REF = os.path.join(MODELS, "reference", "stories260K_greedy_once_upon_a_time.json")
+
+
+class LocalModelTest(E2ETestCase):
+    def setUp(self):
+        super().setUp()
+        cfg = {"server": {"listen": "127.0.0.1:0"}, "local_models": {"stories": stories()},
+               "drift": {"db_path": self.db}}
+        self.p = self.llmpin(config=cfg)
+
+    def post(self, path, body):
+        return H.post_json(self.p.addr, path, body)
+
+    def test_greedy_completion_matches_reference_text(self):
+        ref = json.load(open(REF))
+        st, h, d, raw = self.post("/v1/completions", {"model": "stories", "prompt": "Once upon a time",
+                                                      "temperature": 0, "max_tokens": 64})
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(d["choices"][0]["text"], ref["generated_text"])
+        self.assertEqual(d["choices"][0]["finish_reason"], "length")
+        self.assertEqual(d["usage"], {"prompt_tokens": 5, "completion_tokens": 64, "total_tokens": 69})
+        self.assertEqual(h.get("x-llmpin-target"), "local:stories")
+        self.assertEqual(d["system_fingerprint"], "llmpin-" + STORIES_SHA[:12])
+
+    def test_stream_with_usage_and_stop(self):
+        s = H.SSE(self.p.addr, "/v1/completions",
+                  {"model": "stories", "prompt": "Once upon a time", "temperature": 0, "max_tokens": 64,
+                   "stop": ["Lily"], "stream": True, "stream_options": {"include_usage": True}})
+        self.addCleanup(s.close)
+        self.assertEqual(s.status, 200)
+        payloads = s.read_all()
+        self.assertEqual(payloads[-1], "[DONE]")
+        chunks = H.json_events(payloads)
+        text = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
+        self.assertEqual(text, ", there was a little girl named ")  # cut before the stop string
+        self.assertEqual(chunks[-1]["choices"], [])
+        self.assertEqual(chunks[-1]["usage"]["prompt_tokens"], 5)
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+        self.assertEqual(finish[-1], "stop")
+
+    def test_embeddings_are_unit_length(self):
+        st, h, d, raw = self.post("/v1/embeddings", {"model": "stories", "input": ["a cat", "a dog"]})
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(len(d["data"]), 2)
+        for i, e in enumerate(d["data"]):
+            self.assertEqual(e["index"], i)
+            self.assertEqual(len(e["embedding"]), 64)
+            self.assertAlmostEqual(math.sqrt(sum(x * x for x in e["embedding"])), 1.0, places=4)
+        self.assertNotEqual(d["data"][0]["embedding"], d["data"][1]["embedding"])
+
+    def test_models_lists_the_pinned_hash(self):
+        st, h, raw = H.request(self.p.addr, "GET", "/v1/models")
+        self.assertEqual(st, 200)
+        models = {m["id"]: m for m in json.loads(raw)["data"]}
+        self.assertEqual(models["stories"]["sha256"], STORIES_SHA)
+        self.assertEqual(models["stories"]["owned_by"], "llmpin-local")
+
+    def test_what_a_local_model_cannot_do_is_refused(self):
+        cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, "unsupported_parameter", "tools"),
+                 ({"response_format": {"type": "json_object"}}, "unsupported_parameter", "response_format"),
+                 ({"n": 2}, "invalid_value", "n"),
+                 ({"messages": [{"role": "user", "content": "word " * 700}]}, "context_length_exceeded", "messages")]
+        for extra, code, param in cases:
+            body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}
+            body.update(extra)
+            st, h, d, raw = self.post("/v1/chat/completions", body)
+            self.assertError(st, d, 400, code=code, param=param)
+
+    def test_disconnect_mid_stream_then_serves_again(self):
+        s = H.SSE(self.p.addr, "/v1/completions", {"model": "stories", "prompt": "Once", "max_tokens": 400,
+                                                   "stream": True})
+        self.assertEqual(s.status, 200)
+        s.next_event()
+        s.close()
+        st, h, d, raw = self.post("/v1/completions", {"model": "stories", "prompt": "Once upon a time",
+                                                      "temperature": 0, "max_tokens": 8})
+        self.assertEqual(st, 200, raw)
+
+
+class PinTest(E2ETestCase):
+    def test_a_different_hash_is_refused_with_both_hashes(self):
+        bad = "0" * 64
+        cfg = {"server": {"listen": "127.0.0.1:0"},
+               "local_models": {"stories": {"path": STORIES, "sha256": bad}}}
+        path = self.path("cfg.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        import subprocess
+        r = subprocess.run([H.ARGS.llmpin, "serve", "--config", path, "--no-drift"], capture_output=True,
+                           timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        err = r.stderr.decode()
+        self.assertIn("SHA-256 mismatch", err)
+        self.assertIn(bad, err)
+        self.assertIn(STORIES_SHA, err)
+
+
+if __name__ == "__main__":
+    main()
