@@ -386,7 +386,6 @@ void local_model_close(struct local_model *m) {
 }
 
 const char *local_model_sha256(const struct local_model *m) { return m->sha256; }
-const char *local_model_path(const struct local_model *m) { return m->path; }
 
 static int streq(const char *a, const char *b) {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);

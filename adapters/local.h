@@ -28,7 +28,6 @@ struct local_model *local_model_open(struct event_base *base, const struct cfg_l
                                      char *err, size_t errlen);
 void local_model_close(struct local_model *m);
 const char *local_model_sha256(const struct local_model *m);
-const char *local_model_path(const struct local_model *m);
 /* The config entry it was opened with matches c (same path, hash, options)? */
 int local_model_same(const struct local_model *m, const struct cfg_local_model *c);
 

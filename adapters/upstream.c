@@ -350,7 +350,6 @@ void upstream_client_free(struct upstream_client *c) {
     free(c);
 }
 
-int upstream_client_active(const struct upstream_client *c) { return c->active; }
 
 void upstream_client_set_max_conns(struct upstream_client *c, int max_host_conns) {
     long n = max_host_conns > 0 ? max_host_conns : 256;

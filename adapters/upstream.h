@@ -62,7 +62,6 @@ struct upstream_req {
 struct upstream_client *upstream_client_new(struct event_base *base, int max_host_conns,
                                             char *err, size_t errlen);
 void upstream_client_free(struct upstream_client *c);
-int upstream_client_active(const struct upstream_client *c);
 /* Connections per upstream host (curl applies one limit to every host). */
 void upstream_client_set_max_conns(struct upstream_client *c, int max_host_conns);
 

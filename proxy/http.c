@@ -691,7 +691,6 @@ struct http_server *http_server_new(struct event_base *base, const char *host, i
 }
 
 int http_server_port(const struct http_server *s) { return s->port; }
-struct http_server *http_server_of(struct http_server *s) { return s; }
 
 void http_server_set_opts(struct http_server *s, const struct http_server_opts *o) {
     s->o = *o;

@@ -79,8 +79,6 @@ struct http_server *http_server_new(struct event_base *base, const char *host, i
                                     const struct http_server_opts *o, http_handler_fn fn,
                                     void *ud, char *err, size_t errlen);
 int http_server_port(const struct http_server *s);
-/* For exchanges made by the application itself (no connection). */
-struct http_server *http_server_of(struct http_server *s);
 void http_server_set_opts(struct http_server *s, const struct http_server_opts *o);
 /* Stop accepting; close idle connections; busy ones close after their
  * current exchange. */
