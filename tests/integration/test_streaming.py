@@ -97,6 +97,16 @@ class StreamingTest(H.ProcTestCase):
         # the two upstream chunks came first, unchanged
         self.assertEqual(json.loads(got[0])["choices"][0]["delta"]["role"], "assistant")
 
+    def test_upstream_stream_ending_without_done_is_not_silent(self):
+        # the upstream closes its body cleanly after two chunks but never
+        # sends [DONE]: a truncated answer, which must not pass for a whole one
+        s = self.stream(self.p.addr, H.chat("mock-truncate", stream=True), timeout=20.0)
+        self.assertEqual(s.status, 200)
+        got = s.read_all()
+        self.assertNotIn("[DONE]", got)
+        self.assertEqual(json.loads(got[-1])["error"]["code"], "upstream_stream_broken", got[-1])
+        self.assertEqual(json.loads(got[0])["choices"][0]["delta"]["role"], "assistant")
+
     def test_client_disconnect_cancels_upstream(self):
         self.m.reset()
         s = H.SSE(self.p.addr, "/v1/chat/completions", H.chat("mock-long", stream=True))

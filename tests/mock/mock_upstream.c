@@ -161,7 +161,7 @@ enum endpoint {
 
 enum behaviour {
     B_NORMAL = 0, B_SLOWSTREAM, B_LONG, B_TOOLS, B_500, B_429, B_401, B_TIMEOUT,
-    B_SLOW_FIRST_BYTE, B_STALL, B_RESET, B_GARBAGE, B_ECHO, B_FOREVER,
+    B_SLOW_FIRST_BYTE, B_STALL, B_RESET, B_GARBAGE, B_ECHO, B_FOREVER, B_TRUNCATE,
 };
 
 static const struct { const char *name; enum behaviour b; } behaviours[] = {
@@ -170,6 +170,7 @@ static const struct { const char *name; enum behaviour b; } behaviours[] = {
     {"mock-401", B_401}, {"mock-timeout", B_TIMEOUT},
     {"mock-slow-first-byte", B_SLOW_FIRST_BYTE}, {"mock-stall", B_STALL},
     {"mock-reset", B_RESET}, {"mock-garbage", B_GARBAGE}, {"mock-echo", B_ECHO},
+    {"mock-truncate", B_TRUNCATE},
     {"mock-forever", B_FOREVER},
 };
 
@@ -562,7 +563,7 @@ static int embeddings_body(struct call *c, struct evbuffer *b)
 /* ---- deferred replies: delays, streams, holds --------------------------------- */
 
 enum job_kind { JOB_REPLY, JOB_STREAM, JOB_HOLD };
-enum stream_end { END_NORMAL, END_STALL, END_RESET };
+enum stream_end { END_NORMAL, END_STALL, END_RESET, END_TRUNCATE };
 
 struct job {
     struct mock *m;
@@ -864,6 +865,11 @@ static void job_timer(evutil_socket_t fd, short what, void *arg)
     for (;;) {
         if (j->end != END_NORMAL && j->step >= 2) {
             if (j->end == END_RESET) job_reset(j);
+            if (j->end == END_TRUNCATE) { /* a clean end of the body, but no [DONE] */
+                struct evhttp_request *req = j->req;
+                job_free(j);
+                evhttp_send_reply_end(req);
+            }
             /* END_STALL: keep the job (and the connection) forever */
             return;
         }
@@ -1139,8 +1145,11 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
         copy_str(j->fingerprint, c.fingerprint);
         j->gap_ms = c.beh == B_SLOWSTREAM ? 50 : c.beh == B_LONG ? 20
                     : c.beh == B_FOREVER ? 500
-                    : (c.beh == B_STALL || c.beh == B_RESET) ? 20 : 0;
-        j->end = c.beh == B_STALL ? END_STALL : c.beh == B_RESET ? END_RESET : END_NORMAL;
+                    : (c.beh == B_STALL || c.beh == B_RESET || c.beh == B_TRUNCATE) ? 20 : 0;
+        j->end = c.beh == B_STALL      ? END_STALL
+                 : c.beh == B_RESET    ? END_RESET
+                 : c.beh == B_TRUNCATE ? END_TRUNCATE
+                                       : END_NORMAL;
         if (delay > 0) job_schedule(j, delay);
         else job_timer(-1, 0, j);
     }
