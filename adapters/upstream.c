@@ -32,7 +32,6 @@ struct upstream_client {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    int active;
     int in_action;               /* inside curl_multi_socket_action */
     struct upstream_xfer *free_list; /* reusable easy handles */
     int n_free;
@@ -156,7 +155,6 @@ static void on_xfer_timer(evutil_socket_t fd, short what, void *arg) {
     struct upstream_client *c = x->cli;
     if (x->dead) { /* deferred removal of a transfer cancelled inside curl */
         curl_multi_remove_handle(c->multi, x->easy);
-        c->active--;
         xfer_release(x);
         return;
     }
@@ -168,7 +166,6 @@ static void on_xfer_timer(evutil_socket_t fd, short what, void *arg) {
     void *ud = x->r.ud;
     x->dead = 1;
     curl_multi_remove_handle(c->multi, x->easy);
-    c->active--;
     xfer_release(x);
     if (done) done(ud, UP_TIMEOUT, detail);
 }
@@ -294,7 +291,6 @@ static void check_done(struct upstream_client *c) {
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(c->multi, x->easy);
-        c->active--;
         if (x->dead) {
             xfer_release(x);
             continue;
@@ -426,7 +422,6 @@ struct upstream_xfer *upstream_start(struct upstream_client *c, const struct ups
         xfer_release(x);
         return NULL;
     }
-    c->active++;
     return x;
 }
 
@@ -442,7 +437,6 @@ void upstream_cancel(struct upstream_xfer *x) {
         return;
     }
     curl_multi_remove_handle(c->multi, x->easy);
-    c->active--;
     xfer_release(x);
 }
 

@@ -163,7 +163,7 @@ static void start_shadow(struct rq *primary);
 static void start_reload(struct app *a, struct http_exchange *ex, const char *rid);
 static int max_upstream_conns(const struct cfg *c);
 static void webhook_post(struct app *a, const struct drift_event *ev);
-static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why);
+static void rq_next_target(struct rq *q, const char *why);
 
 /* ---- generations ----------------------------------------------------------- */
 
@@ -506,7 +506,7 @@ static int check_versions(struct rq *q) {
         rq_finish(q);
         return 1;
     }
-    rq_next_target(q, POL_DRIFT, "drift");
+    rq_next_target(q, "drift");
     return 1;
 }
 
@@ -685,7 +685,7 @@ static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, c
         return;
     }
     if (policy_should_fallback(q->route, o) && q->plan_pos + 1 < q->plan.n) {
-        rq_next_target(q, o, policy_outcome_name(o));
+        rq_next_target(q, policy_outcome_name(o));
         return;
     }
     /* Nothing left: tell the client. Upstream HTTP errors pass through. */
@@ -708,11 +708,10 @@ static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, c
     rq_finish(q);
 }
 
-static void rq_next_target(struct rq *q, enum policy_outcome o, const char *why) {
+static void rq_next_target(struct rq *q, const char *why) {
     metrics_inc(&q->app->m.fallbacks, 1, "route", q->route->cfg->name, "reason", why, NULL);
     size_t fl = strlen(q->fallback);
     snprintf(q->fallback + fl, sizeof q->fallback - fl, "%s%s", fl ? "," : "", why);
-    (void)o;
     q->plan_pos++;
     q->attempt = 0;
     rq_reset_attempt(q);
@@ -806,7 +805,7 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
         policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
         metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
         if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
-            rq_next_target(q, POL_5XX, "bad_response");
+            rq_next_target(q, "bad_response");
             return;
         }
         char msg[200];
@@ -902,7 +901,7 @@ static void rq_start_attempt(struct rq *q) {
         if (!q->lcall) {
             policy_breaker_report(q->gen->pol, q->target_id, POL_CANCELLED, now);
             if (why.status == 429 && policy_should_fallback(q->route, POL_429) && q->plan_pos + 1 < q->plan.n) {
-                rq_next_target(q, POL_429, "429");
+                rq_next_target(q, "429");
                 return;
             }
             rq_error(q, why.status,
