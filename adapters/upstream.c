@@ -16,6 +16,7 @@
  * once. Either way, no user callback runs after upstream_cancel().
  */
 #include "adapters/upstream.h"
+#include "adapters/h1client.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -33,11 +34,13 @@ struct upstream_client {
     CURLM *multi;
     struct event *timer;
     int in_action;               /* inside curl_multi_socket_action */
-    struct upstream_xfer *free_list; /* reusable easy handles */
+    struct curl_xfer *free_list; /* reusable easy handles */
     int n_free;
+    struct h1_client *h1;        /* plain-http upstreams; NULL: curl does all */
 };
 
-struct upstream_xfer {
+struct curl_xfer {
+    struct upstream_xfer base;   /* native = 0 */
     struct upstream_client *cli;
     CURL *easy;
     struct curl_slist *hdr_list;
@@ -52,7 +55,7 @@ struct upstream_xfer {
     char timer_what[32];
     struct event *timer;
     char errbuf[CURL_ERROR_SIZE];
-    struct upstream_xfer *next_free;
+    struct curl_xfer *next_free;
 };
 
 struct sock_ctx {
@@ -136,7 +139,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
 
 /* ---- per-transfer timers (first byte, idle) ----------------------------------- */
 
-static void arm_timer(struct upstream_xfer *x, int ms, const char *what) {
+static void arm_timer(struct curl_xfer *x, int ms, const char *what) {
     if (ms <= 0) {
         evtimer_del(x->timer);
         return;
@@ -146,10 +149,10 @@ static void arm_timer(struct upstream_xfer *x, int ms, const char *what) {
     evtimer_add(x->timer, &tv);
 }
 
-static void xfer_release(struct upstream_xfer *x);
+static void xfer_release(struct curl_xfer *x);
 
 static void on_xfer_timer(evutil_socket_t fd, short what, void *arg) {
-    struct upstream_xfer *x = arg;
+    struct curl_xfer *x = arg;
     (void)fd;
     (void)what;
     struct upstream_client *c = x->cli;
@@ -173,7 +176,7 @@ static void on_xfer_timer(evutil_socket_t fd, short what, void *arg) {
 /* ---- curl callbacks ------------------------------------------------------------- */
 
 static size_t header_cb(char *buf, size_t size, size_t n, void *ud) {
-    struct upstream_xfer *x = ud;
+    struct curl_xfer *x = ud;
     size_t len = size * n;
     if (x->dead) return 0;
     if (!x->got_first_byte) {
@@ -208,7 +211,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static void deliver_head(struct upstream_xfer *x) {
+static void deliver_head(struct curl_xfer *x) {
     if (x->head_delivered) return;
     x->head_delivered = 1;
     if (!x->head.status) {
@@ -220,7 +223,7 @@ static void deliver_head(struct upstream_xfer *x) {
 }
 
 static size_t write_cb(char *buf, size_t size, size_t n, void *ud) {
-    struct upstream_xfer *x = ud;
+    struct curl_xfer *x = ud;
     size_t len = size * n;
     if (x->dead) return 0;
     deliver_head(x);
@@ -235,7 +238,7 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *ud) {
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
-static void xfer_release(struct upstream_xfer *x) {
+static void xfer_release(struct curl_xfer *x) {
     struct upstream_client *c = x->cli;
     evtimer_del(x->timer);
     curl_slist_free_all(x->hdr_list);
@@ -260,7 +263,7 @@ static void xfer_release(struct upstream_xfer *x) {
     }
 }
 
-static enum upstream_result classify(struct upstream_xfer *x, CURLcode rc) {
+static enum upstream_result classify(struct curl_xfer *x, CURLcode rc) {
     switch (rc) {
     case CURLE_OK: return UP_OK;
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -287,7 +290,7 @@ static void check_done(struct upstream_client *c) {
     int left;
     while ((m = curl_multi_info_read(c->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
-        struct upstream_xfer *x;
+        struct curl_xfer *x;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(c->multi, x->easy);
@@ -311,6 +314,17 @@ static void check_done(struct upstream_client *c) {
     }
 }
 
+/* curl sends plain-http requests through http_proxy / all_proxy when they
+ * are set; so that such a set-up keeps working, curl then does it all. */
+static int proxy_in_environment(void) {
+    const char *v[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    for (int i = 0; v[i]; i++) {
+        const char *e = getenv(v[i]);
+        if (e && *e) return 1;
+    }
+    return 0;
+}
+
 struct upstream_client *upstream_client_new(struct event_base *base, int max_host_conns, char *err,
                                             size_t errlen) {
     struct upstream_client *c = util_xcalloc(1, sizeof *c);
@@ -328,13 +342,14 @@ struct upstream_client *upstream_client_new(struct event_base *base, int max_hos
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     upstream_client_set_max_conns(c, max_host_conns);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    if (!proxy_in_environment()) c->h1 = h1_client_new(base, max_host_conns);
     return c;
 }
 
 void upstream_client_free(struct upstream_client *c) {
     if (!c) return;
     while (c->free_list) {
-        struct upstream_xfer *x = c->free_list;
+        struct curl_xfer *x = c->free_list;
         c->free_list = x->next_free;
         curl_easy_cleanup(x->easy);
         event_free(x->timer);
@@ -343,6 +358,7 @@ void upstream_client_free(struct upstream_client *c) {
     }
     curl_multi_cleanup(c->multi);
     event_free(c->timer);
+    h1_client_free(c->h1);
     free(c);
 }
 
@@ -350,12 +366,13 @@ void upstream_client_free(struct upstream_client *c) {
 void upstream_client_set_max_conns(struct upstream_client *c, int max_host_conns) {
     long n = max_host_conns > 0 ? max_host_conns : 256;
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, n);
+    if (c->h1) h1_client_set_max_conns(c->h1, (int)n);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, n * 4 > 1024 ? n * 4 : 1024);
 }
 
-struct upstream_xfer *upstream_start(struct upstream_client *c, const struct upstream_req *r,
+static struct curl_xfer *curl_start(struct upstream_client *c, const struct upstream_req *r,
                                      char *err, size_t errlen) {
-    struct upstream_xfer *x = c->free_list;
+    struct curl_xfer *x = c->free_list;
     if (x) {
         c->free_list = x->next_free;
         c->n_free--;
@@ -425,7 +442,7 @@ struct upstream_xfer *upstream_start(struct upstream_client *c, const struct ups
     return x;
 }
 
-void upstream_cancel(struct upstream_xfer *x) {
+static void curl_cancel(struct curl_xfer *x) {
     if (!x || x->dead) return;
     x->dead = 1;
     struct upstream_client *c = x->cli;
@@ -440,10 +457,35 @@ void upstream_cancel(struct upstream_xfer *x) {
     xfer_release(x);
 }
 
-void upstream_pause(struct upstream_xfer *x, int paused) {
+static void curl_pause(struct curl_xfer *x, int paused) {
     if (!x || x->dead || x->paused == paused) return;
     x->paused = paused;
     curl_easy_pause(x->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+}
+
+/* Plain http goes to the built-in client unless the request asks for curl
+ * or a proxy is configured in the environment (curl honours those). */
+struct upstream_xfer *upstream_start(struct upstream_client *c, const struct upstream_req *r, char *err,
+                                     size_t errlen) {
+    if (c->h1 && !r->use_curl && h1_accepts(r->url))
+        return (struct upstream_xfer *)h1_start(c->h1, r, err, errlen);
+    return (struct upstream_xfer *)curl_start(c, r, err, errlen);
+}
+
+void upstream_cancel(struct upstream_xfer *x) {
+    if (!x) return;
+    if (x->native) h1_cancel((struct h1_xfer *)x);
+    else curl_cancel((struct curl_xfer *)x);
+}
+
+void upstream_pause(struct upstream_xfer *x, int paused) {
+    if (!x) return;
+    if (x->native) h1_pause((struct h1_xfer *)x, paused);
+    else curl_pause((struct curl_xfer *)x, paused);
+}
+
+int upstream_open_connections(const struct upstream_client *c) {
+    return c->h1 ? h1_open_connections(c->h1) : 0;
 }
 
 const char *upstream_header(const struct upstream_resp_head *h, const char *name) {

@@ -9,6 +9,11 @@
  *
  * Besides curl's connect and total timeouts, each transfer has its own
  * first-byte and idle (between chunks) timers, which curl lacks.
+ *
+ * Plain-http URLs (local inference servers, in-cluster gateways) go to
+ * llmpin's own HTTP/1.1 client (h1client.h) instead, which does the same
+ * job with a third of the CPU; https, URLs with credentials, a configured
+ * http_proxy/all_proxy, and requests with use_curl set stay on libcurl.
  */
 #ifndef LLMPIN_UPSTREAM_H
 #define LLMPIN_UPSTREAM_H
@@ -50,6 +55,7 @@ struct upstream_req {
     int total_timeout_ms;
     int tls_verify;
     const char *ca_file;
+    int use_curl;                 /* 1: libcurl even for plain http (see below) */
     /* Callbacks run on the loop thread. on_head once, before the first
      * on_data. on_data returns 0 to continue, -1 to abort the transfer (no
      * on_done follows). on_done is the last callback unless cancelled. */
@@ -72,6 +78,9 @@ struct upstream_xfer *upstream_start(struct upstream_client *c, const struct ups
 void upstream_cancel(struct upstream_xfer *x);
 /* Pause/resume delivery (client back-pressure). */
 void upstream_pause(struct upstream_xfer *x, int paused);
+
+/* Connections the built-in plain-http client holds open (idle + busy). */
+int upstream_open_connections(const struct upstream_client *c);
 
 /* Case-insensitive lookup in a response head; NULL if absent. */
 const char *upstream_header(const struct upstream_resp_head *h, const char *name);
