@@ -488,7 +488,7 @@ static int64_t xfer_deadline(const struct h1_xfer *x, const char **what, int *ms
         }                                                  \
     } while (0)
     if (x->r.total_timeout_ms > 0) CONSIDER(x->start_ms + x->r.total_timeout_ms, "total", x->r.total_timeout_ms);
-    if (x->conn && x->conn->connecting && x->connect_deadline_ms)
+    if (x->connect_deadline_ms && ((x->conn && x->conn->connecting) || (x->waiting && x->host->resolving)))
         CONSIDER(x->connect_deadline_ms, "connect", x->r.connect_timeout_ms);
     if (!x->got_first_byte && x->r.first_byte_timeout_ms > 0)
         CONSIDER(x->start_ms + x->r.first_byte_timeout_ms, "first byte", x->r.first_byte_timeout_ms);
@@ -519,7 +519,8 @@ static void on_xfer_timer(evutil_socket_t fd, short what_ev, void *arg) {
     if (strcmp(what, "total") == 0)
         snprintf(detail, sizeof detail, "upstream did not finish within the total timeout of %d ms", ms);
     else if (strcmp(what, "connect") == 0)
-        snprintf(detail, sizeof detail, "connecting to %s timed out after %d ms", x->host->key, ms);
+        snprintf(detail, sizeof detail, "%s %s timed out after %d ms",
+                 x->waiting ? "resolving" : "connecting to", x->waiting ? x->host->name : x->host->key, ms);
     else
         snprintf(detail, sizeof detail, "no %s from upstream within %d ms", what, ms);
     xfer_fail(x, UP_TIMEOUT, detail);
@@ -618,7 +619,13 @@ static void xfer_dispatch(struct h1_xfer *x, int queued) {
         return;
     }
     if (!host_ready(h)) {
-        if (!x->waiting && !x->pending) host_wait_push(h, x);
+        if (!x->waiting && !x->pending) {
+            host_wait_push(h, x);
+            if (x->r.connect_timeout_ms > 0 && h->resolving) { /* the connect timeout covers the lookup */
+                x->connect_deadline_ms = util_now_ms() + x->r.connect_timeout_ms;
+                xfer_arm(x);
+            }
+        }
         if (!h->resolving) host_kick(h); /* the lookup answered already */
         return;
     }

@@ -72,6 +72,7 @@ struct cfg_upstream {
     int total_timeout_ms;         /* default 600000 */
     int max_connections;          /* per upstream host, default 256 */
     int tls_verify;               /* default 1 */
+    int use_curl;                 /* http_client "libcurl": never the built-in client */
     char *ca_file;                /* optional CA bundle */
 };
 

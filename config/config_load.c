@@ -989,7 +989,7 @@ static int load_keys(struct ld *ld, const cJSON *a) {
 static int load_upstreams(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
         "kind", "base_url", "api_key_env", "api_version", "headers", "timeouts",
-        "max_connections", "tls_verify", "ca_file", NULL
+        "max_connections", "tls_verify", "ca_file", "http_client", NULL
     };
     static const char *const tknown[] = {"connect", "first_byte", "idle", "total", NULL};
     static const char *const kinds[] = {"openai", "azure", "anthropic", NULL};
@@ -1087,6 +1087,11 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
         sub(q, p, "ca_file");
         if (get_nonempty_str(ld, cJSON_GetObjectItemCaseSensitive(u, "ca_file"), q, 0, &up->ca_file) < 0) return -1;
         if (resolve_path(ld, &up->ca_file) < 0) return -1;
+        static const char *const clients[] = {"auto", "libcurl", NULL};
+        int hc = 0;
+        sub(q, p, "http_client");
+        if (get_enum(ld, cJSON_GetObjectItemCaseSensitive(u, "http_client"), q, clients, &hc) < 0) return -1;
+        up->use_curl = hc == 1;
     }
     return 0;
 }

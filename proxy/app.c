@@ -966,6 +966,7 @@ static void rq_start_attempt(struct rq *q) {
     ur.total_timeout_ms = (int)(u->total_timeout_ms > 0 && u->total_timeout_ms < left ? u->total_timeout_ms : left);
     ur.tls_verify = u->tls_verify;
     ur.ca_file = u->ca_file;
+    ur.use_curl = u->use_curl;
     q->xfer = upstream_start(a->up, &ur, err, sizeof err);
     free(url);
     free(rewritten);
@@ -1062,6 +1063,9 @@ static void handle_metrics(struct app *a, struct http_exchange *ex) {
                    (int)policy_breaker_state(a->gen->pol, i, now));
     buf_printf(&b, "# HELP llmpin_open_connections Client connections.\n# TYPE llmpin_open_connections gauge\n"
                    "llmpin_open_connections %d\n", http_server_connections(a->http));
+    buf_printf(&b, "# HELP llmpin_upstream_connections Connections the built-in HTTP/1.1 client holds to "
+                   "plain-http upstreams (idle and busy).\n# TYPE llmpin_upstream_connections gauge\n"
+                   "llmpin_upstream_connections %d\n", upstream_open_connections(a->up));
     if (a->drift) {
         struct drift_stats st;
         drift_stats(a->drift, &st);

@@ -167,6 +167,10 @@ class Llmpin(Proc):
             raise unittest.SkipTest("no --llmpin given")
         argv = [ARGS.llmpin, "serve"]
         tmp = tempfile.mkdtemp(prefix="llmpin-test-")
+        if upstream is not None and config is None and os.environ.get("LLMPIN_TEST_HTTP_CLIENT"):
+            # the quick start's forwarding, as a config, so the client choice applies
+            config = globals()["config"]({"upstream": globals()["upstream"](upstream)},
+                                         [{"name": "default", "match": "*", "targets": [{"upstream": "upstream"}]}])
         self.config_path = None
         if config is not None:
             config = dict(config)
@@ -216,6 +220,10 @@ def upstream(base_url, api_key_env=None, timeouts=None):
     """timeouts: {"connect", "first_byte", "idle", "total"} as durations
     such as "500ms" or "10s"."""
     u = {"base_url": base_url}
+    # LLMPIN_TEST_HTTP_CLIENT=libcurl runs a suite on the libcurl client
+    # instead of the built-in one (CMakeLists registers such runs)
+    if os.environ.get("LLMPIN_TEST_HTTP_CLIENT"):
+        u["http_client"] = os.environ["LLMPIN_TEST_HTTP_CLIENT"]
     if api_key_env:
         u["api_key_env"] = api_key_env
     if timeouts:
