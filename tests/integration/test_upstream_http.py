@@ -12,6 +12,7 @@ below is scripted byte by byte by a small raw-socket server, keyed by the
 request's "model", and checked through llmpin from the client side.
 """
 import json
+import random
 import socket
 import threading
 import time
@@ -172,9 +173,54 @@ class RawUpstream:
             send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
             time.sleep(0.1)
             return False
+        if model.startswith("fuzz-"):
+            return self.fuzz(c, int(model[5:]))
         b = answer("default")
         send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
         return True
+
+
+    @staticmethod
+    def fuzz_bytes(seed):
+        """A valid response (Content-Length or chunked, maybe after a 1xx),
+        then 1-4 random byte edits (replace, insert, delete, truncate)."""
+        rnd = random.Random(seed)
+        b = answer("fuzz %d" % seed)
+        if rnd.random() < 0.5:
+            data = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b
+        else:
+            cut = rnd.randrange(1, len(b))
+            data = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                    b"%x\r\n%s\r\n%x;e=1\r\n%s\r\n0\r\n\r\n" % (cut, b[:cut], len(b) - cut, b[cut:]))
+        if rnd.random() < 0.2:
+            data = b"HTTP/1.1 100 Continue\r\n\r\n" + data
+        data = bytearray(data)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.random()
+            i = rnd.randrange(len(data))
+            if op < 0.4:
+                data[i] = rnd.choice(b"\r\n :;0123456789abcdefxX\x00\xff-")
+            elif op < 0.7:
+                data[i:i] = bytes([rnd.randrange(256)])
+            elif op < 0.9:
+                del data[i]
+            else:
+                del data[i:]
+        return bytes(data)
+
+    def fuzz(self, c, seed):
+        data = self.fuzz_bytes(seed)
+        rnd = random.Random(seed ^ 0x5eed)
+        i = 0
+        while i < len(data):  # in random pieces, so every parser state sees a boundary
+            n = rnd.randint(1, 64)
+            c.sendall(data[i:i + n])
+            i += n
+        try:  # then the server hangs up: a body short of its length never waits forever
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        return False
 
 
 def route_to(base_url, timeouts=None, http_client=None):
@@ -284,6 +330,28 @@ class FramingTest(H.ProcTestCase):
             st, h, doc, raw = self.chat("cl")
             self.assertEqual(st, 200, raw)
         self.assertEqual(self.up.connections, 1)
+
+
+class HostileUpstreamTest(H.ProcTestCase):
+    def test_mutated_answers_never_hurt(self):
+        up = RawUpstream()
+        self.addCleanup(up.close)
+        p = self.llmpin(config=route_to("http://127.0.0.1:%d/v1" % up.port, timeouts={"first_byte": "3s", "idle": "3s"}),
+                        extra=["--no-drift"])
+        seen = set()
+        for seed in range(250):
+            st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("fuzz-%d" % seed))
+            # a mutated status line may claim any status, which is passed
+            # through; what matters is a well-formed answer every time, an
+            # OpenAI error when llmpin itself refuses the bytes, and no crash
+            self.assertTrue(200 <= st < 600, (seed, st, raw))
+            if h.get("content-type", "").startswith("application/json") and st in (502, 504):
+                self.assertIn("error", doc or {}, (seed, raw))
+            seen.add(st)
+        self.assertIn(200, seen)
+        self.assertIn(502, seen)
+        st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("cl"))
+        self.assertEqual(st, 200, raw)
 
 
 class NamesTest(H.ProcTestCase):
