@@ -87,10 +87,10 @@ static int get_bool(struct perr *e, const cJSON *body, const char *name, int *ou
 /* Text of a message's content: a string, or an array of parts whose "text"
  * fields are joined. Other part types (images) are not text: skipped. */
 static int content_text(struct perr *e, const cJSON *c, int idx, char **out) {
-    char param[64];
-    snprintf(param, sizeof param, "messages[%d].content", idx);
+    char param[64]; /* formatted only on the error paths: this runs for every message */
     if (!c || cJSON_IsNull(c)) { *out = util_strdup(""); return 0; }
     if (cJSON_IsString(c)) { *out = util_strdup(c->valuestring); return 0; }
+    snprintf(param, sizeof param, "messages[%d].content", idx);
     if (!cJSON_IsArray(c)) return bad_type(e, param, "a string or an array of content parts", c);
     struct buf b = {0};
     int i = 0;
@@ -187,17 +187,20 @@ static int parse_chat(struct perr *e, const cJSON *body, struct llm_request *r) 
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         int i = r->n_messages;
-        char param[48];
-        snprintf(param, sizeof param, "messages[%d]", i);
-        if (!cJSON_IsObject(m)) return bad_type(e, param, "an object", m);
+        char param[48]; /* formatted only on the error paths */
+        if (!cJSON_IsObject(m)) {
+            snprintf(param, sizeof param, "messages[%d]", i);
+            return bad_type(e, param, "an object", m);
+        }
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        snprintf(param, sizeof param, "messages[%d].role", i);
+        if (!role || !cJSON_IsString(role)) snprintf(param, sizeof param, "messages[%d].role", i);
         if (!role) return fail(e, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
         if (!cJSON_IsString(role)) return bad_type(e, param, "a string", role);
         static const char *roles[] = {"system", "developer", "user", "assistant", "tool", "function"};
         int ok = 0;
-        for (size_t k = 0; k < sizeof roles / sizeof *roles; k++)
+        for (size_t k = 0; k < sizeof roles / sizeof *roles && !ok; k++)
             if (strcmp(role->valuestring, roles[k]) == 0) ok = 1;
+        if (!ok) snprintf(param, sizeof param, "messages[%d].role", i);
         if (!ok)
             return fail(e, param, "invalid_value",
                         "Invalid value for '%s': expected one of system, developer, user, assistant, tool, function.", param);

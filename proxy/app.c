@@ -342,7 +342,9 @@ static void rq_finish(struct rq *q) {
     double dur = (double)(now_us - q->ex->start_us) / 1e6;
     int status = q->status_sent ? q->status_sent : (q->ex->aborted ? 499 : 0);
     char st[8];
-    snprintf(st, sizeof st, "%d", status);
+    struct buf sb;
+    buf_init_on(&sb, st, sizeof st);
+    buf_u64(&sb, (uint64_t)(status < 0 ? 0 : status));
     const char *route = q->route ? q->route->cfg->name : "";
     const char *target = q->target_name ? q->target_name : "";
     metrics_inc(&a->m.requests, 1, "route", route, "target", target, "status", st, NULL);
@@ -523,6 +525,7 @@ static void on_head(void *ud, const struct upstream_resp_head *h) {
     buf_append(&vh, "{", 1);
     for (int i = 0; i < h->n_hdrs; i++) {
         const char *n = h->hdrs[i].name;
+        if (!strchr("oxras", n[0])) continue; /* none of the names below: most headers */
         int pass = strncmp(n, "openai-", 7) == 0 || strncmp(n, "x-ratelimit-", 12) == 0 ||
                    strcmp(n, "retry-after") == 0 || strcmp(n, "retry-after-ms") == 0 ||
                    strncmp(n, "anthropic-", 10) == 0 || strcmp(n, "x-should-retry") == 0;
@@ -531,7 +534,12 @@ static void on_head(void *ud, const struct upstream_resp_head *h) {
                       strcmp(n, "openai-processing-ms") == 0 || strcmp(n, "x-model-version") == 0 ||
                       strcmp(n, "server") == 0 || strcmp(n, "x-llmpin-local-sha256") == 0;
         if (pass && !strchr(h->hdrs[i].value, '\r') && !strchr(h->hdrs[i].value, '\n'))
-            buf_printf(&q->up_extra_headers, "%s: %s\r\n", n, h->hdrs[i].value);
+        {
+            buf_appends(&q->up_extra_headers, n);
+            buf_append(&q->up_extra_headers, ": ", 2);
+            buf_appends(&q->up_extra_headers, h->hdrs[i].value);
+            buf_append(&q->up_extra_headers, "\r\n", 2);
+        }
         if (version) {
             if (nv++) buf_append(&vh, ",", 1);
             buf_json_str(&vh, n);
