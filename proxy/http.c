@@ -42,7 +42,10 @@ enum conn_state { ST_HEAD, ST_BODY, ST_BUSY, ST_CLOSING };
 
 struct http_conn {
     struct http_server *srv;
-    struct bufferevent *bev;
+    struct bufferevent *bev;   /* the output side; reads are ours (conn_on_readable) */
+    struct event *rev;         /* read readiness, with the idle/head timeout */
+    int reading;
+    int read_timeout_ms;       /* 0: none */
     enum conn_state state;
     struct http_exchange *ex;
     int keep_alive;
@@ -71,6 +74,26 @@ struct http_server {
 
 static void conn_close(struct http_conn *c);
 static void conn_process(struct http_conn *c);
+
+/* Reading. The bufferevent would ask the kernel how much is readable
+ * (ioctl FIONREAD) before every read; we read into the input evbuffer's
+ * free space directly, one recv() per readiness in the common case. The
+ * bufferevent keeps the output side. */
+static void conn_read_on(struct http_conn *c) {
+    struct timeval tv = {c->read_timeout_ms / 1000, (c->read_timeout_ms % 1000) * 1000};
+    event_add(c->rev, c->read_timeout_ms > 0 ? &tv : NULL);
+    c->reading = 1;
+}
+
+static void conn_read_off(struct http_conn *c) {
+    if (c->reading) event_del(c->rev);
+    c->reading = 0;
+}
+
+static void conn_read_timeout(struct http_conn *c, int ms) {
+    c->read_timeout_ms = ms;
+    if (c->reading) conn_read_on(c);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -149,7 +172,7 @@ static void conn_fail(struct http_conn *c, int status, const char *code, const c
     log_debug("http %s: %d %s", c->peer, status, msg);
     c->state = ST_CLOSING;
     c->close_after_write = 1;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_read_off(c);
 }
 
 const char *http_header(const struct http_exchange *ex, const char *name) {
@@ -355,7 +378,7 @@ static void dispatch(struct http_conn *c) {
     c->state = ST_BUSY;
     c->srv->n_active++;
     /* Long responses (streams) must not hit the idle read timeout. */
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    conn_read_timeout(c, 0);
     c->srv->fn(c->ex, c->srv->ud);
 }
 
@@ -411,17 +434,45 @@ static void conn_process(struct http_conn *c) {
 
 /* ---- connection events --------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg) {
-    struct http_conn *c = arg;
+static void conn_input(struct http_conn *c) {
     if (c->state == ST_HEAD || c->state == ST_BODY) {
         conn_process(c);
         return;
     }
     if (c->state == ST_BUSY) {
         /* Pipelined data while busy: keep it, but bound it. */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) > 1 << 20)
-            bufferevent_disable(bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 1 << 20) conn_read_off(c);
     }
+}
+
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg) {
+    struct http_conn *c = arg;
+    if (what & EV_TIMEOUT) { /* idle keep-alive, or a head/body that never completes */
+        conn_close(c);
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t want = 4096;
+    for (int rounds = 0; rounds < 16; rounds++) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1) { /* out of memory */
+            conn_close(c);
+            return;
+        }
+        ssize_t n = recv(fd, v.iov_base, v.iov_len, 0);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(in, &v, 1);
+            if ((size_t)n < want) break; /* drained */
+            if (want < 65536) want *= 2; /* a large body: bigger reads */
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        conn_close(c); /* the peer closed or reset: a busy handler hears on_abort */
+        return;
+    }
+    conn_input(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg) {
@@ -457,6 +508,7 @@ static void conn_close(struct http_conn *c) {
             if (ex->on_abort) ex->on_abort(ex, ex->hook_ud);
         }
     }
+    event_free(c->rev);
     bufferevent_free(c->bev);
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -481,14 +533,13 @@ static void exchange_done(struct http_exchange *ex) {
     if (!c->keep_alive || s->draining) {
         c->state = ST_CLOSING;
         c->close_after_write = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_read_off(c);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) conn_close(c);
         return;
     }
     c->state = ST_HEAD;
-    struct timeval tv = {s->o.idle_timeout_ms / 1000, (s->o.idle_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_enable(c->bev, EV_READ);
+    conn_read_timeout(c, s->o.idle_timeout_ms);
+    conn_read_on(c);
     conn_process(c);
 }
 
@@ -646,10 +697,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) { evutil_closesocket(fd); free(c); return; }
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    struct timeval tv = {s->o.idle_timeout_ms / 1000, (s->o.idle_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(c->bev, &tv, NULL);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    /* the bufferevent freezes its input's end for its own reader, which
+     * never runs here: conn_on_readable appends to it instead */
+    evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_on_readable, c);
+    c->read_timeout_ms = s->o.idle_timeout_ms;
+    conn_read_on(c);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
