@@ -415,6 +415,7 @@ static void conn_close(struct h1_conn *cn) {
 /* A response is complete: keep the connection for the next request or close it. */
 static void conn_release(struct h1_conn *cn, int reusable) {
     cn->x = NULL;
+    event_del(cn->wev);
     if (!reusable || cn->rlen) { /* bytes past the response: the stream is out of step */
         conn_close(cn);
         return;
@@ -454,7 +455,9 @@ static void xfer_detach(struct h1_xfer *x, int reusable) {
  * the host have the freed connection slot. */
 static void xfer_finish(struct h1_xfer *x, enum upstream_result r, const char *detail) {
     struct h1_host *h = x->host;
-    xfer_detach(x, r == UP_OK);
+    /* an answer that came before the whole request was sent (an early 413)
+     * leaves the rest of the request in the stream: never reuse that */
+    xfer_detach(x, r == UP_OK && x->req_off == x->req_len);
     void (*done)(void *, enum upstream_result, const char *) = x->r.on_done;
     void *ud = x->r.ud;
     int dead = x->dead;

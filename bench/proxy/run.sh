@@ -27,6 +27,7 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 STREAMS=${STREAMS:-1000}
+LAT_DURATION=${LAT_DURATION:-5s}
 
 LLMPIN_BENCH=1 sh "$ROOT/scripts/deps.sh"
 
@@ -192,6 +193,21 @@ run_wrk nginx-2w "127.0.0.1:$NGINX2_PORT"
 run_wrk llmpin "$LLMPIN_ADDR"
 run_wrk llmpin-drift "$DRIFT_ADDR"
 
+# Latency one request at a time (wrk -c1): what a proxy adds to a single
+# request when nothing queues. Two alternating rounds, so that a noisy
+# minute hits every path alike; the medians of the rounds are reported.
+run_lat() { # name addr
+    line=$(wrk -t1 -c1 -d"$LAT_DURATION" -s "$TMP/chat.lua" "http://$2/v1/chat/completions" | grep '^RESULT')
+    echo "$1 $line" >>"$TMP/lat"
+}
+: >"$TMP/lat"
+for round in 1 2; do
+    run_lat direct "$MOCK_ADDR"
+    run_lat nginx-1w "127.0.0.1:$NGINX1_PORT"
+    run_lat llmpin "$LLMPIN_ADDR"
+    run_lat llmpin-drift "$DRIFT_ADDR"
+done
+
 echo "== proxy overhead: wrk -t$THREADS -c$CONNS -d$DURATION, small non-stream chat request, $(nproc) cores"
 python3 - "$TMP/results" <<'EOF'
 import sys
@@ -212,6 +228,22 @@ for n in ("nginx-1w", "nginx-2w", "llmpin", "llmpin-drift"):
     r = rows[n]
     print("%-13s added latency over direct: p50 %+.3f ms, p99 %+.3f ms" % (
         n, (r["p50_us"] - d["p50_us"]) / 1000, (r["p99_us"] - d["p99_us"]) / 1000))
+EOF
+
+echo
+echo "== one request at a time: wrk -t1 -c1 -d$LAT_DURATION, two alternating rounds (medians)"
+python3 - "$TMP/lat" <<'EOF'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    name, _, rest = line.strip().split(" ", 2)
+    rows.setdefault(name, []).append({k: float(v) for k, v in (kv.split("=") for kv in rest.split())})
+med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rows.items()}
+print("%-13s %10s %9s %9s %14s %14s" % ("server", "req/s", "p50 us", "p99 us", "added p50 us", "added p99 us"))
+d = med["direct"]
+for n, r in med.items():
+    print("%-13s %10.0f %9.0f %9.0f %+14.0f %+14.0f" % (n, r["rps"], r["p50_us"], r["p99_us"],
+                                                       r["p50_us"] - d["p50_us"], r["p99_us"] - d["p99_us"]))
 EOF
 
 # ---- held streams ----------------------------------------------------------
