@@ -28,6 +28,7 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 STREAMS=${STREAMS:-1000}
 LAT_DURATION=${LAT_DURATION:-5s}
+LAT_DURATION_S=${LAT_DURATION%s}
 
 LLMPIN_BENCH=1 sh "$ROOT/scripts/deps.sh"
 
@@ -244,6 +245,48 @@ d = med["direct"]
 for n, r in med.items():
     print("%-13s %10.0f %9.0f %9.0f %+14.0f %+14.0f" % (n, r["rps"], r["p50_us"], r["p99_us"],
                                                        r["p50_us"] - d["p50_us"], r["p99_us"] - d["p99_us"]))
+EOF
+
+# ---- open-loop latency at fixed rates ----------------------------------------
+# The same request sent at a fixed rate whatever the answers do (openloop.c),
+# latency counted from each request's scheduled time: what each proxy adds at
+# a load it sustains. Rates: OPENLOOP_SHARES of llmpin's closed-loop maximum
+# measured above.
+OPENLOOP_SHARES=${OPENLOOP_SHARES:-"0.5 0.8"}
+cc -O2 -o "$TMP/openloop" "$HERE/openloop.c"
+printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}' >"$TMP/body.json"
+LLMPIN_MAX=$(awk '$1=="llmpin"{for(i=2;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' "$TMP/results")
+: >"$TMP/open"
+for share in $OPENLOOP_SHARES; do
+    rate=$(awk -v m="$LLMPIN_MAX" -v s="$share" 'BEGIN{print int(m*s)}')
+    for pair in "direct $MOCK_ADDR" "nginx-1w 127.0.0.1:$NGINX1_PORT" "llmpin $LLMPIN_ADDR" "llmpin-drift $DRIFT_ADDR"; do
+        set -- $pair
+        line=$("$TMP/openloop" "$2" /v1/chat/completions "$TMP/body.json" "$rate" "$LAT_DURATION_S" 64 | grep '^RESULT' || true)
+        echo "$share $1 $line" >>"$TMP/open"
+    done
+done
+echo
+echo "== open loop: fixed rates (shares of llmpin's maximum), 64 connections, ${LAT_DURATION_S}s each"
+python3 - "$TMP/open" <<'EOF'
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 3:
+        continue
+    kv = {k: float(v) for k, v in (x.split("=") for x in f[3:])}
+    rows.append((f[0], f[1], kv))
+print("%-6s %-13s %8s %6s %8s %8s %8s %14s %14s" % ("share", "server", "rate", "late", "p50 us", "p90 us",
+                                                    "p99 us", "added p50 us", "added p99 us"))
+direct = {share: kv for share, name, kv in rows if name == "direct"}
+for share, name, kv in rows:
+    d = direct.get(share)
+    if not d or "p50_us" not in kv:
+        print("%-6s %-13s (no result)" % (share, name))
+        continue
+    print("%-6s %-13s %8.0f %6d %8.0f %8.0f %8.0f %+14.0f %+14.0f" % (
+        share, name, kv["rate"], kv["late"], kv["p50_us"], kv["p90_us"], kv["p99_us"],
+        kv["p50_us"] - d["p50_us"], kv["p99_us"] - d["p99_us"]))
 EOF
 
 # ---- held streams ----------------------------------------------------------
