@@ -143,16 +143,27 @@ void buf_printf(struct buf *b, const char *fmt, ...) {
 }
 
 void buf_json_strn(struct buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
     buf_grow(b, n + 2);
     b->p[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; buf_append(b, e, 2); }
-        else if (c == '\n') buf_append(b, "\\n", 2);
-        else if (c == '\r') buf_append(b, "\\r", 2);
-        else if (c == '\t') buf_append(b, "\\t", 2);
-        else if (c < 0x20) buf_printf(b, "\\u%04x", c);
-        else { buf_grow(b, 1); b->p[b->len++] = (char)c; }
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i; /* copy runs that need no escape in one go */
+        while (j < n && (unsigned char)s[j] >= 0x20 && s[j] != '"' && s[j] != '\\') j++;
+        if (j > i) buf_append(b, s + i, j - i);
+        if (j == n) break;
+        unsigned char c = (unsigned char)s[j];
+        char e[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t el = 2;
+        if (c == '\n') e[1] = 'n';
+        else if (c == '\r') e[1] = 'r';
+        else if (c == '\t') e[1] = 't';
+        else if (c < 0x20) {
+            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+            el = 6;
+        }
+        buf_append(b, e, el);
+        i = j + 1;
     }
     buf_append(b, "\"", 1);
 }

@@ -165,6 +165,19 @@ static void test_format(void) {
     CHECK(strcmp(b.p, "0 18446744073709551615 12.345 0.007 -1.500") == 0, "got '%s'", b.p);
     CHECK(b.borrowed == 0, "outgrew the caller's storage onto the heap");
     buf_free(&b);
+    /* JSON string escaping: runs copied whole, every escape class, embedded NUL */
+    struct buf j = {0};
+    const char raw[] = "plain \"q\" back\\slash\n\r\t\x01\x1f\x7f caf\xc3\xa9 \0end";
+    buf_json_strn(&j, raw, sizeof raw - 1);
+    const char *want = "\"plain \\\"q\\\" back\\\\slash\\n\\r\\t\\u0001\\u001f\x7f caf\xc3\xa9 \\u0000end\"";
+    CHECK(strcmp(j.p, want) == 0, "json escape got '%s'", j.p);
+    buf_reset(&j);
+    buf_json_str(&j, "");
+    CHECK(strcmp(j.p, "\"\"") == 0, "empty json string '%s'", j.p);
+    buf_reset(&j);
+    buf_json_str(&j, NULL);
+    CHECK(strcmp(j.p, "null") == 0, "NULL json string '%s'", j.p);
+    buf_free(&j);
     char id[40];
     util_make_id("req_", id, sizeof id);
     CHECK(strlen(id) == 28 && strncmp(id, "req_", 4) == 0, "id '%s'", id);
