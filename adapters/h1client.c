@@ -86,6 +86,7 @@ struct h1_host {
     struct evdns_getaddrinfo_request *dns_req;
     struct h1_conn *idle;         /* LIFO */
     int n_conns;                  /* connecting + busy + idle */
+    int max_conns;                /* from the latest request (its upstream's max_connections); 0: client's */
     struct h1_xfer *wait_head, *wait_tail;
     struct h1_host *next;
 };
@@ -261,6 +262,10 @@ static struct h1_host *host_get(struct h1_client *c, const struct url_parts *u) 
     h->next = c->hosts;
     c->hosts = h;
     return h;
+}
+
+static int host_max(const struct h1_host *h) {
+    return h->max_conns > 0 ? h->max_conns : h->cli->max_host_conns;
 }
 
 static void host_wait_push(struct h1_host *h, struct h1_xfer *x) {
@@ -583,6 +588,10 @@ struct h1_xfer *h1_start(struct h1_client *c, const struct upstream_req *r, char
     x->base.native = 1;
     x->cli = c;
     x->host = host_get(c, &u);
+    if (r->max_conns > 0 && r->max_conns != x->host->max_conns) {
+        x->host->max_conns = r->max_conns;
+        host_kick(x->host); /* a raised limit (config reload) lets waiters go */
+    }
     x->r = *r;
     x->r.headers = NULL;
     x->r.body = NULL;
@@ -617,7 +626,7 @@ static void xfer_dispatch(struct h1_xfer *x, int queued) {
         xfer_send(x);
         return;
     }
-    if (!queued && (h->wait_head || h->n_conns >= h->cli->max_host_conns)) {
+    if (!queued && (h->wait_head || h->n_conns >= host_max(h))) {
         host_wait_push(h, x); /* first come, first served */
         return;
     }
@@ -655,7 +664,7 @@ static void xfer_dispatch(struct h1_xfer *x, int queued) {
 static void host_kick(struct h1_host *h) {
     while (h->wait_head) {
         if (!h->idle) {
-            if (h->n_conns >= h->cli->max_host_conns) return;
+            if (h->n_conns >= host_max(h)) return;
             if (!host_ready(h)) return; /* the lookup's answer kicks again */
         }
         struct h1_xfer *x = h->wait_head;

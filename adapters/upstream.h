@@ -56,6 +56,8 @@ struct upstream_req {
     int tls_verify;
     const char *ca_file;
     int use_curl;                 /* 1: libcurl even for plain http (see below) */
+    int max_conns;                /* connections to this host (built-in client; curl
+                                   * applies the client-wide limit); 0: client default */
     /* Callbacks run on the loop thread. on_head once, before the first
      * on_data. on_data returns 0 to continue, -1 to abort the transfer (no
      * on_done follows). on_done is the last callback unless cancelled. */

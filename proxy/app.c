@@ -975,6 +975,7 @@ static void rq_start_attempt(struct rq *q) {
     ur.tls_verify = u->tls_verify;
     ur.ca_file = u->ca_file;
     ur.use_curl = u->use_curl;
+    ur.max_conns = u->max_connections;
     q->xfer = upstream_start(a->up, &ur, err, sizeof err);
     free(url);
     free(rewritten);

@@ -173,6 +173,11 @@ class RawUpstream:
             send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
             time.sleep(0.1)
             return False
+        if model == "slow":
+            time.sleep(0.3)
+            b = answer("slow")
+            send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
+            return True
         if model.startswith("fuzz-"):
             return self.fuzz(c, int(model[5:]))
         b = answer("default")
@@ -223,8 +228,10 @@ class RawUpstream:
         return False
 
 
-def route_to(base_url, timeouts=None, http_client=None):
+def route_to(base_url, timeouts=None, http_client=None, max_connections=None):
     up = H.upstream(base_url, timeouts=timeouts)
+    if max_connections:
+        up["max_connections"] = max_connections
     if http_client:
         up["http_client"] = http_client
     return H.config({"raw": up}, [{"name": "all", "match": "*", "mode": "remote",
@@ -330,6 +337,27 @@ class FramingTest(H.ProcTestCase):
             st, h, doc, raw = self.chat("cl")
             self.assertEqual(st, 200, raw)
         self.assertEqual(self.up.connections, 1)
+
+
+class ConnectionLimitTest(H.ProcTestCase):
+    def test_max_connections_queues_in_order(self):
+        up = RawUpstream()
+        self.addCleanup(up.close)
+        p = self.llmpin(config=route_to("http://127.0.0.1:%d/v1" % up.port, max_connections=2),
+                        extra=["--no-drift"])
+        results = []
+
+        def one():
+            st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("slow"))
+            results.append((st, doc["choices"][0]["message"]["content"] if st == 200 else raw))
+
+        ts = [threading.Thread(target=one) for _ in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        self.assertEqual(sorted(results), [(200, "slow")] * 6)
+        self.assertEqual(up.connections, 2, "upstreams.raw.max_connections is 2")
 
 
 class HostileUpstreamTest(H.ProcTestCase):
