@@ -88,6 +88,7 @@ struct h1_host {
     int n_conns;                  /* connecting + busy + idle */
     int max_conns;                /* from the latest request (its upstream's max_connections); 0: client's */
     struct h1_xfer *wait_head, *wait_tail;
+    uint64_t wait_seq;
     struct h1_host *next;
 };
 
@@ -137,6 +138,7 @@ struct h1_xfer {
     int in_cb;
     int paused;
     int waiting;                  /* in the host's wait list */
+    uint64_t wait_seq;            /* order of arrival in it */
     int starting;                 /* inside h1_start: failures are reported later */
     int pending;                  /* a failure waits for the timer: result + 1 */
     char pending_detail[320];
@@ -270,6 +272,7 @@ static int host_max(const struct h1_host *h) {
 
 static void host_wait_push(struct h1_host *h, struct h1_xfer *x) {
     x->waiting = 1;
+    x->wait_seq = ++h->wait_seq;
     x->wait_next = NULL;
     if (h->wait_tail) h->wait_tail->wait_next = x;
     else h->wait_head = x;
@@ -289,6 +292,18 @@ static void host_wait_remove(struct h1_host *h, struct h1_xfer *x) {
     x->wait_next = NULL;
 }
 
+/* The lookup failed: so does every transfer that was waiting for it. Their
+ * owners may start new transfers from on_done, which queue behind a new
+ * lookup and must not get this answer. */
+static void host_fail_waiters(struct h1_host *h, const char *detail) {
+    uint64_t last = h->wait_seq;
+    while (h->wait_head && h->wait_head->wait_seq <= last) {
+        struct h1_xfer *x = h->wait_head;
+        host_wait_remove(h, x);
+        xfer_fail(x, UP_CONNECT, detail);
+    }
+}
+
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
     struct h1_host *h = arg;
     h->dns_req = NULL;
@@ -297,12 +312,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
         if (result == EVUTIL_EAI_CANCEL) return; /* client is being freed */
         char detail[400];
         snprintf(detail, sizeof detail, "cannot resolve host '%s': %s", h->name, evutil_gai_strerror(result));
-        /* every transfer waiting for this name fails; each may start another */
-        while (h->wait_head) {
-            struct h1_xfer *x = h->wait_head;
-            host_wait_remove(h, x);
-            xfer_fail(x, UP_CONNECT, detail);
-        }
+        host_fail_waiters(h, detail);
         return;
     }
     h->n_addrs = 0;
@@ -320,11 +330,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
     if (h->n_addrs == 0) {
         char detail[400];
         snprintf(detail, sizeof detail, "cannot resolve host '%s': no IPv4 or IPv6 address", h->name);
-        while (h->wait_head) {
-            struct h1_xfer *x = h->wait_head;
-            host_wait_remove(h, x);
-            xfer_fail(x, UP_CONNECT, detail);
-        }
+        host_fail_waiters(h, detail);
         return;
     }
     host_kick(h);
