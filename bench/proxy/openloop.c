@@ -18,7 +18,9 @@
  * ("late" counts requests that could not be sent within 1 ms of their
  * schedule because every connection was busy: the rate was not sustained).
  *
- * Responses must carry Content-Length (non-stream JSON answers do).
+ * Responses must carry Content-Length (non-stream JSON answers do). A "{n}"
+ * in the body is replaced by the request's number, so that every body
+ * differs.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -103,19 +105,16 @@ int main(int argc, char **argv) {
     FILE *f = fopen(argv[3], "rb");
     if (!f) { perror(argv[3]); return 2; }
     char body[8192];
-    size_t blen = fread(body, 1, sizeof body, f);
+    size_t blen = fread(body, 1, sizeof body - 1, f);
     fclose(f);
     double rate = atof(argv[4]);
     double secs = atof(argv[5]);
     int nconn = argc > 6 ? atoi(argv[6]) : 64;
     if (rate <= 0 || secs <= 0 || nconn <= 0 || nconn > 4096) return 2;
 
-    char req[9000];
-    int rl = snprintf(req, sizeof req,
-                      "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n", argv[2], argv[1], blen);
-    memcpy(req + rl, body, blen);
-    size_t reqlen = (size_t)rl + blen;
+    body[blen] = 0;
+    char *mark = strstr(body, "{n}");
+    char req[9100];
 
     int ep = epoll_create1(0);
     struct conn *cs = calloc((size_t)nconn, sizeof *cs);
@@ -145,6 +144,23 @@ int main(int argc, char **argv) {
             c->busy = 1;
             c->sched_ns = sched;
             c->len = 0;
+            char num[24], b2[8300];
+            const char *bp = body;
+            size_t bl = blen;
+            if (mark) {
+                int nl = snprintf(num, sizeof num, "%zu", nsent);
+                size_t pre = (size_t)(mark - body);
+                memcpy(b2, body, pre);
+                memcpy(b2 + pre, num, (size_t)nl);
+                memcpy(b2 + pre + (size_t)nl, mark + 3, blen - pre - 3);
+                bp = b2;
+                bl = blen - 3 + (size_t)nl;
+            }
+            int rl = snprintf(req, sizeof req,
+                              "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n\r\n", argv[2], argv[1], bl);
+            memcpy(req + rl, bp, bl);
+            size_t reqlen = (size_t)rl + bl;
             if (send(c->fd, req, reqlen, MSG_NOSIGNAL) != (ssize_t)reqlen) { nerr++; c->busy = 0; }
             nsent++;
         }

@@ -154,10 +154,28 @@ PIDS="$PIDS $!"
 DRIFT_ADDR=$(wait_ready "$TMP/llmpin-drift.ready")
 
 # ---- request rate and latency ---------------------------------------------
-cat >"$TMP/chat.lua" <<'EOF'
+# BODIES=unique (default): every request's content carries a counter, as
+# real traffic would, so nothing on any path can profit from seeing the same
+# bytes twice (llmpin's drift recorder remembers the hash of a body it has
+# just seen). BODIES=same: one fixed body.
+if [ "${BODIES:-unique}" = same ]; then
+    cat >"$TMP/chat.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}'
 wrk.headers["Content-Type"] = "application/json"
+EOF
+else
+    cat >"$TMP/chat.lua" <<'EOF'
+local n = 0
+local hdrs = {["Content-Type"] = "application/json"}
+request = function()
+    n = n + 1
+    return wrk.format("POST", nil, hdrs,
+        '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark ' .. n .. '"}],"max_tokens":16}')
+end
+EOF
+fi
+cat >>"$TMP/chat.lua" <<'EOF'
 done = function(summary, latency, requests)
     local e = summary.errors
     io.write(string.format("RESULT requests=%d non2xx=%d sockerr=%d rps=%.1f p50_us=%d p99_us=%d\n",
@@ -254,7 +272,11 @@ EOF
 # measured above.
 OPENLOOP_SHARES=${OPENLOOP_SHARES:-"0.5 0.8"}
 cc -O2 -o "$TMP/openloop" "$HERE/openloop.c"
-printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}' >"$TMP/body.json"
+if [ "${BODIES:-unique}" = same ]; then
+    printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}' >"$TMP/body.json"
+else  # openloop puts the request number where {n} is
+    printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark {n}"}],"max_tokens":16}' >"$TMP/body.json"
+fi
 LLMPIN_MAX=$(awk '$1=="llmpin"{for(i=2;i<=NF;i++) if ($i ~ /^rps=/) {sub("rps=","",$i); print int($i)}}' "$TMP/results")
 : >"$TMP/open"
 for share in $OPENLOOP_SHARES; do
