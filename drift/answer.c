@@ -226,10 +226,16 @@ static int key_is(const char *k, size_t kraw, int esc, const struct key *key)
     return n == nlen && memcmp(tmp, name, nlen) == 0;
 }
 
+/* Scans the value at p of the first member named keys[key] in place of
+ * scan_value, to look inside it on the way (one pass over the text). */
+typedef const char *(*member_fn)(void *ctx, int key, const char *p, const char *end, int depth);
+
 /* Object at p ('{'): validate it, and fill out[i] with the value of the
- * first member named keys[i]. Returns the byte after '}' or NULL. */
-static const char *scan_object(const char *p, const char *end, int depth,
-                               const struct key *keys, int nkeys, struct span *out)
+ * first member named keys[i] (scanned by hook when there is one). Returns
+ * the byte after '}' or NULL. */
+static const char *scan_object_with(const char *p, const char *end, int depth,
+                                    const struct key *keys, int nkeys, struct span *out,
+                                    member_fn hook, void *ctx)
 {
     if (depth >= SCAN_MAX_DEPTH)
         return NULL;
@@ -249,15 +255,19 @@ static const char *scan_object(const char *p, const char *end, int depth,
             return NULL;
         p = skip_ws(p + 1, end);
         const char *v = p;
-        p = scan_value(p, end, depth + 1);
-        if (!p)
-            return NULL;
+        int hit = -1;
         for (int i = 0; i < nkeys; i++)
             if (!out[i].p && key_is(k, (size_t)(ke - 1 - k), esc, &keys[i])) {
-                out[i].p = v;
-                out[i].e = p;
+                hit = i;
                 break;
             }
+        p = hit >= 0 && hook ? hook(ctx, hit, p, end, depth + 1) : scan_value(p, end, depth + 1);
+        if (!p)
+            return NULL;
+        if (hit >= 0) {
+            out[hit].p = v;
+            out[hit].e = p;
+        }
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
             p = skip_ws(p + 1, end);
@@ -267,6 +277,12 @@ static const char *scan_object(const char *p, const char *end, int depth,
             return p + 1;
         return NULL;
     }
+}
+
+static const char *scan_object(const char *p, const char *end, int depth,
+                               const struct key *keys, int nkeys, struct span *out)
+{
+    return scan_object_with(p, end, depth, keys, nkeys, out, NULL, NULL);
 }
 
 static const char *scan_array(const char *p, const char *end, int depth)
@@ -398,22 +414,90 @@ static void on_tool_call(struct span tc, void *ctx)
     emit(ctx, na[1]);
 }
 
+static const struct key kmsg[] = {KEY("index"), KEY("message"), KEY("text")};
+static const struct key kdelta[] = {KEY("index"), KEY("delta"), KEY("text")};
+static const struct key kct[] = {KEY("content"), KEY("tool_calls")};
+
+/* What one choice holds: c = index, message (delta), text; m = the
+ * message's content and tool_calls. */
+struct choice {
+    struct span c[3], m[2];
+};
+
+static void emit_choice(struct walk *w, const struct choice *x)
+{
+    if (is_number(x->c[0]) && number_of(x->c[0]) != 0)
+        return;                       /* choice 0 is the record */
+    if (x->c[1].p) {
+        emit(w, x->m[0]);
+        each(x->m[1], on_tool_call, w);
+    }
+    emit(w, x->c[2]);
+}
+
 static void on_choice(struct span ch, void *ctx)
 {
     struct walk *w = ctx;
-    static const struct key kmsg[] = {KEY("index"), KEY("message"), KEY("text")};
-    static const struct key kdelta[] = {KEY("index"), KEY("delta"), KEY("text")};
-    static const struct key kct[] = {KEY("content"), KEY("tool_calls")};
-    struct span c[3], m[2];
-    get(ch, w->is_chunk ? kdelta : kmsg, 3, c);
-    if (is_number(c[0]) && number_of(c[0]) != 0)
-        return;                       /* choice 0 is the record */
-    if (c[1].p) {
-        get(c[1], kct, 2, m);
-        emit(w, m[0]);
-        each(m[1], on_tool_call, w);
+    struct choice x;
+    get(ch, w->is_chunk ? kdelta : kmsg, 3, x.c);
+    get(x.c[1], kct, 2, x.m);
+    emit_choice(w, &x);
+}
+
+/* The common shape, read in the one validating pass: "choices" an array
+ * of at most MAX_CHOICES objects. Anything else is walked afterwards with
+ * get() and each(), which scan the (validated) spans again. */
+#define MAX_CHOICES 8
+
+struct pass {
+    int is_chunk;
+    int n, again;                     /* choices kept; again: walk "choices" afterwards */
+    struct choice ch[MAX_CHOICES];
+};
+
+static const char *choice_member(void *ctx, int key, const char *p, const char *end, int depth)
+{
+    struct choice *x = ctx;
+    if (key == 1 && p < end && *p == '{')
+        return scan_object(p, end, depth, kct, 2, x->m);
+    return scan_value(p, end, depth);
+}
+
+static const char *top_member(void *ctx, int key, const char *p, const char *end, int depth)
+{
+    struct pass *ps = ctx;
+    if (key != 3 || p >= end || (*p != '[' && *p != '{'))
+        return scan_value(p, end, depth);
+    if (*p == '{' || depth >= SCAN_MAX_DEPTH) {
+        ps->again = 1;
+        return scan_value(p, end, depth);
     }
-    emit(w, c[2]);
+    /* an array: scan_array, keeping what its objects hold */
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']')
+        return p + 1;
+    for (;;) {
+        if (p < end && *p == '{' && ps->n < MAX_CHOICES) {
+            struct choice *x = &ps->ch[ps->n++];
+            memset(x, 0, sizeof *x);
+            p = scan_object_with(p, end, depth + 1, ps->is_chunk ? kdelta : kmsg, 3, x->c,
+                                 choice_member, x);
+        } else {
+            if (p < end && *p == '{')
+                ps->again = 1;
+            p = scan_value(p, end, depth + 1);
+        }
+        if (!p)
+            return NULL;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']')
+            return p + 1;
+        return NULL;
+    }
 }
 
 int drift_answer_scan(const char *json, size_t len, int is_chunk, struct drift_answer *a,
@@ -429,7 +513,10 @@ int drift_answer_scan(const char *json, size_t len, int is_chunk, struct drift_a
     static const struct key ktop[] = {KEY("model"), KEY("system_fingerprint"), KEY("usage"),
                                       KEY("choices"), KEY("data")};
     struct span top[5] = {{0}};
-    struct span obj = {p, scan_object(p, end, 0, ktop, 5, top)};
+    struct pass ps;
+    ps.is_chunk = is_chunk;
+    ps.n = ps.again = 0;
+    struct span obj = {p, scan_object_with(p, end, 0, ktop, 5, top, top_member, &ps)};
     if (!obj.e || skip_ws(obj.e, end) != end)
         return DRIFT_ANSWER_UNSURE;
     /* embeddings: the caller records the vectors as cJSON prints them */
@@ -456,7 +543,11 @@ int drift_answer_scan(const char *json, size_t len, int is_chunk, struct drift_a
         a->completion_tokens = number_of(u[1]);
     }
     struct walk w = {is_chunk, output, ud};
-    each(top[3], on_choice, &w);
+    if (ps.again)
+        each(top[3], on_choice, &w);
+    else
+        for (int i = 0; i < ps.n; i++)
+            emit_choice(&w, &ps.ch[i]);
     return DRIFT_ANSWER_OK;
 }
 

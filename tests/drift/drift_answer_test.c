@@ -213,6 +213,8 @@ static const char *const samples[] = {
     "\"choices\":[{\"index\":\"1\",\"message\":[\"content\"],\"text\":true}]}",
     "{\"data\":[{\"embedding\":[0.1,0.2]}],\"model\":\"e\",\"choices\":null}",
     "{\"data\":[{\"embedding\":[0.1,0.2]}],\"model\":\"e\"}",
+    "{\"choices\":[{\"index\":1},2,{\"index\":3},{},{\"index\":4},{\"index\":5},{\"index\":6},"
+    "{\"index\":7},{\"index\":8},{\"index\":0,\"text\":\"tenth\"},{\"text\":\"eleventh\"}]}",
     "{\"choices\":[{\"index\":0.0,\"message\":{\"tool_calls\":{\"k\":{\"function\":{\"name\":\"o\"}}}}}]}",
 };
 
