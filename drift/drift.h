@@ -131,7 +131,9 @@ struct drift_record_fields {
  * drift_record_set_output, in one malloc instead of a dozen, and drift_push
  * queues it without another. The event loop makes one per request, and the
  * writer thread frees it: fewer allocations crossing threads keep malloc
- * cheap for the rest of the loop. To replace a string field afterwards,
+ * cheap for the rest of the loop; the writer hands finished blocks back and
+ * this reuses them, so call it from one thread only (the loop's), like the
+ * other calls here that take a struct drift. To replace a string field afterwards,
  * release the old one with drift_record_free_field, never free(). Returns
  * NULL when out of memory. */
 struct drift_record *drift_record_make(struct drift *d, const struct drift_record_fields *f);

@@ -178,7 +178,37 @@ struct drift {
     struct drift_event recent[RECENT_EVENTS];
     size_t recent_pos, recent_len;
     int64_t last_retention_ms;        /* writer only */
+
+    /* Record blocks the writer is done with, handed back for
+     * drift_record_make to reuse (see struct spare). */
+    struct spare *spares;             /* published by the writer; atomic exchange */
+    struct spare *loop_spares;        /* taken by the loop (drift_record_make) */
 };
+
+/* A record block waiting to be reused, written over the block's start.
+ * Why: the loop allocated every record and the writer freed it, so each
+ * batch ended with thousands of frees into the loop's malloc arena from
+ * another thread, contending for its lock with the loop's own mallocs.
+ * Handing the blocks back saves the loop a malloc and the writer a free
+ * per record. At most SPARE_MAX blocks of at most SPARE_BLOCK_MAX bytes
+ * (so at most 32 MiB) wait; the rest are freed. */
+struct spare {
+    struct spare *next;
+    size_t size;
+};
+
+#define SPARE_MAX 4096
+#define SPARE_BLOCK_MAX 8192
+#define SPARE_ROUND 256               /* block sizes are rounded up, for reuse */
+
+static void spares_free(struct spare *s)
+{
+    while (s) {
+        struct spare *nx = s->next;
+        free(s);
+        s = nx;
+    }
+}
 
 static void default_log(void *ud, const char *level, const char *msg)
 {
@@ -315,8 +345,23 @@ struct drift_record *drift_record_make(struct drift *d, const struct drift_recor
     int keep_output = f->output && (d->store_outputs != CFG_STORE_NONE || f->keep_output);
     if (keep_output)
         size += f->output_len + 1;
-    struct drift_record *r = malloc(size);
-    if (!r)
+    struct drift_record *r = NULL;
+    if (size <= SPARE_BLOCK_MAX) {
+        size = (size + SPARE_ROUND - 1) / SPARE_ROUND * SPARE_ROUND;
+        if (!d->loop_spares)
+            d->loop_spares = __atomic_exchange_n(&d->spares, NULL, __ATOMIC_ACQUIRE);
+        struct spare *sp = d->loop_spares;
+        if (sp) {
+            d->loop_spares = sp->next;
+            if (sp->size >= size) {
+                size = sp->size;
+                r = (struct drift_record *)(void *)sp;
+            } else {
+                free(sp);
+            }
+        }
+    }
+    if (!r && !(r = malloc(size)))
         return NULL;
     memset(r, 0, sizeof *r);
     r->probe_correct = r->probe_changed = r->probe_parsed = r->probe_refused = -1;
@@ -1461,11 +1506,28 @@ static void *writer_main(void *arg)
         uint64_t nrec = 0;
         if (prepared)
             write_batch(d, &w, list, &nrec);
+        /* record blocks go back to the loop while it has none waiting */
+        struct spare *back = NULL;
+        size_t nback = 0;
+        int hand_back = __atomic_load_n(&d->spares, __ATOMIC_RELAXED) == NULL;
         while (list) {
             struct item *nx = list->next;
-            item_free(list);
+            struct drift_record *rec = list->rec;
+            if (hand_back && list->in_record && list->kind == IT_RECORD && nback < SPARE_MAX &&
+                rec->block_size <= SPARE_BLOCK_MAX) {
+                drift_record_free_fields(rec);   /* the item lives in the block */
+                struct spare *sp = (struct spare *)(void *)rec;
+                sp->size = rec->block_size;
+                sp->next = back;
+                back = sp;
+                nback++;
+            } else {
+                item_free(list);
+            }
             list = nx;
         }
+        if (back)   /* only the writer makes it non-NULL, only the loop takes it */
+            __atomic_store_n(&d->spares, back, __ATOMIC_RELEASE);
         if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS) {
             d->last_retention_ms = mono_ms();
             retention(d);
@@ -1761,6 +1823,8 @@ void drift_close(struct drift *d)
     }
     sqlite3_exec(d->db, "PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(d->db);
+    spares_free(d->spares);
+    spares_free(d->loop_spares);
     free_state(d);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->work);

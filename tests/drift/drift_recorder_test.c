@@ -321,6 +321,42 @@ int main(void)
                 CHECK_INT(q1(path, sql), 1);
             }
 
+        /* blocks handed back by the writer are reused for records of other
+         * sizes (rounds flushed one by one), every row as made */
+        snprintf(path, sizeof path, "%s/spare.db", dir);
+        cfg = t_cfg(path);
+        cfg.store_outputs = CFG_STORE_FULL;
+        d = drift_open(&cfg, err, sizeof err);
+        static char text[12000];
+        memset(text, 'a', sizeof text);
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < 40; i++) {
+                size_t tl = (size_t)((i * 997 + round * 131) % 11000);
+                text[0] = (char)('A' + round);
+                struct drift_record_fields sf = {
+                    .request_id = id, .target = "t", .request_body = raw,
+                    .request_body_len = strlen(raw), .output = text, .output_len = tl};
+                snprintf(id, sizeof id, "sp-%d-%d-%zu", round, i, tl);
+                r = drift_record_make(d, &sf);
+                CHECK(r != NULL && r->output_len == (int)tl);
+                r->status = 200;
+                drift_push(d, r);
+            }
+            drift_flush(d);
+        }
+        drift_close(d);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 160);
+        for (int round = 0; round < 4; round++)
+            for (int i = 0; i < 40; i++) {
+                size_t tl = (size_t)((i * 997 + round * 131) % 11000);
+                snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE"
+                         " request_id = 'sp-%d-%d-%zu' AND output_len = %zu AND"
+                         " length(output_text) = %zu AND (%zu = 0 OR substr(output_text, 1, 1)"
+                         " = '%c') AND requested_model = 'gpt-4o'", round, i, tl, tl, tl, tl,
+                         'A' + round);
+                CHECK_INT(q1(path, sql), 1);
+            }
+
         /* drift_record_make: one block, the same row as field by field */
         snprintf(path, sizeof path, "%s/make.db", dir);
         cfg = t_cfg(path);
