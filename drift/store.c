@@ -968,9 +968,11 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
 /* ---- the writer -------------------------------------------------------------------------- */
 
 /* Records are inserted REC_ROWS to a statement when a batch has that many
- * in a row: one INSERT of 16 rows costs the writer about a third less per
- * record than 16 INSERTs (statement start, reset and halt are per
- * statement). 16 x 30 parameters stay under SQLite's oldest limit (999). */
+ * in a row: statement start, reset and halt are paid once per 16 rows
+ * (measured: ~10% less writer time per record than one INSERT per row,
+ * provided the statement journal a multi-row INSERT needs stays in memory:
+ * temp_store = MEMORY). 16 x 30 parameters stay under SQLite's oldest
+ * limit (999). */
 #define REC_ROWS 16
 #define REC_COLS 30
 
@@ -1760,6 +1762,9 @@ struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
          * SQLite's default 2 MB cache they spill to the WAL mid-transaction
          * (measured ~6% of the writer's time at 5,000-record batches) */
         exec(d->db, "PRAGMA cache_size = -16384", err, errlen, what) ||
+        /* a multi-row INSERT keeps a statement journal; on disk it meant
+         * a pwrite to a temporary file for every few rows */
+        exec(d->db, "PRAGMA temp_store = MEMORY", err, errlen, what) ||
         exec(d->db, "PRAGMA foreign_keys = OFF", err, errlen, what))
         goto fail;
     if (migrate(d->db, d->db_path, err, errlen))
