@@ -131,7 +131,9 @@ struct drift_record_fields {
  * drift_record_set_output, in one malloc instead of a dozen, and drift_push
  * queues it without another. The event loop makes one per request, and the
  * writer thread frees it: fewer allocations crossing threads keep malloc
- * cheap for the rest of the loop. To replace a string field afterwards,
+ * cheap for the rest of the loop; the writer hands finished blocks back and
+ * this reuses them, so call it from one thread only (the loop's), like the
+ * other calls here that take a struct drift. To replace a string field afterwards,
  * release the old one with drift_record_free_field, never free(). Returns
  * NULL when out of memory. */
 struct drift_record *drift_record_make(struct drift *d, const struct drift_record_fields *f);
@@ -161,6 +163,48 @@ int drift_record_set_request_raw(struct drift_record *r, const char *body, size_
  * whatever the privacy setting (probe texts are llmpin's own questions). */
 int drift_record_set_output(struct drift *d, struct drift_record *r, const char *text,
                             size_t len);
+
+/* ---- reading an answer (event loop) ------------------------------------------ */
+
+/* What drift_answer_scan found in an upstream answer. Strings are spans of
+ * the raw text between the quotes, still escaped (NULL = absent or not a
+ * string); turn them into text with drift_json_unescape. */
+struct drift_answer {
+    const char *model;               /* top-level "model" */
+    size_t model_len;
+    const char *fingerprint;         /* top-level "system_fingerprint" */
+    size_t fingerprint_len;
+    int has_prompt_tokens, has_completion_tokens;   /* usage.* is a number */
+    double prompt_tokens, completion_tokens;
+};
+
+#define DRIFT_ANSWER_OK 0
+#define DRIFT_ANSWER_UNSURE 1
+
+/* Called for each piece of output text of choice 0, in the order the proxy
+ * records them: message (or, in a stream chunk, delta) content, then each
+ * tool call's function name and arguments, then "text" (completions). raw
+ * is escaped, as in struct drift_answer. */
+typedef void (*drift_answer_output_fn)(void *ud, const char *raw, size_t len);
+
+/* Read an OpenAI-style answer object (is_chunk: one stream chunk) in place,
+ * allocating nothing: the first "model", "system_fingerprint", usage token
+ * counts and the output texts, looked up as cJSON_GetObjectItemCaseSensitive
+ * and cJSON_ArrayForEach would. Returns DRIFT_ANSWER_OK when json[0..len) is
+ * strict JSON that cJSON_ParseWithLength reads the same way (then *a is
+ * filled and output has been called), or DRIFT_ANSWER_UNSURE with nothing
+ * reported, and the caller must ask cJSON: the text is not JSON, or is JSON
+ * this scanner does not vouch for (\u0000, unpaired surrogates, raw control
+ * characters, numbers over 63 characters, nesting over 64, a top level that
+ * is not an object, trailing bytes, embeddings' "data" array). Never reads
+ * outside json[0..len). */
+int drift_answer_scan(const char *json, size_t len, int is_chunk, struct drift_answer *a,
+                      drift_answer_output_fn output, void *ud);
+
+/* Unescape len bytes of a JSON string's contents (a span given by
+ * drift_answer_scan) into out, which has room for len bytes and may be raw
+ * itself (unescaping in place). Returns the bytes written; adds no NUL. */
+size_t drift_json_unescape(const char *raw, size_t len, char *out);
 
 /* ---- events ---------------------------------------------------------------- */
 

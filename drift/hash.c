@@ -409,6 +409,12 @@ void drift_record_free(struct drift_record *r)
 {
     if (!r)
         return;
+    drift_record_free_fields(r);
+    free(r);
+}
+
+void drift_record_free_fields(struct drift_record *r)
+{
     drift_record_free_field(r, r->request_id);
     drift_record_free_field(r, r->key_name);
     drift_record_free_field(r, r->route);
@@ -423,7 +429,6 @@ void drift_record_free(struct drift_record *r)
     drift_record_free_field(r, r->probe_suite);
     drift_record_free_field(r, r->probe_id);
     drift_record_free_field(r, r->probe_answer);
-    free(r);
 }
 
 void drift_event_clear(struct drift_event *ev)

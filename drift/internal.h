@@ -37,6 +37,10 @@ void drift_hasher_clear(struct drift_hasher *h);
 void drift_sha256_hex(struct drift_hasher *h, const char *text, size_t len, char hex[65]);
 int drift_canonical_request_hash_with(struct drift_hasher *h, const cJSON *body, char hex[65]);
 
+/* Release what a record holds outside its own block (drift_record_make),
+ * leaving the block itself. */
+void drift_record_free_fields(struct drift_record *r);
+
 /* Strings */
 char *drift_strdup(const char *s);          /* NULL-safe */
 void drift_fmt_time(int64_t ms, char *out, size_t n);   /* "2026-01-31 12:00:00 UTC" */

@@ -474,6 +474,37 @@ static void inspect_object(struct rq *q, const cJSON *o, int is_chunk) {
     }
 }
 
+/* The same as inspect_object, read by drift_answer_scan without building a
+ * cJSON tree (no allocation per node: this runs on the loop for every
+ * answer). Returns 0, or -1 when the scanner is unsure and the caller must
+ * parse with cJSON as before (nothing has been captured then). */
+static void scan_output(void *ud, const char *raw, size_t len) {
+    struct rq *q = ud;
+    size_t old = q->output.len;
+    /* copy, then unescape in place; keep it only if it fits, as capture_output */
+    buf_append(&q->output, raw, len);
+    size_t n = drift_json_unescape(q->output.p + old, len, q->output.p + old);
+    q->output.len = old + n > MAX_OUTPUT_CAPTURE ? old : old + n;
+    q->output.p[q->output.len] = 0;
+}
+
+static void scan_str(char **dst, const char *raw, size_t len) {
+    if (!raw || *dst) return;
+    char *s = util_xmalloc(len + 1);
+    s[drift_json_unescape(raw, len, s)] = 0;
+    *dst = s;
+}
+
+static int scan_answer(struct rq *q, const char *json, size_t len, int is_chunk) {
+    struct drift_answer an;
+    if (drift_answer_scan(json, len, is_chunk, &an, scan_output, q) != DRIFT_ANSWER_OK) return -1;
+    scan_str(&q->served_model, an.model, an.model_len);
+    scan_str(&q->fingerprint, an.fingerprint, an.fingerprint_len);
+    if (an.has_prompt_tokens) q->prompt_tokens = (int)an.prompt_tokens;
+    if (an.has_completion_tokens) q->completion_tokens = (int)an.completion_tokens;
+    return 0;
+}
+
 /* Version pins and version drift for the answer just inspected. Returns 1
  * if the request must not be served from this target (fallback or reject
  * already handled). */
@@ -591,10 +622,12 @@ static int on_sse_event(struct rq *q, const char *ev, size_t len) {
         if (strcmp(data.p, "[DONE]") == 0) {
             q->saw_done = 1;
         } else {
-            cJSON *o = cJSON_ParseWithLength(data.p, data.len);
-            if (o) {
-                inspect_object(q, o, 1);
-                cJSON_Delete(o);
+            if (scan_answer(q, data.p, data.len, 1) != 0) {
+                cJSON *o = cJSON_ParseWithLength(data.p, data.len);
+                if (o) {
+                    inspect_object(q, o, 1);
+                    cJSON_Delete(o);
+                }
             }
         }
     }
@@ -802,8 +835,14 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
     cJSON *o2 = NULL;
     int looks_json = 0;
     if (need) {
-        o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
-        looks_json = o2 != NULL;
+        /* the allocation-free scanner first; cJSON when it is unsure, and
+         * for the models list, which is rewritten */
+        if (!q->models_list && q->body.len && scan_answer(q, q->body.p, q->body.len, 0) == 0) {
+            looks_json = 1;
+        } else {
+            o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
+            looks_json = o2 != NULL;
+        }
     } else {
         size_t i = 0;
         while (i < q->body.len && strchr(" \t\r\n", q->body.p[i])) i++;

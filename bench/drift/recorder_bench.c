@@ -3,11 +3,12 @@
  * loop) thread, and on the writer thread, per record, with records shaped
  * like the ones proxy/app.c makes for bench/proxy's request.
  *
- *   llmpin-bench-recorder [N [RATE [parsed|raw|make]]]
+ *   llmpin-bench-recorder [N [RATE [parsed|raw|make|unique]]]
  *       N records (default 100000) at RATE per second (default 10000; 0 = as
  *       fast as possible); parsed: field by field, the request as parsed JSON
  *       (drift_record_set_request); raw: the same with the request as bytes
- *       (drift_record_set_request_raw); make: drift_record_make
+ *       (drift_record_set_request_raw); make: drift_record_make; unique: the
+ *       same with a different request body every time (no memo hits)
  *
  * Prints ns of thread CPU per record for the pusher and for the rest of the
  * process (the writer), and the database size. Not a test: figures vary
@@ -49,7 +50,8 @@ int main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[1]) : 100000;
     long rate = argc > 2 ? atol(argv[2]) : 10000;
     const char *how = argc > 3 ? argv[3] : "parsed";
-    int mode = strcmp(how, "raw") == 0 ? 1 : strcmp(how, "make") == 0 ? 2 : 0;
+    int mode = strcmp(how, "raw") == 0 ? 1 : strcmp(how, "make") == 0 ? 2
+             : strcmp(how, "unique") == 0 ? 3 : 0;
     char dir[] = "/tmp/llmpin-recbench-XXXXXX", path[128], err[512];
     if (!mkdtemp(dir))
         return 1;
@@ -84,14 +86,20 @@ int main(int argc, char **argv)
         char id[40];
         snprintf(id, sizeof id, "%016lx%08lx", (unsigned long)i * 2654435761UL, (unsigned long)i);
         struct drift_record *r;
-        if (mode == 2) {
+        char ubody[200];
+        if (mode == 3) {              /* a different request every time */
+            snprintf(ubody, sizeof ubody, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":"
+                     "\"user\",\"content\":\"hello benchmark %ld\"}],\"max_tokens\":16}", i);
+        }
+        if (mode >= 2) {
+            const char *b = mode == 3 ? ubody : body;
             struct drift_record_fields f = {
                 .request_id = id, .key_name = "default", .route = "default",
                 .target = "upstream/gpt-4o-mini", .requested_model = "gpt-4o-mini",
                 .served_model = "gpt-4o-mini-2024-07-18", .system_fingerprint = "fp_bench",
                 .upstream_request_id = id,
                 .version_headers = "{\"openai-version\":\"2020-10-01\"}",
-                .request_body = body, .request_body_len = strlen(body),
+                .request_body = b, .request_body_len = strlen(b),
                 .output = out, .output_len = strlen(out),
             };
             r = drift_record_make(d, &f);

@@ -265,6 +265,98 @@ int main(void)
                            " AND request_hash IS NULL AND deterministic = 0"), 1);
         cJSON_Delete(body);
 
+        /* the writer remembers what it learnt from a body: repeats of the
+         * same bytes, mixed with other bodies and with records that name
+         * their model, in runs long enough for the multi-row INSERT, give
+         * the rows a fresh hashing gives */
+        snprintf(path, sizeof path, "%s/memo.db", dir);
+        cfg = t_cfg(path);
+        d = drift_open(&cfg, err, sizeof err);
+        static char big[20000];
+        size_t bl = (size_t)snprintf(big, sizeof big, "{\"model\":\"big\",\"temperature\":0,"
+                                     "\"messages\":[{\"role\":\"user\",\"content\":\"");
+        memset(big + bl, 'x', 18000);
+        snprintf(big + bl + 18000, sizeof big - bl - 18000, "\"}]}");
+        const char *bodies[5] = {raw, "{\"messages\":[],\"temperature\":0.7}", "[1, 2", big,
+                                 "{\"model\":\"m2\",\"seed\":-9,\"messages\":[]}"};
+        char hashes[5][65], id[32];
+        for (int k = 0; k < 5; k++) {
+            cJSON *b = cJSON_Parse(bodies[k]);
+            if (!cJSON_IsObject(b) || drift_canonical_request_hash(b, hashes[k]) != 0)
+                hashes[k][0] = '\0';
+            cJSON_Delete(b);
+        }
+        for (int i = 0; i < 100; i++) {
+            int k = (i * 7) % 5;
+            struct drift_record_fields mf = {
+                .request_id = id, .target = "t", .requested_model = i % 3 == 0 ? "named" : NULL,
+                .request_body = bodies[k], .request_body_len = strlen(bodies[k]),
+                .output = "o", .output_len = 1};
+            snprintf(id, sizeof id, "memo-%d-%d", k, i % 3 == 0);
+            r = drift_record_make(d, &mf);
+            r->status = 200;
+            drift_push(d, r);
+        }
+        drift_close(d);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 100);
+        static const char *const models[5] = {"'gpt-4o'", "NULL", "NULL", "'big'", "'m2'"};
+        static const char *const det[5] = {"deterministic = 1 AND seed = 3",
+                                           "deterministic = 0 AND seed IS NULL",
+                                           "deterministic = 0 AND seed IS NULL",
+                                           "deterministic = 1 AND seed IS NULL",
+                                           "deterministic = 1 AND seed = -9"};
+        for (int k = 0; k < 5; k++)
+            for (int named = 0; named < 2; named++) {
+                char hq[100], mq[40];
+                snprintf(hq, sizeof hq, hashes[k][0] ? "request_hash = '%s'" : "request_hash IS NULL",
+                         hashes[k]);
+                snprintf(mq, sizeof mq, named ? "requested_model = 'named'" : models[k][0] == 'N'
+                         ? "requested_model IS NULL" : "requested_model = %s", models[k]);
+                snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE"
+                         " request_id = 'memo-%d-%d' AND NOT (%s AND %s AND %s)", k, named, hq,
+                         mq, det[k]);
+                CHECK_INT(q1(path, sql), 0);
+                snprintf(sql, sizeof sql, "SELECT count(*) > 0 FROM drift_records WHERE"
+                         " request_id = 'memo-%d-%d'", k, named);
+                CHECK_INT(q1(path, sql), 1);
+            }
+
+        /* blocks handed back by the writer are reused for records of other
+         * sizes (rounds flushed one by one), every row as made */
+        snprintf(path, sizeof path, "%s/spare.db", dir);
+        cfg = t_cfg(path);
+        cfg.store_outputs = CFG_STORE_FULL;
+        d = drift_open(&cfg, err, sizeof err);
+        static char text[12000];
+        memset(text, 'a', sizeof text);
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < 40; i++) {
+                size_t tl = (size_t)((i * 997 + round * 131) % 11000);
+                text[0] = (char)('A' + round);
+                struct drift_record_fields sf = {
+                    .request_id = id, .target = "t", .request_body = raw,
+                    .request_body_len = strlen(raw), .output = text, .output_len = tl};
+                snprintf(id, sizeof id, "sp-%d-%d-%zu", round, i, tl);
+                r = drift_record_make(d, &sf);
+                CHECK(r != NULL && r->output_len == (int)tl);
+                r->status = 200;
+                drift_push(d, r);
+            }
+            drift_flush(d);
+        }
+        drift_close(d);
+        CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 160);
+        for (int round = 0; round < 4; round++)
+            for (int i = 0; i < 40; i++) {
+                size_t tl = (size_t)((i * 997 + round * 131) % 11000);
+                snprintf(sql, sizeof sql, "SELECT count(*) FROM drift_records WHERE"
+                         " request_id = 'sp-%d-%d-%zu' AND output_len = %zu AND"
+                         " length(output_text) = %zu AND (%zu = 0 OR substr(output_text, 1, 1)"
+                         " = '%c') AND requested_model = 'gpt-4o'", round, i, tl, tl, tl, tl,
+                         'A' + round);
+                CHECK_INT(q1(path, sql), 1);
+            }
+
         /* drift_record_make: one block, the same row as field by field */
         snprintf(path, sizeof path, "%s/make.db", dir);
         cfg = t_cfg(path);
