@@ -1401,7 +1401,7 @@ static int load_breaker(struct ld *ld, const cJSON *o) {
 
 static int load_drift(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
-        "enabled", "db_path", "store_outputs", "commit_interval", "retention_days", "retention_mb",
+        "enabled", "db_path", "store_outputs", "commit_interval", "writer_nice", "retention_days", "retention_mb",
         "webhook_url", "false_alarm_rate", "min_drop", "baseline_probes", "probes", NULL
     };
     static const char *const pknown[] = {"name", "path", "targets", "interval", NULL};
@@ -1415,6 +1415,7 @@ static int load_drift(struct ld *ld, const cJSON *o) {
         get_nonempty_str(ld, cJSON_GetObjectItemCaseSensitive(o, "db_path"), "drift.db_path", 0, &d->db_path) < 0 ||
         get_enum(ld, cJSON_GetObjectItemCaseSensitive(o, "store_outputs"), "drift.store_outputs", stores, &st) < 0 ||
         get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "commit_interval"), "drift.commit_interval", 1, 1, 60000, &d->commit_interval_ms) < 0 ||
+        get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "writer_nice"), "drift.writer_nice", 0, 19, &d->writer_nice) < 0 ||
         get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "retention_days"), "drift.retention_days", 0, 36500, &d->retention_days) < 0 ||
         get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "retention_mb"), "drift.retention_mb", 0, 100000000, &d->retention_mb) < 0 ||
         get_double(ld, cJSON_GetObjectItemCaseSensitive(o, "false_alarm_rate"), "drift.false_alarm_rate", 0, 1, 1, 1, &d->false_alarm_rate) < 0 ||

@@ -36,6 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define BATCH_SOFT_MAX 5000           /* wake the writer early when this many wait */
 #define RECENT_EVENTS 32
@@ -150,6 +153,7 @@ struct drift {
     char *db_path;
     enum cfg_store_outputs store_outputs;
     int commit_interval_ms;
+    int writer_nice;
     int retention_days, retention_mb;
     struct drift_detector_params dprm;
 
@@ -1463,6 +1467,17 @@ static void write_batch(struct drift *d, struct wstmts *w, struct item *list, ui
 static void *writer_main(void *arg)
 {
     struct drift *d = arg;
+    /* The request path comes first: with the writer at a lower priority the
+     * kernel lets the event loop preempt it at once when a request arrives,
+     * and the writer runs in the gaps. Measured on 2 cores at saturation
+     * (bench/drift/proxy_ab.sh): req/s with drift on went from 0.86 to 0.91
+     * of drift off at nice 10, and the one-at-a-time p99 from 1.5 ms to
+     * 0.7 ms. The writer still needs ~4 us of CPU per record; on a machine
+     * that stays 100% busy for long it falls behind, the queue absorbs
+     * 100,000 records, and beyond that records are dropped and counted.
+     * Per-thread nice is a Linux feature; elsewhere this is a no-op. */
+    if (d->writer_nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), d->writer_nice) != 0)
+        logf_(d, "warn", "cannot lower the writer thread's priority: %s", strerror(errno));
     struct wstmts w = {0};
     if (drift_hasher_init(&w.h) != 0)
         logf_(d, "warn", "%s: no reusable SHA-256 context; hashing the slow way", d->db_path);
@@ -1703,6 +1718,7 @@ struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
     d->db_path = strdup(cfg->db_path && *cfg->db_path ? cfg->db_path : "llmpin-drift.db");
     d->store_outputs = cfg->store_outputs;
     d->commit_interval_ms = cfg->commit_interval_ms > 0 ? cfg->commit_interval_ms : 100;
+    d->writer_nice = cfg->writer_nice >= 0 && cfg->writer_nice <= 19 ? cfg->writer_nice : 10;
     d->retention_days = cfg->retention_days;
     d->retention_mb = cfg->retention_mb;
     d->dprm.false_alarm_rate = cfg->false_alarm_rate > 0 ? cfg->false_alarm_rate : 1e-4;

@@ -56,10 +56,27 @@ ONPID=$!
 PIDS="$PIDS $ONPID"
 ON=$(wait_ready "$TMP/on.ready")
 
+# BODIES=unique (default): a counter in every request's content, as real
+# traffic would, so the writer's memory of recent bodies never helps.
+# BODIES=same: one fixed body (the writer's best case).
+if [ "${BODIES:-unique}" = same ]; then
 cat >"$TMP/chat.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}'
 wrk.headers["Content-Type"] = "application/json"
+LUA
+else
+cat >"$TMP/chat.lua" <<'LUA'
+local n = 0
+local hdrs = {["Content-Type"] = "application/json"}
+request = function()
+    n = n + 1
+    return wrk.format("POST", nil, hdrs,
+        '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark ' .. n .. '"}],"max_tokens":16}')
+end
+LUA
+fi
+cat >>"$TMP/chat.lua" <<'LUA'
 done = function(summary, latency, requests)
     local e = summary.errors
     io.write(string.format("requests=%d rps=%.1f p50_us=%d p99_us=%d non2xx=%d sockerr=%d\n",

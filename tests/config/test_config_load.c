@@ -276,7 +276,8 @@ static void test_defaults(void) {
 static void test_units(void) {
     struct cfg *c = LOAD_OK("{\"server\": {\"max_body_bytes\": \"512KiB\", \"request_timeout\": \"2m\", \"drain_timeout\": 1500},"
                             " \"breaker\": {\"window\": \"1m\", \"cooldown\": \"500ms\"},"
-                            " \"drift\": {\"commit_interval\": \"1s\", \"store_outputs\": \"full\", \"false_alarm_rate\": 0.001}}");
+                            " \"drift\": {\"commit_interval\": \"1s\", \"store_outputs\": \"full\", \"false_alarm_rate\": 0.001,"
+                            " \"writer_nice\": 0}}");
     if (c) {
         CHECK(c->server.max_body_bytes == 512 * 1024);
         CHECK(c->server.request_timeout_ms == 120000);
@@ -284,6 +285,7 @@ static void test_units(void) {
         CHECK(c->breaker.window_s == 60);
         CHECK(c->breaker.cooldown_ms == 500);
         CHECK(c->drift.commit_interval_ms == 1000);
+        CHECK(c->drift.writer_nice == 0);
         CHECK(c->drift.store_outputs == CFG_STORE_FULL);
         CHECK(c->drift.false_alarm_rate == 0.001);
         cfg_free(c);
@@ -567,6 +569,7 @@ static void test_breaker_drift_errors(void) {
     EXPECT_ERR("{\"breaker\": {\"cooldown\": \"fast\"}}",
                "t.json: breaker.cooldown: expected a duration such as \"30s\", \"500ms\" or \"2m\", got \"fast\"");
     EXPECT_ERR("{\"drift\": {\"false_alarm_rate\": 1}}", "t.json: drift.false_alarm_rate: must be strictly between 0 and 1, got 1");
+    EXPECT_ERR("{\"drift\": {\"writer_nice\": 20}}", "t.json: drift.writer_nice: must be between 0 and 19, got 20");
     EXPECT_ERR("{\"drift\": {\"min_drop\": -0.1}}", "t.json: drift.min_drop: must be strictly between 0 and 1, got -0.1");
     EXPECT_ERR("{\"drift\": {\"store_outputs\": \"all\"}}", "t.json: drift.store_outputs: expected one of none, hash, full, got \"all\"");
     EXPECT_ERR("{\"drift\": {\"retention_days\": -1}}", "t.json: drift.retention_days: must be between 0 and 36500, got -1");
