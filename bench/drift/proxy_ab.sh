@@ -56,34 +56,8 @@ ONPID=$!
 PIDS="$PIDS $ONPID"
 ON=$(wait_ready "$TMP/on.ready")
 
-# BODIES=unique (default): a counter in every request's content, as real
-# traffic would, so the writer's memory of recent bodies never helps.
-# BODIES=same: one fixed body (the writer's best case).
-if [ "${BODIES:-unique}" = same ]; then
-cat >"$TMP/chat.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-else
-cat >"$TMP/chat.lua" <<'LUA'
-local n = 0
-local hdrs = {["Content-Type"] = "application/json"}
-request = function()
-    n = n + 1
-    return wrk.format("POST", nil, hdrs,
-        '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark ' .. n .. '"}],"max_tokens":16}')
-end
-LUA
-fi
-cat >>"$TMP/chat.lua" <<'LUA'
-done = function(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("requests=%d rps=%.1f p50_us=%d p99_us=%d non2xx=%d sockerr=%d\n",
-        summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50),
-        latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
-end
-LUA
+# the wrk script of bench/proxy: BODIES=unique (default) or same, see its chat.lua
+cp "$ROOT/bench/proxy/chat.lua" "$TMP/chat.lua"
 
 # CPU time (ms) of each thread of a process: "tid:name:ms ..."
 cpu() {
@@ -92,7 +66,7 @@ cpu() {
     done
 }
 run() {
-    wrk -t1 -c"$CONNS" -d"$2" -s "$TMP/chat.lua" "http://$1/v1/chat/completions" | grep '^requests='
+    wrk -t1 -c"$CONNS" -d"$2" -s "$TMP/chat.lua" "http://$1/v1/chat/completions" | grep '^RESULT'
 }
 # per-thread CPU ms between two cpu() snapshots, divided by requests/1000
 cpudiff() {

@@ -154,36 +154,8 @@ PIDS="$PIDS $!"
 DRIFT_ADDR=$(wait_ready "$TMP/llmpin-drift.ready")
 
 # ---- request rate and latency ---------------------------------------------
-# BODIES=unique (default): every request's content carries a counter, as
-# real traffic would, so nothing on any path can profit from seeing the same
-# bytes twice (llmpin's drift recorder remembers the hash of a body it has
-# just seen). BODIES=same: one fixed body.
-if [ "${BODIES:-unique}" = same ]; then
-    cat >"$TMP/chat.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark"}],"max_tokens":16}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
-else
-    cat >"$TMP/chat.lua" <<'EOF'
-local n = 0
-local hdrs = {["Content-Type"] = "application/json"}
-request = function()
-    n = n + 1
-    return wrk.format("POST", nil, hdrs,
-        '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello benchmark ' .. n .. '"}],"max_tokens":16}')
-end
-EOF
-fi
-cat >>"$TMP/chat.lua" <<'EOF'
-done = function(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("RESULT requests=%d non2xx=%d sockerr=%d rps=%.1f p50_us=%d p99_us=%d\n",
-        summary.requests, e.status, e.connect + e.read + e.write + e.timeout,
-        summary.requests / (summary.duration / 1e6),
-        latency:percentile(50), latency:percentile(99)))
-end
-EOF
+# the wrk script: BODIES=unique (default) or same, see chat.lua
+cp "$HERE/chat.lua" "$TMP/chat.lua"
 
 # sanity: every path answers the request the same way before it is timed
 for a in "$MOCK_ADDR" "127.0.0.1:$NGINX1_PORT" "127.0.0.1:$NGINX2_PORT" "$LLMPIN_ADDR" "$DRIFT_ADDR"; do
