@@ -118,10 +118,14 @@ struct rq {
     int paused;
     int64_t ttft_ms;
     /* what the answer revealed */
-    char *served_model;
-    char *fingerprint;
+    char *served_model;                 /* served_mem, or the heap when longer */
+    char *fingerprint;                  /* fp_mem, or the heap */
     int prompt_tokens, completion_tokens;
     struct buf output;                  /* captured output text */
+    /* Storage for the usual sizes of the above and of body and
+     * up_extra_headers, so that an ordinary answer costs no malloc. */
+    char served_mem[64], fp_mem[48];
+    char output_mem[256], hdr_mem[256], body_mem[1024];
     int status_sent;
     const char *outcome;                /* for the access log */
     int est_tokens;
@@ -254,8 +258,9 @@ static void rq_reset_attempt(struct rq *q) {
     buf_reset(&q->sse_pending);
     q->sse = 0;
     q->saw_done = 0;
-    free(q->served_model); q->served_model = NULL;
-    free(q->fingerprint); q->fingerprint = NULL;
+    if (q->served_model != q->served_mem) free(q->served_model);
+    if (q->fingerprint != q->fp_mem) free(q->fingerprint);
+    q->served_model = q->fingerprint = NULL;
     q->prompt_tokens = q->completion_tokens = 0;
     buf_reset(&q->output);
 }
@@ -419,8 +424,19 @@ static void on_client_drain(struct http_exchange *ex, void *ud) {
 
 /* ---- parsing what an answer reveals ----------------------------------------------- */
 
-static void set_str(char **dst, const cJSON *v) {
-    if (cJSON_IsString(v) && !*dst) *dst = util_strdup(v->valuestring);
+/* *dst = a copy of s[0..n), in mem[cap] when it fits. */
+static void keep_str(char **dst, char *mem, size_t cap, const char *s, size_t n) {
+    char *d = n < cap ? mem : util_xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    *dst = d;
+}
+
+static void set_str(struct rq *q, char **dst, const cJSON *v) {
+    if (!cJSON_IsString(v) || *dst) return;
+    int served = dst == &q->served_model;
+    keep_str(dst, served ? q->served_mem : q->fp_mem, served ? sizeof q->served_mem : sizeof q->fp_mem,
+             v->valuestring, strlen(v->valuestring));
 }
 
 static void capture_output(struct rq *q, const char *s) {
@@ -440,8 +456,8 @@ static void capture_usage(struct rq *q, const cJSON *u) {
 
 /* One response object (a whole body or one stream chunk). */
 static void inspect_object(struct rq *q, const cJSON *o, int is_chunk) {
-    set_str(&q->served_model, cJSON_GetObjectItemCaseSensitive(o, "model"));
-    set_str(&q->fingerprint, cJSON_GetObjectItemCaseSensitive(o, "system_fingerprint"));
+    set_str(q, &q->served_model, cJSON_GetObjectItemCaseSensitive(o, "model"));
+    set_str(q, &q->fingerprint, cJSON_GetObjectItemCaseSensitive(o, "system_fingerprint"));
     capture_usage(q, cJSON_GetObjectItemCaseSensitive(o, "usage"));
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
     const cJSON *ch;
@@ -488,9 +504,9 @@ static void scan_output(void *ud, const char *raw, size_t len) {
     q->output.p[q->output.len] = 0;
 }
 
-static void scan_str(char **dst, const char *raw, size_t len) {
+static void scan_str(char **dst, char *mem, size_t cap, const char *raw, size_t len) {
     if (!raw || *dst) return;
-    char *s = util_xmalloc(len + 1);
+    char *s = len < cap ? mem : util_xmalloc(len + 1); /* unescaping never lengthens */
     s[drift_json_unescape(raw, len, s)] = 0;
     *dst = s;
 }
@@ -498,8 +514,8 @@ static void scan_str(char **dst, const char *raw, size_t len) {
 static int scan_answer(struct rq *q, const char *json, size_t len, int is_chunk) {
     struct drift_answer an;
     if (drift_answer_scan(json, len, is_chunk, &an, scan_output, q) != DRIFT_ANSWER_OK) return -1;
-    scan_str(&q->served_model, an.model, an.model_len);
-    scan_str(&q->fingerprint, an.fingerprint, an.fingerprint_len);
+    scan_str(&q->served_model, q->served_mem, sizeof q->served_mem, an.model, an.model_len);
+    scan_str(&q->fingerprint, q->fp_mem, sizeof q->fp_mem, an.fingerprint, an.fingerprint_len);
     if (an.has_prompt_tokens) q->prompt_tokens = (int)an.prompt_tokens;
     if (an.has_completion_tokens) q->completion_tokens = (int)an.completion_tokens;
     return 0;
@@ -1129,6 +1145,9 @@ static void handle_metrics(struct app *a, struct http_exchange *ex) {
 static struct rq *rq_new(struct app *a, struct http_exchange *ex, enum rq_kind kind,
                          const struct cfg_client_key *key, const char *rid) {
     struct rq *q = util_xcalloc(1, sizeof *q);
+    buf_init_on(&q->output, q->output_mem, sizeof q->output_mem);
+    buf_init_on(&q->up_extra_headers, q->hdr_mem, sizeof q->hdr_mem);
+    buf_init_on(&q->body, q->body_mem, sizeof q->body_mem);
     q->app = a;
     q->gen = a->gen;
     q->gen->refs++;
