@@ -877,6 +877,9 @@ static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, siz
         q = le + 1;
     }
     if (minor == 0 && keep && !chunked) close_conn = 0;
+    /* both framings: chunked wins, and the connection cannot be trusted
+     * after it (RFC 9112 6.3: a sender that does this may be smuggling) */
+    if (chunked && have_len) close_conn = 1;
     x->keep_alive = !close_conn;
     if (status == 204 || status == 304) {
         x->ps = PS_DONE;

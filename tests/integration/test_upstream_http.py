@@ -32,10 +32,10 @@ def answer(text):
 class RawUpstream:
     """A threaded TCP server; each request is answered by script(model)."""
 
-    def __init__(self):
-        self.sock = socket.socket()
+    def __init__(self, family=socket.AF_INET):
+        self.sock = socket.socket(family)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
@@ -173,6 +173,11 @@ class RawUpstream:
             send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
             time.sleep(0.1)
             return False
+        if model == "both-framings":  # chunked wins; the connection is not reused
+            b = answer("both framings")
+            send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(b), b))
+            return True
         if model == "slow":
             time.sleep(0.3)
             b = answer("slow")
@@ -327,6 +332,14 @@ class FramingTest(H.ProcTestCase):
         self.assertEqual(self.content(doc), "content length")
         self.assertEqual(len(self.up.requests) - before, 2, "the request was sent again once")
 
+    def test_both_framings_chunked_wins_and_connection_dropped(self):
+        st, h, doc, raw = self.chat("both-framings")
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(self.content(doc), "both framings")
+        st, h, doc, raw = self.chat("cl")
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(self.up.connections, 2, "a new connection after the ambiguous answer")
+
     def test_no_content(self):
         # a 204 has no body even without Content-Length: the connection stays
         # in step (one connection), and an empty answer to a chat request is
@@ -391,6 +404,19 @@ class NamesTest(H.ProcTestCase):
             st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("cl"))
             self.assertEqual(st, 200, raw)
         self.assertEqual(up.requests[-1][1]["host"], "localhost:%d" % up.port)
+
+    def test_ipv6_literal(self):
+        try:
+            up = RawUpstream(socket.AF_INET6)
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        self.addCleanup(up.close)
+        p = self.llmpin(config=route_to("http://[::1]:%d/v1" % up.port), extra=["--no-drift"])
+        for _ in range(2):
+            st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("cl"))
+            self.assertEqual(st, 200, raw)
+        self.assertEqual(up.requests[-1][1]["host"], "[::1]:%d" % up.port)
+        self.assertEqual(up.connections, 1)
 
     def test_unresolvable_name_fails_fast(self):
         p = self.llmpin(config=route_to("http://no-such-host.invalid:9/v1", timeouts={"connect": "500ms"}),
