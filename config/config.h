@@ -181,7 +181,7 @@ struct cfg_drift {
     char *db_path;                /* default "llmpin-drift.db" */
     enum cfg_store_outputs store_outputs; /* default CFG_STORE_HASH */
     int commit_interval_ms;       /* default 100 */
-    int writer_nice;              /* nice value of the writer thread, 0..19; default 10 */
+    int writer_nice;              /* nice value of the writer thread, 0..19; default 19 */
     int retention_days;           /* 0 = keep forever; default 90 */
     int retention_mb;             /* 0 = no size limit; default 1024 */
     char *webhook_url;            /* POSTed a JSON event on drift, or NULL */

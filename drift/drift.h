@@ -260,6 +260,11 @@ void drift_stats(struct drift *d, struct drift_stats *st);
 /* Block until everything queued so far is committed (tests, CLI). */
 void drift_flush(struct drift *d);
 
+/* Tests only: keep the low-priority writer from taking batches (on = 1), as
+ * if the machine never gave it the CPU, so that the catch-up thread's
+ * taking over can be checked. */
+void drift_debug_stall_writer(struct drift *d, int on);
+
 /* Where drift logs events and writer errors; default stderr. The callback is
  * called from the loop thread (events) and the writer thread (errors). */
 typedef void (*drift_log_fn)(void *ud, const char *level, const char *msg);

@@ -497,6 +497,35 @@ int main(void)
     CHECK(drift_open(&cfg, err, sizeof err) == NULL);
     CHECK(strstr(err, "/nonexistent-dir/x/drift.db") != NULL);
 
+    /* 8. a starved low-priority writer: the catch-up thread commits what
+     *    waited more than two commit intervals, without any flush or close */
+    {
+        char p8[600];
+        snprintf(p8, sizeof p8, "%s/catchup.db", dir);
+        struct cfg_drift c8 = t_cfg(p8);
+        c8.commit_interval_ms = 20;
+        c8.writer_nice = 19;
+        struct drift *d8 = drift_open(&c8, err, sizeof err);
+        CHECK(d8 != NULL);
+        if (d8) {
+            drift_debug_stall_writer(d8, 1);
+            for (int i = 0; i < 100; i++)
+                drift_push(d8, rec("openai/gpt-4o", i));
+            long long n = 0;
+            for (int tries = 0; tries < 500 && n != 100; tries++) { /* up to 10 s */
+                usleep(20000);
+                n = q1(p8, "SELECT count(*) FROM drift_records");
+            }
+            CHECK_INT(n, 100);
+            drift_debug_stall_writer(d8, 0);
+            for (int i = 100; i < 150; i++)
+                drift_push(d8, rec("openai/gpt-4o", i));
+            drift_close(d8);
+            CHECK_INT(q1(p8, "SELECT count(*) FROM drift_records"), 150);
+            CHECK_INT(q1(p8, "SELECT count(DISTINCT request_id) FROM drift_records"), 150);
+        }
+    }
+
     t_rmdir(dir);
     return t_done("drift_recorder_test");
 }
