@@ -7,6 +7,7 @@
 #include "drift_test.h"
 
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 static long long q1(const char *path, const char *sql)
 {
@@ -508,6 +509,20 @@ int main(void)
         struct drift *d8 = drift_open(&c8, err, sizeof err);
         CHECK(d8 != NULL);
         if (d8) {
+            /* idle, the two writer threads sleep: a waiting thread that spins
+             * (a wait on the wrong clock returns at once) would burn the
+             * whole interval in CPU time */
+            struct rusage ru0, ru1;
+            getrusage(RUSAGE_SELF, &ru0);
+            usleep(400000);
+            getrusage(RUSAGE_SELF, &ru1);
+            long long cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000LL +
+                               (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
+                               (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000LL +
+                               (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+            if (cpu_us > 200000)
+                fprintf(stderr, "idle writer threads used %lld us of CPU in 400 ms\n", cpu_us);
+            CHECK(cpu_us <= 200000);
             drift_debug_stall_writer(d8, 1);
             for (int i = 0; i < 100; i++)
                 drift_push(d8, rec("openai/gpt-4o", i));
