@@ -689,7 +689,10 @@ static void xfer_conn_failed(struct h1_xfer *x, const char *why) {
     int next_addr = !reused && cn->addr_idx + 1 < h->n_addrs && !h->literal;
     int next_idx = cn->addr_idx + 1;
     char detail[400];
-    snprintf(detail, sizeof detail, "%s %s: %s", reused ? "connection to" : "cannot connect to", h->key, why);
+    if (cn->connecting)
+        snprintf(detail, sizeof detail, "cannot connect to %s: %s", h->key, why);
+    else
+        snprintf(detail, sizeof detail, "connection to %s failed before any answer: %s", h->key, why);
     x->conn = NULL;
     cn->x = NULL;
     conn_close(cn);
