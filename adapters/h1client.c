@@ -746,11 +746,6 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- response parsing --------------------------------------------------------------- */
 
-static const char *find_eol(const char *p, const char *e) {
-    const char *nl = memchr(p, '\n', (size_t)(e - p));
-    return nl;
-}
-
 static int is_token_ch(unsigned char c) {
     return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
 }
@@ -762,24 +757,11 @@ static int ends_with_chunked(const char *v) {
     return n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0 && (n == 7 || v[n - 8] == ',' || v[n - 8] == ' ');
 }
 
-static int has_token(const char *v, const char *tok) {
-    size_t tl = strlen(tok);
-    for (const char *p = v; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
-        const char *s = p;
-        while (*p && *p != ',') p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
-        if ((size_t)(e - s) == tl && strncasecmp(s, tok, tl) == 0) return 1;
-    }
-    return 0;
-}
-
 /* Parse a complete head in p[0..n) (ending with the empty line). Returns 0,
  * or -1 with why. Interim 1xx heads return 1 (caller skips them). */
 static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, size_t whylen) {
     const char *e = p + n;
-    const char *eol = find_eol(p, e);
+    const char *eol = memchr(p, '\n', (size_t)(e - p));
     size_t ll = (size_t)(eol - p);
     if (ll && p[ll - 1] == '\r') ll--;
     int minor;
@@ -801,7 +783,7 @@ static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, siz
     /* count fields, size the storage */
     int nh = 0;
     for (const char *q = eol + 1; q < e;) {
-        const char *le = find_eol(q, e);
+        const char *le = memchr(q, '\n', (size_t)(e - q));
         if (!le) break;
         if (le == q || (le == q + 1 && *q == '\r')) break;
         nh++;
@@ -821,7 +803,7 @@ static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, siz
     int chunked = 0, have_len = 0, close_conn = minor == 0, keep = 0;
     uint64_t clen = 0;
     for (const char *q = eol + 1; q < e;) {
-        const char *le = find_eol(q, e);
+        const char *le = memchr(q, '\n', (size_t)(e - q));
         if (!le) break;
         const char *lend = le;
         if (lend > q && lend[-1] == '\r') lend--;
@@ -874,8 +856,8 @@ static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, siz
             chunked = ends_with_chunked(hd->value);
             if (!chunked) close_conn = 1; /* other codings: body runs to close */
         } else if (strcmp(hd->name, "connection") == 0) {
-            if (has_token(hd->value, "close")) close_conn = 1;
-            if (has_token(hd->value, "keep-alive")) keep = 1;
+            if (util_has_token(hd->value, "close")) close_conn = 1;
+            if (util_has_token(hd->value, "keep-alive")) keep = 1;
         }
         q = le + 1;
     }

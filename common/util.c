@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -203,4 +204,18 @@ void buf_free(struct buf *b) {
     b->p = NULL;
     b->len = b->cap = 0;
     b->borrowed = 0;
+}
+
+int util_has_token(const char *v, const char *tok) {
+    size_t tl = strlen(tok);
+    while (v && *v) {
+        while (*v == ' ' || *v == ',' || *v == '\t') v++;
+        const char *e = v;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > v && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        if ((size_t)(t - v) == tl && strncasecmp(v, tok, tl) == 0) return 1;
+        v = e;
+    }
+    return 0;
 }

@@ -19,6 +19,10 @@ char *util_strdup(const char *s); /* NULL-safe; aborts on OOM */
 void *util_xmalloc(size_t n);     /* aborts on OOM */
 void *util_xcalloc(size_t n, size_t sz);
 void *util_xrealloc(void *p, size_t n);
+/* 1 if tok is one of the comma-separated elements of the HTTP header value
+ * v (case-insensitive, surrounding whitespace ignored), e.g. "close" in
+ * "keep-alive, Close". v may be NULL. */
+int util_has_token(const char *v, const char *tok);
 /* Random id like "req_3f9a..." (prefix + 24 hex digits) into out[cap]. */
 void util_make_id(const char *prefix, char *out, size_t cap);
 

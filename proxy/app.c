@@ -432,11 +432,8 @@ static void keep_str(char **dst, char *mem, size_t cap, const char *s, size_t n)
     *dst = d;
 }
 
-static void set_str(struct rq *q, char **dst, const cJSON *v) {
-    if (!cJSON_IsString(v) || *dst) return;
-    int served = dst == &q->served_model;
-    keep_str(dst, served ? q->served_mem : q->fp_mem, served ? sizeof q->served_mem : sizeof q->fp_mem,
-             v->valuestring, strlen(v->valuestring));
+static void set_str(char **dst, char *mem, size_t cap, const cJSON *v) {
+    if (cJSON_IsString(v) && !*dst) keep_str(dst, mem, cap, v->valuestring, strlen(v->valuestring));
 }
 
 static void capture_output(struct rq *q, const char *s) {
@@ -456,8 +453,8 @@ static void capture_usage(struct rq *q, const cJSON *u) {
 
 /* One response object (a whole body or one stream chunk). */
 static void inspect_object(struct rq *q, const cJSON *o, int is_chunk) {
-    set_str(q, &q->served_model, cJSON_GetObjectItemCaseSensitive(o, "model"));
-    set_str(q, &q->fingerprint, cJSON_GetObjectItemCaseSensitive(o, "system_fingerprint"));
+    set_str(&q->served_model, q->served_mem, sizeof q->served_mem, cJSON_GetObjectItemCaseSensitive(o, "model"));
+    set_str(&q->fingerprint, q->fp_mem, sizeof q->fp_mem, cJSON_GetObjectItemCaseSensitive(o, "system_fingerprint"));
     capture_usage(q, cJSON_GetObjectItemCaseSensitive(o, "usage"));
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(o, "choices");
     const cJSON *ch;

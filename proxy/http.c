@@ -182,20 +182,6 @@ const char *http_header(const struct http_exchange *ex, const char *name) {
 }
 
 /* 1 if the comma-separated header value list contains token (case-insensitive). */
-static int header_has_token(const char *v, const char *tok) {
-    size_t tl = strlen(tok);
-    while (v && *v) {
-        while (*v == ' ' || *v == ',' || *v == '\t') v++;
-        const char *e = v;
-        while (*e && *e != ',') e++;
-        const char *t = e;
-        while (t > v && (t[-1] == ' ' || t[-1] == '\t')) t--;
-        if ((size_t)(t - v) == tl && strncasecmp(v, tok, tl) == 0) return 1;
-        v = e;
-    }
-    return 0;
-}
-
 /* ---- parsing ------------------------------------------------------------- */
 
 /* Parse the head in buf[0..len) (ending with CRLFCRLF). Returns 0 or sends an
@@ -266,8 +252,8 @@ static int parse_head(struct http_conn *c, char *head, size_t len) {
     }
 
     const char *conn_hdr = http_header(ex, "Connection");
-    c->keep_alive = minor == 1 ? !header_has_token(conn_hdr, "close")
-                               : header_has_token(conn_hdr, "keep-alive");
+    c->keep_alive = minor == 1 ? !util_has_token(conn_hdr, "close")
+                               : util_has_token(conn_hdr, "keep-alive");
     if (c->srv->draining) c->keep_alive = 0;
 
     const char *te = http_header(ex, "Transfer-Encoding");
@@ -275,7 +261,7 @@ static int parse_head(struct http_conn *c, char *head, size_t len) {
     c->chunked = 0;
     c->body_expected = 0;
     if (te) {
-        if (!header_has_token(te, "chunked") || cl) {
+        if (!util_has_token(te, "chunked") || cl) {
             conn_fail(c, 400, "invalid_http", "Unsupported Transfer-Encoding (only chunked, without Content-Length).");
             return -1;
         }

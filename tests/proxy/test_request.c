@@ -178,6 +178,10 @@ static void test_format(void) {
     buf_json_str(&j, NULL);
     CHECK(strcmp(j.p, "null") == 0, "NULL json string '%s'", j.p);
     buf_free(&j);
+    CHECK(util_has_token("keep-alive, Close", "close") == 1, "token after a comma, any case");
+    CHECK(util_has_token(" gzip ,\tchunked ", "chunked") == 1, "token with whitespace around");
+    CHECK(util_has_token("closed, x-close", "close") == 0, "no partial matches");
+    CHECK(util_has_token("", "close") == 0 && util_has_token(NULL, "close") == 0, "empty and NULL values");
     char id[40];
     util_make_id("req_", id, sizeof id);
     CHECK(strlen(id) == 28 && strncmp(id, "req_", 4) == 0, "id '%s'", id);
