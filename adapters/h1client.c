@@ -221,11 +221,6 @@ static int parse_url(const char *url, struct url_parts *u) {
     return 0;
 }
 
-int h1_accepts(const char *url) {
-    struct url_parts u;
-    return url && parse_url(url, &u) == 0;
-}
-
 /* ---- hosts and addresses ----------------------------------------------------- */
 
 static struct h1_host *host_get(struct h1_client *c, const struct url_parts *u) {
@@ -584,12 +579,9 @@ static void build_request(struct h1_xfer *x, const struct upstream_req *r, const
     x->req_len = b.len;
 }
 
-struct h1_xfer *h1_start(struct h1_client *c, const struct upstream_req *r, char *err, size_t errlen) {
+struct h1_xfer *h1_start(struct h1_client *c, const struct upstream_req *r) {
     struct url_parts u;
-    if (parse_url(r->url, &u) != 0) {
-        snprintf(err, errlen, "not a plain-http URL this client can use");
-        return NULL;
-    }
+    if (parse_url(r->url, &u) != 0) return NULL;
     struct h1_xfer *x = util_xcalloc(1, sizeof *x);
     x->base.native = 1;
     x->cli = c;

@@ -33,12 +33,10 @@ struct h1_client *h1_client_new(struct event_base *base, int max_host_conns);
 void h1_client_free(struct h1_client *c);
 void h1_client_set_max_conns(struct h1_client *c, int max_host_conns);
 
-/* 1 if this client would take url (http://, no credentials in it). */
-int h1_accepts(const char *url);
-
-/* Start a transfer on url (h1_accepts(url) must be 1). NULL with err if the
- * request cannot be built (bad URL). Callbacks as in upstream.h. */
-struct h1_xfer *h1_start(struct h1_client *c, const struct upstream_req *r, char *err, size_t errlen);
+/* Start a transfer on r->url if this client takes it (http://, no
+ * credentials in the URL, nothing it would have to escape); NULL if not,
+ * and nothing has happened. Callbacks as in upstream.h. */
+struct h1_xfer *h1_start(struct h1_client *c, const struct upstream_req *r);
 void h1_cancel(struct h1_xfer *x);
 void h1_pause(struct h1_xfer *x, int paused);
 

@@ -467,8 +467,10 @@ static void curl_pause(struct curl_xfer *x, int paused) {
  * or a proxy is configured in the environment (curl honours those). */
 struct upstream_xfer *upstream_start(struct upstream_client *c, const struct upstream_req *r, char *err,
                                      size_t errlen) {
-    if (c->h1 && !r->use_curl && h1_accepts(r->url))
-        return (struct upstream_xfer *)h1_start(c->h1, r, err, errlen);
+    if (c->h1 && !r->use_curl) {
+        struct h1_xfer *x = h1_start(c->h1, r); /* NULL: not a URL it takes */
+        if (x) return (struct upstream_xfer *)x;
+    }
     return (struct upstream_xfer *)curl_start(c, r, err, errlen);
 }
 
