@@ -169,8 +169,8 @@ class Llmpin(Proc):
         tmp = tempfile.mkdtemp(prefix="llmpin-test-")
         if upstream is not None and config is None and os.environ.get("LLMPIN_TEST_HTTP_CLIENT"):
             # the quick start's forwarding, as a config, so the client choice applies
-            config = globals()["config"]({"upstream": globals()["upstream"](upstream)},
-                                         [{"name": "default", "match": "*", "targets": [{"upstream": "upstream"}]}])
+            config = _config_doc({"upstream": _upstream_doc(upstream)},
+                                 [{"name": "default", "match": "*", "targets": [{"upstream": "upstream"}]}])
         self.config_path = None
         if config is not None:
             config = dict(config)
@@ -229,6 +229,10 @@ def upstream(base_url, api_key_env=None, timeouts=None):
     if timeouts:
         u["timeouts"] = timeouts
     return u
+
+
+# Llmpin's parameters shadow these two names
+_config_doc, _upstream_doc = config, upstream
 
 
 # ---- HTTP ---------------------------------------------------------------------

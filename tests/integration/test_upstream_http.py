@@ -178,6 +178,12 @@ class RawUpstream:
             send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(b), b))
             return True
+        if model == "dribble":  # a head, then a body byte every 100 ms, for 3 s
+            send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n")
+            for _ in range(30):
+                time.sleep(0.1)
+                send(b" ")
+            return False
         if model == "slow":
             time.sleep(0.3)
             b = answer("slow")
@@ -371,6 +377,49 @@ class ConnectionLimitTest(H.ProcTestCase):
             t.join(30)
         self.assertEqual(sorted(results), [(200, "slow")] * 6)
         self.assertEqual(up.connections, 2, "upstreams.raw.max_connections is 2")
+
+
+class TimeoutTest(H.ProcTestCase):
+    def test_total_timeout_while_data_keeps_coming(self):
+        up = RawUpstream()
+        self.addCleanup(up.close)
+        p = self.llmpin(config=route_to("http://127.0.0.1:%d/v1" % up.port,
+                                        timeouts={"idle": "2s", "total": "500ms"}), extra=["--no-drift"])
+        st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("dribble"))
+        err = self.assertError(st, doc, 504, code="upstream_timeout")
+        self.assertIn("total timeout of 500 ms", err["message"])
+
+    def test_connect_timeout(self):
+        # a listener whose accept queue is full drops new SYNs: connect() hangs
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        self.addCleanup(ls.close)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(ls.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        self.addCleanup(lambda: [f.close() for f in fillers])
+        time.sleep(0.2)
+        probe = socket.socket()
+        probe.settimeout(0.5)
+        try:
+            probe.connect(ls.getsockname())
+            self.skipTest("this kernel accepts beyond a full backlog")
+        except (socket.timeout, OSError):
+            pass
+        finally:
+            probe.close()
+        p = self.llmpin(config=route_to("http://127.0.0.1:%d/v1" % ls.getsockname()[1],
+                                        timeouts={"connect": "300ms", "first_byte": "10s"}), extra=["--no-drift"])
+        st, h, doc, raw = H.post_json(p.addr, "/v1/chat/completions", H.chat("cl"))
+        err = self.assertError(st, doc, 504, code="upstream_timeout")
+        self.assertIn("connecting to 127.0.0.1:%d timed out after 300 ms" % ls.getsockname()[1], err["message"])
 
 
 class HostileUpstreamTest(H.ProcTestCase):
