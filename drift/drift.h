@@ -104,8 +104,9 @@ struct drift_record {
     int deterministic;
     int has_seed;
     int64_t seed;
-    size_t block_size;               /* internal: the one allocation of drift_record_make
+    size_t block_size;               /* internal: the one block of drift_record_make
                                       * (record, queue slot, copies); 0 otherwise */
+    struct drift_seg *seg;           /* internal: the segment holding that block, or NULL */
 };
 
 /* A zeroed record with probe_correct = probe_changed = probe_parsed =

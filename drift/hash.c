@@ -229,7 +229,7 @@ char *drift_canonical_json(const cJSON *v)
 /* The fields that decide an answer. Everything else (stream, user,
  * metadata, store, stream_options, service_tier...) is left out. Sorted, so
  * the output object is already in key order. */
-static const char *const answer_fields[] = {
+const char *const drift_answer_fields[] = {
     "frequency_penalty", "function_call", "functions", "input", "logit_bias",
     "logprobs", "max_completion_tokens", "max_tokens", "messages", "min_p",
     "model", "n", "parallel_tool_calls", "presence_penalty", "prompt",
@@ -237,7 +237,8 @@ static const char *const answer_fields[] = {
     "system", "temperature", "tool_choice", "tools", "top_k", "top_logprobs",
     "top_p",
 };
-#define N_ANSWER_FIELDS (sizeof answer_fields / sizeof answer_fields[0])
+#define N_ANSWER_FIELDS (sizeof drift_answer_fields / sizeof drift_answer_fields[0])
+const size_t drift_n_answer_fields = N_ANSWER_FIELDS;
 
 static int cmp_field(const void *key, const void *elem)
 {
@@ -254,10 +255,10 @@ static int canon_request(struct buf *b, const cJSON *body)
     for (const cJSON *e = body->child; e; e = e->next) {
         if (!e->string)
             continue;
-        const char *const *f = bsearch(e->string, answer_fields, N_ANSWER_FIELDS,
-                                       sizeof answer_fields[0], cmp_field);
-        if (f && !found[f - answer_fields])
-            found[f - answer_fields] = e;
+        const char *const *f = bsearch(e->string, drift_answer_fields, N_ANSWER_FIELDS,
+                                       sizeof drift_answer_fields[0], cmp_field);
+        if (f && !found[f - drift_answer_fields])
+            found[f - drift_answer_fields] = e;
     }
     buf_put(b, "{", 1);
     int first = 1;
@@ -267,7 +268,7 @@ static int canon_request(struct buf *b, const cJSON *body)
         if (!first)
             buf_put(b, ",", 1);
         first = 0;
-        canon_string(b, answer_fields[i]);
+        canon_string(b, drift_answer_fields[i]);
         buf_put(b, ":", 1);
         canon_value(b, found[i], 0);
     }
@@ -285,7 +286,7 @@ char *drift_canonical_request_json(const cJSON *body)
     return b.p;
 }
 
-static void to_hex(const unsigned char *md, unsigned n, char *hex)
+void drift_hex(const unsigned char *md, unsigned n, char *hex)
 {
     static const char hexd[] = "0123456789abcdef";
     for (unsigned i = 0; i < n; i++) {
@@ -302,13 +303,13 @@ void drift_sha256_hex(struct drift_hasher *h, const char *text, size_t len, char
     hex[0] = '\0';
     if (!h || !h->ctx) {
         if (EVP_Digest(text ? text : "", text ? len : 0, md, &n, EVP_sha256(), NULL) && n == 32)
-            to_hex(md, n, hex);
+            drift_hex(md, n, hex);
         return;
     }
     if (EVP_DigestInit_ex(h->ctx, h->md ? h->md : EVP_sha256(), NULL) &&
         EVP_DigestUpdate(h->ctx, text ? text : "", text ? len : 0) &&
         EVP_DigestFinal_ex(h->ctx, md, &n) && n == 32)
-        to_hex(md, n, hex);
+        drift_hex(md, n, hex);
 }
 
 void drift_output_hash(const char *text, size_t len, char hex[65])
@@ -351,7 +352,7 @@ int drift_canonical_request_hash_with(struct drift_hasher *h, const cJSON *body,
              canon_request(&b, body) == 0 && (!b.len || EVP_DigestUpdate(h->ctx, chunk, b.len)) &&
              EVP_DigestFinal_ex(h->ctx, md, &n) && n == 32;
     if (ok)
-        to_hex(md, n, hex);
+        drift_hex(md, n, hex);
     EVP_MD_CTX_free(local.ctx);
     return ok ? 0 : -1;
 }
@@ -410,7 +411,10 @@ void drift_record_free(struct drift_record *r)
     if (!r)
         return;
     drift_record_free_fields(r);
-    free(r);
+    if (r->seg)
+        drift_seg_release(r->seg, 1);
+    else
+        free(r);
 }
 
 void drift_record_free_fields(struct drift_record *r)

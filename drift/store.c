@@ -188,35 +188,110 @@ struct drift {
     size_t recent_pos, recent_len;
     int64_t last_retention_ms;        /* writer only */
 
-    /* Record blocks the writer is done with, handed back for
-     * drift_record_make to reuse (see struct spare). */
-    struct spare *spares;             /* published by the writer; atomic exchange */
-    struct spare *loop_spares;        /* taken by the loop (drift_record_make) */
+    /* Where drift_record_make puts records (see struct drift_seg). */
+    struct drift_seg *seg;            /* loop only: the segment being filled */
+    pthread_mutex_t segmu;            /* guards free_segs */
+    struct drift_seg *free_segs;
+    int n_free_segs;
 };
 
-/* A record block waiting to be reused, written over the block's start.
- * Why: the loop allocated every record and the writer freed it, so each
- * batch ended with thousands of frees into the loop's malloc arena from
- * another thread, contending for its lock with the loop's own mallocs.
- * Handing the blocks back saves the loop a malloc and the writer a free
- * per record. At most SPARE_MAX blocks of at most SPARE_BLOCK_MAX bytes
- * (so at most 32 MiB) wait; the rest are freed. */
-struct spare {
-    struct spare *next;
-    size_t size;
+/* Records live in segments: large blocks that the loop fills front to back
+ * (a pointer bump per record) and that go back on a free list once every
+ * record in them has been written. Why: a malloc per record on the loop and
+ * a free per record on the writer meant cross-thread frees into the loop's
+ * arena, and the writer walked the batch once more to hand blocks back.
+ * Now the loop makes a record with no allocation, the writer reads records
+ * in the order they were laid out, and releasing a batch costs one atomic
+ * subtraction per segment.
+ *
+ * refs counts the records not yet released, plus SEG_OPEN while the loop
+ * still fills the segment, so that it cannot reach 0 before the loop has
+ * said how many records it made there (drift_seg_seal). Whoever brings it
+ * to 0 recycles the segment. */
+#define SEG_SIZE (256u * 1024)
+#define SEG_RECORD_MAX (16u * 1024)   /* larger records get their own malloc */
+#define SEG_OPEN (1L << 40)
+#define SEG_KEEP 32                   /* free segments kept for reuse (8 MiB) */
+
+struct drift_seg {
+    struct drift *d;
+    struct drift_seg *next;           /* on the free list */
+    long refs;                        /* atomic */
+    long made;                        /* loop only: records made here */
+    size_t used;                      /* loop only: bytes of data used */
+    _Alignas(16) char data[];
 };
 
-#define SPARE_MAX 4096
-#define SPARE_BLOCK_MAX 8192
-#define SPARE_ROUND 256               /* block sizes are rounded up, for reuse */
-
-static void spares_free(struct spare *s)
+static void seg_recycle(struct drift_seg *g)
 {
-    while (s) {
-        struct spare *nx = s->next;
-        free(s);
-        s = nx;
+    struct drift *d = g->d;
+    pthread_mutex_lock(&d->segmu);
+    if (d->n_free_segs < SEG_KEEP) {
+        g->next = d->free_segs;
+        d->free_segs = g;
+        d->n_free_segs++;
+        g = NULL;
     }
+    pthread_mutex_unlock(&d->segmu);
+    free(g);
+}
+
+void drift_seg_release(struct drift_seg *g, long n)
+{
+    if (__atomic_sub_fetch(&g->refs, n, __ATOMIC_ACQ_REL) == 0)
+        seg_recycle(g);
+}
+
+/* The loop is done filling g. */
+static void seg_seal(struct drift_seg *g)
+{
+    drift_seg_release(g, SEG_OPEN - g->made);
+}
+
+/* n bytes (a multiple of 16) for a record, from the loop's segment. */
+static void *seg_alloc(struct drift *d, size_t n, struct drift_seg **gout)
+{
+    struct drift_seg *g = d->seg;
+    if (!g || g->used + n > SEG_SIZE - sizeof *g) {
+        if (g)
+            seg_seal(g);
+        pthread_mutex_lock(&d->segmu);
+        if ((g = d->free_segs)) {
+            d->free_segs = g->next;
+            d->n_free_segs--;
+        }
+        pthread_mutex_unlock(&d->segmu);
+        if (!g && !(g = malloc(SEG_SIZE))) {
+            d->seg = NULL;
+            return NULL;
+        }
+        g->d = d;
+        g->next = NULL;
+        g->made = 0;
+        g->used = 0;
+        __atomic_store_n(&g->refs, SEG_OPEN, __ATOMIC_RELAXED);
+        d->seg = g;
+    }
+    void *p = g->data + g->used;
+    g->used += n;
+    g->made++;
+    *gout = g;
+    return p;
+}
+
+static void segs_free(struct drift *d)
+{
+    if (d->seg) {
+        struct drift_seg *g = d->seg;
+        d->seg = NULL;
+        seg_seal(g);                  /* recycled now if nothing in it is alive */
+    }
+    while (d->free_segs) {
+        struct drift_seg *g = d->free_segs;
+        d->free_segs = g->next;
+        free(g);
+    }
+    d->n_free_segs = 0;
 }
 
 static void default_log(void *ud, const char *level, const char *msg)
@@ -355,21 +430,10 @@ struct drift_record *drift_record_make(struct drift *d, const struct drift_recor
     if (keep_output)
         size += f->output_len + 1;
     struct drift_record *r = NULL;
-    if (size <= SPARE_BLOCK_MAX) {
-        size = (size + SPARE_ROUND - 1) / SPARE_ROUND * SPARE_ROUND;
-        if (!d->loop_spares)
-            d->loop_spares = __atomic_exchange_n(&d->spares, NULL, __ATOMIC_ACQUIRE);
-        struct spare *sp = d->loop_spares;
-        if (sp) {
-            d->loop_spares = sp->next;
-            if (sp->size >= size) {
-                size = sp->size;
-                r = (struct drift_record *)(void *)sp;
-            } else {
-                free(sp);
-            }
-        }
-    }
+    struct drift_seg *seg = NULL;
+    size = (size + 15) & ~(size_t)15;
+    if (size <= SEG_RECORD_MAX)
+        r = seg_alloc(d, size, &seg);
     if (!r && !(r = malloc(size)))
         return NULL;
     memset(r, 0, sizeof *r);
@@ -377,6 +441,7 @@ struct drift_record *drift_record_make(struct drift *d, const struct drift_recor
     r->output_len = -1;
     r->ttft_ms = -1;
     r->block_size = size;
+    r->seg = seg;
     char *p = (char *)r + sizeof *r + sizeof(struct item);
     char **dst[9] = {&r->request_id, &r->key_name, &r->route, &r->target,
                      &r->requested_model, &r->served_model, &r->system_fingerprint,
@@ -985,56 +1050,11 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
 #define REC_ROWS 16
 #define REC_COLS 30
 
-/* What the writer learnt from a request body, kept for the next record
- * with the very same bytes: parsing, canonicalising and hashing a body is a
- * third of the writer's work per record, and identical bodies are common
- * where drift matters (deterministic repeats, retries, evaluation loops,
- * load tests). Exact: a hit needs the same length and the same bytes. */
-#define MEMO_SLOTS 64
-#define MEMO_MAX_BODY 16384
-
-struct memo {
-    uint64_t key;                     /* body_key of the body */
-    char *body;                       /* a copy; NULL = empty slot */
-    size_t len, cap;
-    int is_object;                    /* 0: not a JSON object (no request hash) */
-    char request_hash[65];
-    int deterministic, has_seed;
-    int64_t seed;
-    char *model;                      /* the body's "model" if a string, else NULL */
-};
-
 struct wstmts {
     sqlite3_stmt *rec, *rec_many, *ev, *ver, *bl, *blclr, *det, *out_get, *out_put, *oc;
     struct drift_hasher h;
-    struct memo memo[MEMO_SLOTS];
+    struct drift_reqscan scan;        /* reqscan.c's reusable scratch */
 };
-
-static uint64_t body_key(const char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 29);
-}
-
-static void memo_clear(struct wstmts *w)
-{
-    for (int i = 0; i < MEMO_SLOTS; i++) {
-        free(w->memo[i].body);
-        free(w->memo[i].model);
-    }
-    memset(w->memo, 0, sizeof w->memo);
-}
 
 /* SQLITE_STATIC: every bound string outlives the step (the item is freed
  * after the batch), so SQLite need not copy it. */
@@ -1083,56 +1103,24 @@ static void outcount_add(struct drift *d, const char *target, const char *fp, in
 }
 
 /* The hashing the event loop left to us (drift_record_set_request_raw,
- * drift_record_set_output). */
+ * drift_record_set_output): straight from the raw body (reqscan.c), or
+ * through cJSON when the scanner is unsure. */
 static void request_from_body(struct wstmts *w, struct drift_record *r)
 {
-    const char *raw = r->request_raw;
-    size_t len = r->request_raw_len;
-    uint64_t key = len <= MEMO_MAX_BODY ? body_key(raw, len) : 0;
-    struct memo *m = len <= MEMO_MAX_BODY ? &w->memo[key % MEMO_SLOTS] : NULL;
-    if (m && m->body && m->key == key && m->len == len && memcmp(m->body, raw, len) == 0) {
-        if (!m->is_object)
-            return;
-        memcpy(r->request_hash, m->request_hash, sizeof r->request_hash);
-        r->deterministic = m->deterministic;
-        r->has_seed = m->has_seed;
-        r->seed = m->seed;
-        if (!r->requested_model && m->model)
-            r->requested_model = strdup(m->model);
+    struct drift_reqinfo in;
+    if (drift_request_scan(&w->scan, &w->h, r->request_raw, r->request_raw_len, &in) ==
+        DRIFT_REQ_OK) {
+        memcpy(r->request_hash, in.hash, sizeof r->request_hash);
+        r->deterministic = in.deterministic;
+        r->has_seed = in.has_seed;
+        r->seed = in.seed;
+        if (!r->requested_model && in.model)
+            r->requested_model = strndup(in.model, in.model_len);
         return;
     }
-    cJSON *body = cJSON_ParseWithLength(raw, len);
+    cJSON *body = cJSON_ParseWithLength(r->request_raw, r->request_raw_len);
     if (body)
         record_set_request(&w->h, r, body);
-    int is_object = r->request_hash[0] != '\0';
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
-    if (m) {
-        if (m->cap < len + 1) {
-            char *nb = realloc(m->body, len + 1);
-            if (!nb) {
-                cJSON_Delete(body);
-                return;
-            }
-            m->body = nb;
-            m->cap = len + 1;
-        }
-        free(m->model);
-        m->model = is_object && cJSON_IsString(model) ? strdup(model->valuestring) : NULL;
-        if (is_object && cJSON_IsString(model) && !m->model) {
-            free(m->body);              /* out of memory: forget the slot */
-            memset(m, 0, sizeof *m);
-            cJSON_Delete(body);
-            return;
-        }
-        memcpy(m->body, raw, len);
-        m->key = key;
-        m->len = len;
-        m->is_object = is_object;
-        memcpy(m->request_hash, r->request_hash, sizeof m->request_hash);
-        m->deterministic = r->deterministic;
-        m->has_seed = r->has_seed;
-        m->seed = r->seed;
-    }
     cJSON_Delete(body);
 }
 
@@ -1354,7 +1342,7 @@ static int prepare_all(sqlite3 *db, struct wstmts *w)
 static void finalize_all(struct wstmts *w)
 {
     drift_hasher_clear(&w->h);
-    memo_clear(w);
+    drift_reqscan_free(&w->scan);
     sqlite3_finalize(w->rec);
     sqlite3_finalize(w->rec_many);
     sqlite3_finalize(w->ev);
@@ -1576,28 +1564,28 @@ static void writer_loop(struct drift *d, int catchup)
         uint64_t nrec = 0;
         if (prepared)
             write_batch(d, &w, list, &nrec);
-        /* record blocks go back to the loop while it has none waiting */
-        struct spare *back = NULL;
-        size_t nback = 0;
-        int hand_back = __atomic_load_n(&d->spares, __ATOMIC_RELAXED) == NULL;
+        /* records in segments are released a run at a time */
+        struct drift_seg *run = NULL;
+        long run_n = 0;
         while (list) {
             struct item *nx = list->next;
             struct drift_record *rec = list->rec;
-            if (hand_back && list->in_record && list->kind == IT_RECORD && nback < SPARE_MAX &&
-                rec->block_size <= SPARE_BLOCK_MAX) {
+            if (list->in_record && rec->seg) {
                 drift_record_free_fields(rec);   /* the item lives in the block */
-                struct spare *sp = (struct spare *)(void *)rec;
-                sp->size = rec->block_size;
-                sp->next = back;
-                back = sp;
-                nback++;
+                if (rec->seg != run) {
+                    if (run)
+                        drift_seg_release(run, run_n);
+                    run = rec->seg;
+                    run_n = 0;
+                }
+                run_n++;
             } else {
                 item_free(list);
             }
             list = nx;
         }
-        if (back)   /* only the writer makes it non-NULL, only the loop takes it */
-            __atomic_store_n(&d->spares, back, __ATOMIC_RELEASE);
+        if (run)
+            drift_seg_release(run, run_n);
         if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS) {
             d->last_retention_ms = mono_ms();
             retention(d);
@@ -1796,6 +1784,7 @@ struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
     d->vtab = calloc(d->vtab_n, sizeof *d->vtab);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wmu, NULL);
+    pthread_mutex_init(&d->segmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1878,6 +1867,7 @@ fail:
     free_state(d);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wmu);
+    pthread_mutex_destroy(&d->segmu);
     pthread_cond_destroy(&d->catchup_cv);
     pthread_cond_destroy(&d->work);
     pthread_cond_destroy(&d->done);
@@ -1931,11 +1921,11 @@ void drift_close(struct drift *d)
     }
     sqlite3_exec(d->db, "PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(d->db);
-    spares_free(d->spares);
-    spares_free(d->loop_spares);
+    segs_free(d);
     free_state(d);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wmu);
+    pthread_mutex_destroy(&d->segmu);
     pthread_cond_destroy(&d->catchup_cv);
     pthread_cond_destroy(&d->work);
     pthread_cond_destroy(&d->done);
