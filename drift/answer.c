@@ -384,6 +384,17 @@ static double number_of(struct span v)
 {
     char tmp[SCAN_MAX_NUMBER + 1];
     size_t n = (size_t)(v.e - v.p);
+    /* plain integers (token counts, indexes) are exact as doubles up to 15
+     * digits: no strtod for them */
+    const char *p = v.p + (n && *v.p == '-');
+    if (n && (size_t)(v.e - p) <= 15 && p < v.e) {
+        int64_t x = 0;
+        const char *q = p;
+        while (q < v.e && *q >= '0' && *q <= '9')
+            x = x * 10 + (*q++ - '0');
+        if (q == v.e)
+            return (double)(p == v.p ? x : -x);
+    }
     if (n > SCAN_MAX_NUMBER)
         n = SCAN_MAX_NUMBER;
     memcpy(tmp, v.p, n);

@@ -393,11 +393,10 @@ static int field_cmp(const void *key, const void *elem)
 {
     const struct rs_node *n = key;
     const char *f = *(const char *const *)elem;
-    size_t fl = strlen(f), k = n->key_len < fl ? n->key_len : fl;
-    int c = memcmp(n->key, f, k);
+    int c = strncmp(n->key, f, n->key_len);   /* the key has no NUL */
     if (c)
         return c;
-    return n->key_len < fl ? -1 : n->key_len > fl;
+    return f[n->key_len] ? -1 : 0;            /* the key is a prefix of f */
 }
 
 /* seed as (int64_t) of its double: the integer part, truncated */

@@ -1041,17 +1041,18 @@ int drift_probe_result(struct drift *d, const char *suite, const struct drift_pr
 
 /* ---- the writer -------------------------------------------------------------------------- */
 
-/* Records are inserted REC_ROWS to a statement when a batch has that many
- * in a row: statement start, reset and halt are paid once per 16 rows
- * (measured: ~10% less writer time per record than one INSERT per row,
+/* Records in a row are inserted 64 or 16 to a statement: statement start,
+ * reset and halt are paid once per statement (measured: 16 rows, ~10% less
+ * writer time per record than one INSERT per row; 64, a few % more),
  * provided the statement journal a multi-row INSERT needs stays in memory:
- * temp_store = MEMORY). 16 x 30 parameters stay under SQLite's oldest
- * limit (999). */
-#define REC_ROWS 16
+ * temp_store = MEMORY. 16 x 30 parameters stay under SQLite's oldest limit
+ * (999); 64 rows are used where the library allows 1,920. */
+#define REC_ROWS 64
+#define REC_ROWS_SMALL 16
 #define REC_COLS 30
 
 struct wstmts {
-    sqlite3_stmt *rec, *rec_many, *ev, *ver, *bl, *blclr, *det, *out_get, *out_put, *oc;
+    sqlite3_stmt *rec, *rec_16, *rec_64, *ev, *ver, *bl, *blclr, *det, *out_get, *out_put, *oc;
     struct drift_hasher h;
     struct drift_reqscan scan;        /* reqscan.c's reusable scratch */
 };
@@ -1215,11 +1216,11 @@ static int record_output_drift(struct drift *d, struct wstmts *w, const struct d
     return 0;
 }
 
-/* Store n records (n == 1 or REC_ROWS) with one INSERT. Returns how many
+/* Store n records (1, REC_ROWS_SMALL or REC_ROWS) with one INSERT. Returns how many
  * were stored. */
 static int write_records(struct drift *d, struct wstmts *w, struct item **its, int n)
 {
-    sqlite3_stmt *s = n == REC_ROWS ? w->rec_many : w->rec;
+    sqlite3_stmt *s = n == REC_ROWS ? w->rec_64 : n == REC_ROWS_SMALL ? w->rec_16 : w->rec;
     for (int i = 0; i < n; i++) {
         prepare_record(d, w, its[i]->rec);
         bind_record(d, s, i * REC_COLS, its[i]->rec);
@@ -1283,6 +1284,28 @@ static int write_item(struct drift *d, struct wstmts *w, struct item *it)
     return -1;
 }
 
+/* one, the INSERT of one row, repeated for n rows */
+static int prepare_rows(sqlite3 *db, const char *one, int n, sqlite3_stmt **out)
+{
+    const char *values = strstr(one, " VALUES(");
+    size_t head = (size_t)(values - one) + 7, row = strlen(values + 7);
+    char *many = malloc(head + (size_t)n * (row + 1) + 1);
+    if (!many)
+        return -1;
+    memcpy(many, one, head);
+    char *p = many + head;
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, values + 7, row);
+        p += row;
+    }
+    *p = '\0';
+    int rc = sqlite3_prepare_v2(db, many, -1, out, NULL);
+    free(many);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 static int prepare_all(sqlite3 *db, struct wstmts *w)
 {
     struct {
@@ -1318,25 +1341,13 @@ static int prepare_all(sqlite3 *db, struct wstmts *w)
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
         if (sqlite3_prepare_v2(db, q[i].sql, -1, q[i].s, NULL) != SQLITE_OK)
             return -1;
-    /* the same INSERT with REC_ROWS rows */
-    const char *one = q[0].sql;
-    const char *values = strstr(one, " VALUES(");
-    size_t head = (size_t)(values - one) + 7, row = strlen(values + 7);
-    char *many = malloc(head + REC_ROWS * (row + 1) + 1);
-    if (!many)
+    /* the same INSERT with 16 and 64 rows */
+    if (prepare_rows(db, q[0].sql, REC_ROWS_SMALL, &w->rec_16))
         return -1;
-    memcpy(many, one, head);
-    char *p = many + head;
-    for (int i = 0; i < REC_ROWS; i++) {
-        if (i)
-            *p++ = ',';
-        memcpy(p, values + 7, row);
-        p += row;
-    }
-    *p = '\0';
-    int rc = sqlite3_prepare_v2(db, many, -1, &w->rec_many, NULL);
-    free(many);
-    return rc == SQLITE_OK ? 0 : -1;
+    if (sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) >= REC_ROWS * REC_COLS &&
+        prepare_rows(db, q[0].sql, REC_ROWS, &w->rec_64))
+        return -1;
+    return 0;
 }
 
 static void finalize_all(struct wstmts *w)
@@ -1344,7 +1355,8 @@ static void finalize_all(struct wstmts *w)
     drift_hasher_clear(&w->h);
     drift_reqscan_free(&w->scan);
     sqlite3_finalize(w->rec);
-    sqlite3_finalize(w->rec_many);
+    sqlite3_finalize(w->rec_16);
+    sqlite3_finalize(w->rec_64);
     sqlite3_finalize(w->ev);
     sqlite3_finalize(w->ver);
     sqlite3_finalize(w->bl);
@@ -1419,12 +1431,14 @@ static void write_batch(struct drift *d, struct wstmts *w, struct item *list, ui
         logf_(d, "error", "%s: BEGIN failed: %s", d->db_path, sqlite3_errmsg(d->db));
     int item_errors = 0;
     for (struct item *it = list; it && ok; it = it->next) {
-        /* REC_ROWS records in a row: one INSERT */
+        /* REC_ROWS (or REC_ROWS_SMALL) records in a row: one INSERT */
         struct item *run[REC_ROWS];
-        int n = 0;
-        for (struct item *x = it; x && x->kind == IT_RECORD && n < REC_ROWS; x = x->next)
+        int n = 0, most = w->rec_64 ? REC_ROWS : REC_ROWS_SMALL;
+        for (struct item *x = it; x && x->kind == IT_RECORD && n < most; x = x->next)
             run[n++] = x;
-        if (n == REC_ROWS) {
+        if (n < most && n >= REC_ROWS_SMALL)
+            n = REC_ROWS_SMALL;
+        if (n == REC_ROWS || n == REC_ROWS_SMALL) {
             int stored = write_records(d, w, run, n);
             if (stored != 0)
                 *nrec += (uint64_t)(stored < 0 ? n : stored);
@@ -1488,7 +1502,7 @@ static void writer_loop(struct drift *d, int catchup)
     if (prepare_all(d->db, &w) != 0)
         logf_(d, "error", "%s: cannot prepare statements: %s", d->db_path,
               sqlite3_errmsg(d->db));
-    int prepared = w.rec && w.rec_many && w.ev && w.ver && w.bl && w.blclr && w.det && w.out_get &&
+    int prepared = w.rec && w.rec_16 && w.ev && w.ver && w.bl && w.blclr && w.det && w.out_get &&
                    w.out_put && w.oc;
     pthread_mutex_unlock(&d->wmu);
     if (!catchup) {
@@ -1759,6 +1773,17 @@ static void free_state(struct drift *d)
         drift_event_clear(&d->recent[i]);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation, and
+ * nothing reads them. sqlite3_config works only before the library
+ * initialises and while no other thread uses it: once, at the first open
+ * (when the process starts). If something initialised SQLite earlier, it
+ * fails harmlessly. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
 {
     if (!cfg) {
@@ -1799,6 +1824,7 @@ struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
     /* NOMUTEX: one thread at a time uses this connection (this one until
      * the writer starts, the writer until it is joined, then drift_close),
      * so SQLite's per-call connection mutex would only cost time. */
+    pthread_once(&sqlite_once, sqlite_setup);
     if (sqlite3_open_v2(d->db_path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                                 SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         set_err(err, errlen, "%s: cannot open drift database: %s", d->db_path,
