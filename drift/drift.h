@@ -255,15 +255,19 @@ struct drift_stats {
     uint64_t output_compared;        /* deterministic repeats compared */
     uint64_t output_changed;         /* ... whose output hash changed */
     uint64_t retention_deleted;      /* records removed by retention */
+    uint64_t handovers;              /* batches the low-priority writer left half
+                                      * done to the catch-up thread */
+    uint64_t writer_stalls;          /* tests: times drift_debug_stall_writer 2 held it */
 };
 void drift_stats(struct drift *d, struct drift_stats *st);
 
 /* Block until everything queued so far is committed (tests, CLI). */
 void drift_flush(struct drift *d);
 
-/* Tests only: keep the low-priority writer from taking batches (on = 1), as
- * if the machine never gave it the CPU, so that the catch-up thread's
- * taking over can be checked. */
+/* Tests only: keep the low-priority writer from taking batches (on = 1), or
+ * hold it inside a batch, holding the database (on = 2), as if the machine
+ * stopped giving it the CPU, so that the catch-up thread's taking over can
+ * be checked. */
 void drift_debug_stall_writer(struct drift *d, int on);
 
 /* Where drift logs events and writer errors; default stderr. The callback is

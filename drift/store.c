@@ -165,6 +165,9 @@ struct drift {
     pthread_mutex_t wmu;              /* one writer thread at a time on the connection */
     pthread_cond_t catchup_cv;
     int stall_writer;                 /* drift_debug_stall_writer */
+    int catchup_waiting;              /* atomic: the catch-up thread wants wmu */
+    int64_t writing_since;            /* first arrival of the batch the low-priority
+                                       * writer is writing, 0 = none (under mu) */
 
     pthread_mutex_t mu;
     pthread_cond_t work, done;
@@ -1423,14 +1426,45 @@ static void retention(struct drift *d)
     }
 }
 
-static void write_batch(struct drift *d, struct wstmts *w, struct item *list, uint64_t *nrec)
+/* Whether the catch-up thread waits for the connection. Tests can hold the
+ * writer here (drift_debug_stall_writer 2), as if it got no CPU, once it
+ * has written something (started). */
+static int handed_over(struct drift *d, int started)
+{
+    int held = 0;
+    for (;;) {
+        if (__atomic_load_n(&d->catchup_waiting, __ATOMIC_ACQUIRE))
+            return 1;
+        if (!started || __atomic_load_n(&d->stall_writer, __ATOMIC_RELAXED) != 2 ||
+            __atomic_load_n(&d->stop, __ATOMIC_RELAXED))
+            return 0;
+        if (!held) {
+            held = 1;
+            pthread_mutex_lock(&d->mu);
+            d->st.writer_stalls++;
+            pthread_mutex_unlock(&d->mu);
+        }
+        usleep(2000);
+    }
+}
+
+/* Write list in one transaction. The low-priority writer (catchup = 0)
+ * stops early when the catch-up thread is waiting for the connection: it
+ * commits what it has written and leaves the rest in *rest (else NULL). */
+static void write_batch(struct drift *d, struct wstmts *w, struct item *list, int catchup,
+                        struct item **rest, uint64_t *nrec)
 {
     *nrec = 0;
+    *rest = NULL;
     int ok = sqlite3_exec(d->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
     if (!ok)
         logf_(d, "error", "%s: BEGIN failed: %s", d->db_path, sqlite3_errmsg(d->db));
     int item_errors = 0;
     for (struct item *it = list; it && ok; it = it->next) {
+        if (!catchup && handed_over(d, it != list)) {
+            *rest = it;
+            break;
+        }
         /* REC_ROWS (or REC_ROWS_SMALL) records in a row: one INSERT */
         struct item *run[REC_ROWS];
         int n = 0, most = w->rec_64 ? REC_ROWS : REC_ROWS_SMALL;
@@ -1518,7 +1552,8 @@ static void writer_loop(struct drift *d, int catchup)
             /* wake every commit interval; act when the queue's oldest item
              * is overdue (the low-priority writer is not getting the CPU) */
             int64_t late = (int64_t)CATCHUP_INTERVALS * d->commit_interval_ms;
-            while (!d->stop && !(d->head && mono_ms() - d->first_arrival_ms >= late)) {
+            while (!d->stop && !(d->head && mono_ms() - d->first_arrival_ms >= late) &&
+                   !(d->writing_since && mono_ms() - d->writing_since >= late)) {
                 struct timespec ts;
                 clock_gettime(CLOCK_MONOTONIC, &ts);
                 ts.tv_nsec += (long)d->commit_interval_ms * 1000000;
@@ -1533,7 +1568,7 @@ static void writer_loop(struct drift *d, int catchup)
                 pthread_cond_wait(&d->work, &d->mu);
             if (!d->head && d->stop)
                 break;
-            if (__atomic_load_n(&d->stall_writer, __ATOMIC_RELAXED) && !d->stop) {
+            if (__atomic_load_n(&d->stall_writer, __ATOMIC_RELAXED) == 1 && !d->stop) {
                 pthread_mutex_unlock(&d->mu);
                 usleep(5000);
                 pthread_mutex_lock(&d->mu);
@@ -1560,10 +1595,17 @@ static void writer_loop(struct drift *d, int catchup)
         /* take the batch only once this thread may write it, so that
          * batches reach the database in queue order */
         pthread_mutex_unlock(&d->mu);
+        if (catchup)   /* the writer hands over at its next statement */
+            __atomic_store_n(&d->catchup_waiting, 1, __ATOMIC_RELEASE);
         pthread_mutex_lock(&d->wmu);
+        if (catchup)
+            __atomic_store_n(&d->catchup_waiting, 0, __ATOMIC_RELEASE);
         pthread_mutex_lock(&d->mu);
         struct item *list = d->head;
         size_t n = d->qlen;
+        int64_t arrived = d->first_arrival_ms;
+        if (!catchup && list)
+            d->writing_since = arrived;
         d->qbytes = 0;
         d->head = d->tail = NULL;
         d->qlen = 0;
@@ -1576,12 +1618,32 @@ static void writer_loop(struct drift *d, int catchup)
         }
 
         uint64_t nrec = 0;
+        struct item *rest = NULL;
         if (prepared)
-            write_batch(d, &w, list, &nrec);
+            write_batch(d, &w, list, catchup, &rest, &nrec);
+        if (rest) {
+            /* handed over: the unwritten items go back to the head of the
+             * queue, for the catch-up thread, in their order */
+            struct item *last = rest;
+            size_t nr = 1, bytes = rest->bytes;
+            for (; last->next; last = last->next, nr++)
+                bytes += last->next->bytes;
+            pthread_mutex_lock(&d->mu);
+            last->next = d->head;
+            if (!d->head)
+                d->tail = last;
+            d->head = rest;
+            d->qlen += nr;
+            d->qbytes += bytes;
+            d->first_arrival_ms = arrived;
+            d->st.handovers++;
+            pthread_mutex_unlock(&d->mu);
+            n -= nr;
+        }
         /* records in segments are released a run at a time */
         struct drift_seg *run = NULL;
         long run_n = 0;
-        while (list) {
+        while (list != rest) {
             struct item *nx = list->next;
             struct drift_record *rec = list->rec;
             if (list->in_record && rec->seg) {
@@ -1600,13 +1662,16 @@ static void writer_loop(struct drift *d, int catchup)
         }
         if (run)
             drift_seg_release(run, run_n);
-        if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS) {
+        if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS &&
+            !__atomic_load_n(&d->catchup_waiting, __ATOMIC_ACQUIRE)) {
             d->last_retention_ms = mono_ms();
             retention(d);
         }
         pthread_mutex_unlock(&d->wmu);
 
         pthread_mutex_lock(&d->mu);
+        if (!catchup)
+            d->writing_since = 0;
         d->seq_done += n;
         pthread_cond_broadcast(&d->done);
     }
@@ -1937,7 +2002,7 @@ void drift_close(struct drift *d)
         }
     if (d->thread_started) {
         pthread_mutex_lock(&d->mu);
-        d->stop = 1;
+        __atomic_store_n(&d->stop, 1, __ATOMIC_RELAXED);   /* read unlocked in write_batch */
         pthread_cond_signal(&d->work);
         pthread_cond_signal(&d->catchup_cv);
         pthread_mutex_unlock(&d->mu);
