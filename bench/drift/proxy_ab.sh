@@ -4,20 +4,21 @@
 # mock upstream, the same wrk load (the request of bench/proxy/run.sh), in
 # alternating rounds so that noise from a shared machine hits both alike.
 #
-#   sh bench/drift/proxy_ab.sh           # ROUNDS=3 DURATION=10s CONNS=32
+#   sh bench/drift/proxy_ab.sh           # ROUNDS=5 DURATION=8s CONNS=32
 #   PERF=1 sh bench/drift/proxy_ab.sh    # also perf record -g both llmpins in round 1
 #                                        # (PERF_OUT, default /tmp/perf-drift.data[.off])
 #
 # Prints one line per run, the CPU time per 1,000 requests of every thread
-# of both processes, and the ratio drift/no-drift per round. Uses
+# of both processes, the ratio drift/no-drift per round (the two runs of a
+# round in alternating order), and the median, mean and range of the ratios. Uses
 # LLMPIN_BUILD (default ./build). Everything listens on 127.0.0.1 and is
 # stopped on exit.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${LLMPIN_BUILD:-$ROOT/build}" && pwd)
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 WARMUP=${WARMUP:-2s}
 LLMPIN=$BUILD/llmpin
 MOCK=$BUILD/tests/mock/llmpin-mock-upstream
@@ -77,30 +78,38 @@ cpudiff() {
 run "$OFF" "$WARMUP" >/dev/null
 run "$ON" "$WARMUP" >/dev/null
 echo "uptime: $(uptime)"
+# one measured run: measure off|on -> sets res_off/res_on and cpu_off/cpu_on
+measure() {
+    if [ "$1" = off ]; then pid=$OFFPID; addr=$OFF; out=${PERF_OUT:-/tmp/perf-drift.data}.off
+    else pid=$ONPID; addr=$ON; out=${PERF_OUT:-/tmp/perf-drift.data}; fi
+    c0=$(cpu "$pid")
+    if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
+        perf record -g -o "$out" -p "$pid" -- sleep 5 >/dev/null 2>&1 &
+        perfpid=$!
+    fi
+    res=$(run "$addr" "$DURATION")
+    [ -n "${perfpid:-}" ] && { wait "$perfpid" || true; perfpid=""; }
+    c1=$(cpu "$pid")
+    eval "res_$1=\$res"
+    eval "cpu_$1=\$(cpudiff \"\$c0\" \"\$c1\" \"\$res\")"
+}
 r=1
+ratios=""
 while [ "$r" -le "$ROUNDS" ]; do
-    c0=$(cpu "$OFFPID")
-    if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
-        perf record -g -o "${PERF_OUT:-/tmp/perf-drift.data}.off" -p "$OFFPID" -- sleep 5 >/dev/null 2>&1 &
-        perfpid=$!
-    fi
-    off=$(run "$OFF" "$DURATION")
-    [ -n "${perfpid:-}" ] && { wait "$perfpid" || true; perfpid=""; }
-    c1=$(cpu "$OFFPID")
-    d0=$(cpu "$ONPID")
-    if [ "${PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
-        perf record -g -o "${PERF_OUT:-/tmp/perf-drift.data}" -p "$ONPID" -- sleep 5 >/dev/null 2>&1 &
-        perfpid=$!
-    fi
-    on=$(run "$ON" "$DURATION")
-    d1=$(cpu "$ONPID")
-    [ -n "${perfpid:-}" ] && { wait "$perfpid" || true; perfpid=""; }
-    a=$(echo "$off" | sed 's/.*rps=\([0-9.]*\).*/\1/')
-    b=$(echo "$on" | sed 's/.*rps=\([0-9.]*\).*/\1/')
-    echo "round $r  off: $off"
-    echo "round $r  on:  $on"
-    echo "round $r  cpu ms per 1000 requests, per thread: off $(cpudiff "$c0" "$c1" "$off")  on $(cpudiff "$d0" "$d1" "$on")"
-    echo "round $r  drift/off req/s ratio: $(echo "$b $a" | awk '{printf "%.3f", $1/$2}')"
+    # alternate the order (off first, then on first), so that neither side
+    # always runs second
+    if [ $((r % 2)) = 1 ]; then measure off; measure on; else measure on; measure off; fi
+    a=$(echo "$res_off" | sed 's/.*rps=\([0-9.]*\).*/\1/')
+    b=$(echo "$res_on" | sed 's/.*rps=\([0-9.]*\).*/\1/')
+    ratio=$(echo "$b $a" | awk '{printf "%.3f", $1/$2}')
+    ratios="$ratios $ratio"
+    echo "round $r  off: $res_off"
+    echo "round $r  on:  $res_on"
+    echo "round $r  cpu ms per 1000 requests, per thread: off $cpu_off  on $cpu_on"
+    echo "round $r  drift/off req/s ratio: $ratio"
     r=$((r + 1))
 done
+echo "$ratios" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1; s += $1 }
+    END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+          printf "summary: drift/off req/s over %d rounds: median %.3f, mean %.3f, min %.3f, max %.3f\n", NR, m, s / NR, v[1], v[NR] }'
 echo "drift db: $(ls -la "$TMP/drift.db" | awk '{print $5}') bytes; $(sqlite3 "$TMP/drift.db" 'select count(*) from drift_records' 2>/dev/null || echo '?') records so far"
