@@ -113,7 +113,7 @@ struct cfg *cfg_new_default(void) {
     c->drift.db_path = cfg__strdup("llmpin-drift.db");
     c->drift.store_outputs = CFG_STORE_HASH;
     c->drift.commit_interval_ms = 100;
-    c->drift.writer_nice = 19;
+    c->drift.writer_nice = CFG_WRITER_IDLE;
     c->drift.retention_days = 90;
     c->drift.retention_mb = 1024;
     c->drift.false_alarm_rate = 1e-4;

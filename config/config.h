@@ -176,12 +176,15 @@ struct cfg_probe_suite {
     int interval_s;               /* default 3600 */
 };
 
+#define CFG_WRITER_IDLE 20           /* drift.writer_nice "idle" */
+
 struct cfg_drift {
     int enabled;                  /* default 1 */
     char *db_path;                /* default "llmpin-drift.db" */
     enum cfg_store_outputs store_outputs; /* default CFG_STORE_HASH */
     int commit_interval_ms;       /* default 100 */
-    int writer_nice;              /* nice value of the writer thread, 0..19; default 19 */
+    int writer_nice;              /* the writer thread's priority: a nice value 0..19, or
+                                   * CFG_WRITER_IDLE (SCHED_IDLE, the default) */
     int retention_days;           /* 0 = keep forever; default 90 */
     int retention_mb;             /* 0 = no size limit; default 1024 */
     char *webhook_url;            /* POSTed a JSON event on drift, or NULL */

@@ -1399,6 +1399,25 @@ static int load_breaker(struct ld *ld, const cJSON *o) {
     return 0;
 }
 
+/* drift.writer_nice: "idle" (SCHED_IDLE) or a nice value 0..19 */
+static int get_writer_nice(struct ld *ld, const cJSON *v, int *out) {
+    if (!v) return 0;
+    char *s;
+    if (str_of(ld, v, "drift.writer_nice", &s) < 0) return -1;
+    int idle = s && strcmp(s, "idle") == 0;
+    free(s);
+    if (idle) {
+        *out = CFG_WRITER_IDLE;
+        return 0;
+    }
+    if (get_int(ld, v, "drift.writer_nice", 0, 19, out) < 0) {   /* one message for both */
+        char b[64];
+        return fail(ld, "drift.writer_nice", "expected \"idle\" or a nice value between 0 and 19, got %s",
+                    describe(v, 0, b, sizeof(b)));
+    }
+    return 0;
+}
+
 static int load_drift(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
         "enabled", "db_path", "store_outputs", "commit_interval", "writer_nice", "retention_days", "retention_mb",
@@ -1415,7 +1434,7 @@ static int load_drift(struct ld *ld, const cJSON *o) {
         get_nonempty_str(ld, cJSON_GetObjectItemCaseSensitive(o, "db_path"), "drift.db_path", 0, &d->db_path) < 0 ||
         get_enum(ld, cJSON_GetObjectItemCaseSensitive(o, "store_outputs"), "drift.store_outputs", stores, &st) < 0 ||
         get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "commit_interval"), "drift.commit_interval", 1, 1, 60000, &d->commit_interval_ms) < 0 ||
-        get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "writer_nice"), "drift.writer_nice", 0, 19, &d->writer_nice) < 0 ||
+        get_writer_nice(ld, cJSON_GetObjectItemCaseSensitive(o, "writer_nice"), &d->writer_nice) < 0 ||
         get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "retention_days"), "drift.retention_days", 0, 36500, &d->retention_days) < 0 ||
         get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "retention_mb"), "drift.retention_mb", 0, 100000000, &d->retention_mb) < 0 ||
         get_double(ld, cJSON_GetObjectItemCaseSensitive(o, "false_alarm_rate"), "drift.false_alarm_rate", 0, 1, 1, 1, &d->false_alarm_rate) < 0 ||

@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1524,11 +1525,32 @@ static void write_batch(struct drift *d, struct wstmts *w, struct item *list, in
  * setpriority() fails the writer runs at normal priority. */
 #define CATCHUP_INTERVALS 2
 
+/* The writer proper's priority (drift.writer_nice). SCHED_IDLE: any other
+ * thread that wakes up preempts it at once, so a batch being written never
+ * delays a request (at nice 19 the scheduler still let the writer finish
+ * its time slice: one-at-a-time requests saw a p99 of 0.4 ms instead of
+ * 0.2 ms), and a CPU that runs only it counts as free when the kernel
+ * places a waking thread. Lowering one's own priority needs no privilege;
+ * where it fails anyway the writer runs at normal priority. */
+static void lower_priority(struct drift *d)
+{
+    if (d->writer_nice == CFG_WRITER_IDLE) {
+        struct sched_param sp = {0};
+        int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+        if (rc == 0)
+            return;
+        logf_(d, "warn", "cannot run the writer thread at idle priority (%s); using nice 19",
+              strerror(rc));
+        d->writer_nice = 19;
+    }
+    if (d->writer_nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), d->writer_nice) != 0)
+        logf_(d, "warn", "cannot lower the writer thread's priority: %s", strerror(errno));
+}
+
 static void writer_loop(struct drift *d, int catchup)
 {
-    if (!catchup && d->writer_nice > 0 &&
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), d->writer_nice) != 0)
-        logf_(d, "warn", "cannot lower the writer thread's priority: %s", strerror(errno));
+    if (!catchup)
+        lower_priority(d);
     struct wstmts w = {0};
     pthread_mutex_lock(&d->wmu);      /* the connection is one thread's at a time */
     if (drift_hasher_init(&w.h) != 0)
@@ -1863,7 +1885,8 @@ struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen)
     d->db_path = strdup(cfg->db_path && *cfg->db_path ? cfg->db_path : "llmpin-drift.db");
     d->store_outputs = cfg->store_outputs;
     d->commit_interval_ms = cfg->commit_interval_ms > 0 ? cfg->commit_interval_ms : 100;
-    d->writer_nice = cfg->writer_nice >= 0 && cfg->writer_nice <= 19 ? cfg->writer_nice : 19;
+    d->writer_nice = cfg->writer_nice >= 0 && cfg->writer_nice <= CFG_WRITER_IDLE ? cfg->writer_nice
+                                                                                : CFG_WRITER_IDLE;
     d->retention_days = cfg->retention_days;
     d->retention_mb = cfg->retention_mb;
     d->dprm.false_alarm_rate = cfg->false_alarm_rate > 0 ? cfg->false_alarm_rate : 1e-4;

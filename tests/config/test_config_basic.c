@@ -101,7 +101,7 @@ static void test_defaults(void) {
     CHECK_STR(c->drift.db_path, "llmpin-drift.db");
     CHECK(c->drift.store_outputs == CFG_STORE_HASH);
     CHECK(c->drift.commit_interval_ms == 100);
-    CHECK(c->drift.writer_nice == 19);
+    CHECK(c->drift.writer_nice == CFG_WRITER_IDLE);
     CHECK(c->drift.retention_days == 90);
     CHECK(c->drift.retention_mb == 1024);
     CHECK(c->drift.false_alarm_rate == 1e-4);

@@ -290,6 +290,16 @@ static void test_units(void) {
         CHECK(c->drift.false_alarm_rate == 0.001);
         cfg_free(c);
     }
+    c = LOAD_OK("{\"drift\": {\"writer_nice\": \"idle\"}}");
+    if (c) {
+        CHECK(c->drift.writer_nice == CFG_WRITER_IDLE);
+        cfg_free(c);
+    }
+    c = LOAD_OK("{\"drift\": {\"writer_nice\": \"12\"}}");
+    if (c) {
+        CHECK(c->drift.writer_nice == 12);
+        cfg_free(c);
+    }
     c = LOAD_OK("{\"server\": {\"max_body_bytes\": \"8MiB\", \"request_timeout\": \"1h\"}, \"breaker\": {\"window\": 45}}");
     if (c) {
         CHECK(c->server.max_body_bytes == 8u << 20);
@@ -569,7 +579,8 @@ static void test_breaker_drift_errors(void) {
     EXPECT_ERR("{\"breaker\": {\"cooldown\": \"fast\"}}",
                "t.json: breaker.cooldown: expected a duration such as \"30s\", \"500ms\" or \"2m\", got \"fast\"");
     EXPECT_ERR("{\"drift\": {\"false_alarm_rate\": 1}}", "t.json: drift.false_alarm_rate: must be strictly between 0 and 1, got 1");
-    EXPECT_ERR("{\"drift\": {\"writer_nice\": 20}}", "t.json: drift.writer_nice: must be between 0 and 19, got 20");
+    EXPECT_ERR("{\"drift\": {\"writer_nice\": 20}}", "t.json: drift.writer_nice: expected \"idle\" or a nice value between 0 and 19, got 20");
+    EXPECT_ERR("{\"drift\": {\"writer_nice\": \"low\"}}", "t.json: drift.writer_nice: expected \"idle\" or a nice value between 0 and 19, got \"low\"");
     EXPECT_ERR("{\"drift\": {\"min_drop\": -0.1}}", "t.json: drift.min_drop: must be strictly between 0 and 1, got -0.1");
     EXPECT_ERR("{\"drift\": {\"store_outputs\": \"all\"}}", "t.json: drift.store_outputs: expected one of none, hash, full, got \"all\"");
     EXPECT_ERR("{\"drift\": {\"retention_days\": -1}}", "t.json: drift.retention_days: must be between 0 and 36500, got -1");

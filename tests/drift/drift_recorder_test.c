@@ -6,6 +6,9 @@
  */
 #include "drift_test.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 
@@ -25,6 +28,29 @@ static long long q1(const char *path, const char *sql)
     }
     sqlite3_close(db);
     return v;
+}
+
+/* The thread id of this process's drift writer proper ("llmpin-drift"),
+ * or -1. */
+static pid_t writer_tid(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return -1;
+    pid_t found = -1;
+    struct dirent *e;
+    while ((e = readdir(dir)) && found < 0) {
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strcmp(name, "llmpin-drift\n") == 0)
+            found = (pid_t)atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(dir);
+    return found;
 }
 
 static struct drift_record *rec(const char *target, int i)
@@ -550,7 +576,7 @@ int main(void)
         snprintf(p9, sizeof p9, "%s/handover.db", dir);
         struct cfg_drift c9 = t_cfg(p9);
         c9.commit_interval_ms = 20;
-        c9.writer_nice = 19;
+        c9.writer_nice = CFG_WRITER_IDLE;   /* the default */
         struct drift *d9 = drift_open(&c9, err, sizeof err);
         CHECK(d9 != NULL);
         if (d9) {
@@ -580,6 +606,41 @@ int main(void)
             drift_close(d9);
             CHECK_INT(q1(p9, "SELECT count(*) FROM drift_records"), 350);
             CHECK_INT(q1(p9, "SELECT count(DISTINCT request_id) FROM drift_records"), 350);
+        }
+    }
+
+    /* 10. the writer thread runs at the configured priority: SCHED_IDLE by
+     *     default, else the nice value */
+    {
+        int want[] = {CFG_WRITER_IDLE, 19, 0};
+        for (int k = 0; k < 3; k++) {
+            char p10[600];
+            snprintf(p10, sizeof p10, "%s/prio%d.db", dir, k);
+            struct cfg_drift c10 = t_cfg(p10);
+            c10.writer_nice = want[k];
+            struct drift *d10 = drift_open(&c10, err, sizeof err);
+            CHECK(d10 != NULL);
+            if (!d10)
+                continue;
+            int policy = -1, nice = -100;
+            for (int tries = 0; tries < 200; tries++) {   /* until the thread has set it */
+                pid_t tid = writer_tid();
+                if (tid > 0) {
+                    policy = sched_getscheduler(tid);
+                    errno = 0;
+                    nice = getpriority(PRIO_PROCESS, (id_t)tid);
+                    if (want[k] == CFG_WRITER_IDLE ? policy == SCHED_IDLE : nice == want[k])
+                        break;
+                }
+                usleep(10000);
+            }
+            if (want[k] == CFG_WRITER_IDLE) {
+                CHECK_INT(policy, SCHED_IDLE);
+            } else {
+                CHECK_INT(policy, SCHED_OTHER);
+                CHECK_INT(nice, want[k]);
+            }
+            drift_close(d10);
         }
     }
 
