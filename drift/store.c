@@ -2095,6 +2095,7 @@ cJSON *drift_admin_json(struct drift *d)
     cJSON_AddNumberToObject(s, "write_errors", (double)st.write_errors);
     cJSON_AddNumberToObject(s, "output_compared", (double)st.output_compared);
     cJSON_AddNumberToObject(s, "output_changed", (double)st.output_changed);
+    cJSON_AddNumberToObject(s, "writer_handovers", (double)st.handovers);
     cJSON_AddStringToObject(o, "db_path", d->db_path);
 
     cJSON *vs = cJSON_AddArrayToObject(o, "versions");

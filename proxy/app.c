@@ -1132,8 +1132,12 @@ static void handle_metrics(struct app *a, struct http_exchange *ex) {
         drift_stats(a->drift, &st);
         buf_printf(&b, "# TYPE llmpin_drift_records_written_total counter\nllmpin_drift_records_written_total %llu\n"
                        "# TYPE llmpin_drift_records_dropped_total counter\nllmpin_drift_records_dropped_total %llu\n"
-                       "# TYPE llmpin_drift_queue gauge\nllmpin_drift_queue %llu\n",
-                   (unsigned long long)st.written, (unsigned long long)st.dropped, (unsigned long long)st.queued);
+                       "# TYPE llmpin_drift_queue gauge\nllmpin_drift_queue %llu\n"
+                       "# HELP llmpin_drift_writer_handovers_total Batches the low-priority drift writer, "
+                       "starved of CPU, left to the catch-up thread.\n"
+                       "# TYPE llmpin_drift_writer_handovers_total counter\nllmpin_drift_writer_handovers_total %llu\n",
+                   (unsigned long long)st.written, (unsigned long long)st.dropped, (unsigned long long)st.queued,
+                   (unsigned long long)st.handovers);
     }
     http_respond(ex, 200, "text/plain; version=0.0.4", NULL, b.p, b.len);
     buf_free(&b);

@@ -8,7 +8,7 @@
  *       fast as possible); parsed: field by field, the request as parsed JSON
  *       (drift_record_set_request); raw: the same with the request as bytes
  *       (drift_record_set_request_raw); make: drift_record_make; unique: the
- *       same with a different request body every time (no memo hits)
+ *       same with a different request body every time
  *
  * Prints ns of thread CPU per record for the pusher and for the rest of the
  * process (the writer), and the database size. Not a test: figures vary

@@ -104,6 +104,10 @@ class VersionDriftTest(E2ETestCase):
         self.assertEqual(st, 200, drift)
         self.assertEqual(drift["recent_events"], [])
         self.assertEqual(drift["db_path"], self.db)
+        # the recorder's hand-over counter is exported (0 on an idle machine)
+        self.assertEqual(drift["stats"]["writer_handovers"], 0)
+        self.assertEqual([v for _, v in H.metric_samples(p.metrics(), "llmpin_drift_writer_handovers_total")],
+                         [0.0])
 
         m.config(fingerprint="fp_mock_2")
         d = self.assertServed(self.chat(p, "gpt-x"), "a", ANSWER)
