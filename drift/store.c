@@ -191,6 +191,7 @@ struct drift {
     struct drift_event recent[RECENT_EVENTS];
     size_t recent_pos, recent_len;
     int64_t last_retention_ms;        /* writer only */
+    int retention_pending;            /* writer only: retention stopped early */
 
     /* Where drift_record_make puts records (see struct drift_seg). */
     struct drift_seg *seg;            /* loop only: the segment being filled */
@@ -1385,23 +1386,45 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 
 /* Age first, then size: delete the oldest records until the live pages fit
  * in retention_mb, then give the freed pages back to the file system. */
+/* Deletions go RETENTION_CHUNK rows to a statement, and retention stops
+ * between two of them when the catch-up thread waits for the connection
+ * (the writer runs at idle priority: a long DELETE by a starved writer
+ * would hold up recording); it resumes at the next batch. */
+#define RETENTION_CHUNK 10000
+
+static int retention_yield(struct drift *d)
+{
+    if (!__atomic_load_n(&d->catchup_waiting, __ATOMIC_ACQUIRE))
+        return 0;
+    d->retention_pending = 1;
+    return 1;
+}
+
 static void retention(struct drift *d)
 {
     char sql[256];
     int64_t deleted = 0;
+    d->retention_pending = 0;
     if (d->retention_days > 0) {
         int64_t cutoff = drift_now_ms() - (int64_t)d->retention_days * 86400000;
-        snprintf(sql, sizeof sql, "DELETE FROM drift_records WHERE ts_ms < %lld",
-                 (long long)cutoff);
-        if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) == SQLITE_OK)
-            deleted += sqlite3_changes(d->db);
+        for (;;) {
+            snprintf(sql, sizeof sql,
+                     "DELETE FROM drift_records WHERE id IN (SELECT id FROM drift_records"
+                     " WHERE ts_ms < %lld LIMIT %d)", (long long)cutoff, RETENTION_CHUNK);
+            if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                break;
+            int n = sqlite3_changes(d->db);
+            deleted += n;
+            if (n < RETENTION_CHUNK || retention_yield(d))
+                break;
+        }
         snprintf(sql, sizeof sql, "DELETE FROM drift_outputs WHERE ts_ms < %lld",
                  (long long)cutoff);
         sqlite3_exec(d->db, sql, NULL, NULL, NULL);
     }
-    if (d->retention_mb > 0) {
+    if (d->retention_mb > 0 && !d->retention_pending) {
         int64_t limit = (int64_t)d->retention_mb * 1024 * 1024;
-        for (int round = 0; round < 50; round++) {
+        for (int round = 0; round < 100 && !retention_yield(d); round++) {
             int64_t pages = query_int(d->db, "PRAGMA page_count");
             int64_t free_pages = query_int(d->db, "PRAGMA freelist_count");
             int64_t psize = query_int(d->db, "PRAGMA page_size");
@@ -1411,6 +1434,8 @@ static void retention(struct drift *d)
             if (n <= 0)
                 break;
             int64_t chunk = n / 20 + 1;            /* 5% per round */
+            if (chunk > RETENTION_CHUNK)
+                chunk = RETENTION_CHUNK;
             snprintf(sql, sizeof sql,
                      "DELETE FROM drift_records WHERE id IN (SELECT id FROM drift_records"
                      " ORDER BY id LIMIT %lld)", (long long)chunk);
@@ -1684,7 +1709,7 @@ static void writer_loop(struct drift *d, int catchup)
         }
         if (run)
             drift_seg_release(run, run_n);
-        if (mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS &&
+        if ((d->retention_pending || mono_ms() - d->last_retention_ms >= RETENTION_CHECK_MS) &&
             !__atomic_load_n(&d->catchup_waiting, __ATOMIC_ACQUIRE)) {
             d->last_retention_ms = mono_ms();
             retention(d);

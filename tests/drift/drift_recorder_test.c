@@ -459,18 +459,19 @@ int main(void)
         drift_probe_suite_free(ps);
     }
 
-    /* 5. retention by age: records older than retention_days go at the next open */
+    /* 5. retention by age: records older than retention_days go at the next
+     *    open, more than one deletion chunk (10,000) of them */
     snprintf(path, sizeof path, "%s/ret.db", dir);
     cfg = t_cfg(path);
     cfg.retention_days = 30;
     d = drift_open(&cfg, err, sizeof err);
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 25006; i++) {
         struct drift_record *r = rec("t", i);
-        r->ts_ms = drift_now_ms() - (i < 4 ? 40LL : 1LL) * 86400000LL;
+        r->ts_ms = drift_now_ms() - (i < 25000 ? 40LL : 1LL) * 86400000LL;
         drift_push(d, r);
     }
     drift_close(d);
-    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 10);
+    CHECK_INT(q1(path, "SELECT count(*) FROM drift_records"), 25006);
     d = drift_open(&cfg, err, sizeof err);
     drift_flush(d);
     drift_close(d);
