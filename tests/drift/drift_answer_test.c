@@ -10,6 +10,7 @@
  * token counts and output; and that the common shapes do take the fast path.
  */
 #include "drift/drift.h"
+#include "drift_mutate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,13 +220,7 @@ static const char *const samples[] = {
 };
 
 static unsigned long long rng = 88172645463325252ULL;
-static unsigned rnd(unsigned n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (unsigned)(rng % n);
-}
+static unsigned rnd(unsigned n) { return t_rnd(&rng, n); }
 
 static void fuzz(void)
 {
@@ -237,23 +232,8 @@ static void fuzz(void)
         size_t n = strlen(src);
         memcpy(buf, src, n);
         int edits = 1 + (int)rnd(4);
-        for (int e = 0; e < edits; e++) {
-            unsigned op = rnd(4);
-            size_t at = n ? rnd((unsigned)n) : 0;
-            char c = pieces[rnd(sizeof pieces - 1)];
-            if (op == 0 && n) {
-                buf[at] = c;                              /* replace */
-            } else if (op == 1 && n + 1 < sizeof buf) {   /* insert */
-                memmove(buf + at + 1, buf + at, n - at);
-                buf[at] = c;
-                n++;
-            } else if (op == 2 && n) {                    /* delete */
-                memmove(buf + at, buf + at + 1, n - at - 1);
-                n--;
-            } else {                                      /* cut */
-                n = at;
-            }
-        }
+        for (int e = 0; e < edits; e++)
+            t_mutate(buf, &n, sizeof buf, pieces, &rng);
         /* no terminating NUL after the text: a read past the end is an ASan error */
         char *exact = malloc(n ? n : 1);
         memcpy(exact, buf, n);

@@ -7,6 +7,7 @@
  * duplicate keys) and on mutations of them, under ASan in CI.
  */
 #include "drift_test.h"
+#include "drift_mutate.h"
 #include "drift/internal.h"
 
 #include <cjson/cJSON.h>
@@ -153,13 +154,7 @@ static char *wide(int n, int dup)
 }
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
-static unsigned rnd(unsigned n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (unsigned)(rng % n);
-}
+static unsigned rnd(unsigned n) { return t_rnd(&rng, n); }
 
 struct gen {
     char *p, *end;
@@ -298,23 +293,8 @@ static void generated(void)
         size_t n = g_request(buf, sizeof buf);
         if (iter % 2) {   /* and a mutation of it */
             int edits = 1 + (int)rnd(3);
-            for (int e = 0; e < edits; e++) {
-                unsigned op = rnd(4);
-                size_t at = n ? rnd((unsigned)n) : 0;
-                char c = pieces[rnd(sizeof pieces - 1)];
-                if (op == 0 && n) {
-                    buf[at] = c;
-                } else if (op == 1 && n + 1 < sizeof buf) {
-                    memmove(buf + at + 1, buf + at, n - at);
-                    buf[at] = c;
-                    n++;
-                } else if (op == 2 && n) {
-                    memmove(buf + at, buf + at + 1, n - at - 1);
-                    n--;
-                } else {
-                    n = at;
-                }
-            }
+            for (int e = 0; e < edits; e++)
+                t_mutate(buf, &n, sizeof buf, pieces, &rng);
         }
         /* exactly n bytes, no NUL after them: a read past the end is an ASan error */
         char *exact = malloc(n ? n : 1);
