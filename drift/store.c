@@ -211,7 +211,7 @@ struct drift {
  *
  * refs counts the records not yet released, plus SEG_OPEN while the loop
  * still fills the segment, so that it cannot reach 0 before the loop has
- * said how many records it made there (drift_seg_seal). Whoever brings it
+ * said how many records it made there (seg_seal). Whoever brings it
  * to 0 recycles the segment. */
 #define SEG_SIZE (256u * 1024)
 #define SEG_RECORD_MAX (16u * 1024)   /* larger records get their own malloc */
