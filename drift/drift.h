@@ -237,7 +237,9 @@ cJSON *drift_event_to_json(const struct drift_event *ev);
 struct drift *drift_open(const struct cfg_drift *cfg, char *err, size_t errlen);
 
 /* Drain the queue completely, commit, stop the writer, close the db and free
- * d. Every record pushed before this call is written. NULL is a no-op. */
+ * d. Every record pushed before this call is written. NULL is a no-op.
+ * Records made by drift_record_make live in d's memory: each must have been
+ * pushed or freed before this call. */
 void drift_close(struct drift *d);
 
 /* Queue a record for the writer; takes ownership of r (also on drop). Never
