@@ -410,8 +410,24 @@ static int64_t seed_of(const struct rs_node *n)
     return neg ? -v : v;
 }
 
+static int scan(struct drift_reqscan *s, struct drift_hasher *h, const char *json, size_t len,
+                struct drift_reqinfo *info);
+
+/* The node array stays for the next body, unless a large one made it
+ * large: a few MiB are not kept for the writer's lifetime. */
+#define KEEP_NODES 16384
+
 int drift_request_scan(struct drift_reqscan *s, struct drift_hasher *h, const char *json,
                        size_t len, struct drift_reqinfo *info)
+{
+    int rc = scan(s, h, json, len, info);
+    if (s->cap > KEEP_NODES)
+        drift_reqscan_free(s);
+    return rc;
+}
+
+static int scan(struct drift_reqscan *s, struct drift_hasher *h, const char *json, size_t len,
+                struct drift_reqinfo *info)
 {
     memset(info, 0, sizeof *info);
     if (!h || !h->ctx || !json)

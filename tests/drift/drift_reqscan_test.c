@@ -338,9 +338,12 @@ int main(void)
     s = wide(40, 1);                 /* duplicate keys beyond 32: qsort's order is its own */
     expect_unsure(s);
     free(s);
-    s = wide(20000, 0);              /* the node array grows */
+    s = wide(20000, 0);              /* the node array grows, */
     expect_ok(s);
     free(s);
+    CHECK(scan.cap == 0);            /* and is not kept that large */
+    expect_ok(ordinary[0]);
+    CHECK(scan.cap > 0 && scan.cap <= 16384);
 
     generated();
     fprintf(stderr, "reqscan: %ld answered, %ld left to cJSON\n", answered, unsure);
