@@ -1423,25 +1423,35 @@ static void retention(struct drift *d)
         sqlite3_exec(d->db, sql, NULL, NULL, NULL);
     }
     if (d->retention_mb > 0 && !d->retention_pending) {
+        /* oldest first, 5% of the rows (at most a chunk) at a time, until
+         * the live pages fit; the page counts are cheap to read each round,
+         * a count of the rows is read once */
         int64_t limit = (int64_t)d->retention_mb * 1024 * 1024;
-        for (int round = 0; round < 100 && !retention_yield(d); round++) {
+        int64_t psize = query_int(d->db, "PRAGMA page_size");
+        int64_t chunk = -1;
+        for (int round = 0;; round++) {
             int64_t pages = query_int(d->db, "PRAGMA page_count");
             int64_t free_pages = query_int(d->db, "PRAGMA freelist_count");
-            int64_t psize = query_int(d->db, "PRAGMA page_size");
             if (pages < 0 || free_pages < 0 || psize <= 0 || (pages - free_pages) * psize <= limit)
                 break;
-            int64_t n = query_int(d->db, "SELECT count(*) FROM drift_records");
-            if (n <= 0)
+            if (round == 1000 || retention_yield(d)) {   /* 10M rows: go on at the next batch */
+                d->retention_pending = 1;
                 break;
-            int64_t chunk = n / 20 + 1;            /* 5% per round */
-            if (chunk > RETENTION_CHUNK)
-                chunk = RETENTION_CHUNK;
+            }
+            if (chunk < 0) {
+                chunk = query_int(d->db, "SELECT count(*) FROM drift_records") / 20 + 1;
+                if (chunk > RETENTION_CHUNK)
+                    chunk = RETENTION_CHUNK;
+            }
             snprintf(sql, sizeof sql,
                      "DELETE FROM drift_records WHERE id IN (SELECT id FROM drift_records"
                      " ORDER BY id LIMIT %lld)", (long long)chunk);
             if (sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK)
                 break;
-            deleted += sqlite3_changes(d->db);
+            int n = sqlite3_changes(d->db);
+            deleted += n;
+            if (n == 0)
+                break;                     /* the rest is not records */
         }
     }
     if (deleted > 0) {
