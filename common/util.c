@@ -86,6 +86,16 @@ char *util_strdup(const char *s) {
     return p;
 }
 
+size_t util_strlcpy(char *dst, const char *src, size_t cap) {
+    size_t n = strlen(src);
+    if (cap) {
+        size_t k = n < cap ? n : cap - 1;
+        memcpy(dst, src, k);
+        dst[k] = 0;
+    }
+    return n;
+}
+
 void util_make_id(const char *prefix, char *out, size_t cap) {
     unsigned char r[12];
     uint64_t a = util_rand64(), b = util_rand64();
@@ -93,7 +103,8 @@ void util_make_id(const char *prefix, char *out, size_t cap) {
     memcpy(r + 8, &b, 4);
     char hex[25];
     util_hex(r, 12, hex);
-    snprintf(out, cap, "%s%s", prefix, hex);
+    size_t n = util_strlcpy(out, prefix, cap);
+    if (n + 1 < cap) util_strlcpy(out + n, hex, cap - n);
 }
 
 void buf_init_on(struct buf *b, char *mem, size_t cap) {

@@ -16,6 +16,9 @@ void util_hex(const unsigned char *in, size_t n, char *out); /* out: 2n+1 */
 /* 1 if equal; time depends only on the lengths. */
 int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 char *util_strdup(const char *s); /* NULL-safe; aborts on OOM */
+/* Copy src into dst[cap] (cut to fit, always terminated when cap > 0); the
+ * length of src. snprintf(dst, cap, "%s", src) without the format parsing. */
+size_t util_strlcpy(char *dst, const char *src, size_t cap);
 void *util_xmalloc(size_t n);     /* aborts on OOM */
 void *util_xcalloc(size_t n, size_t sz);
 void *util_xrealloc(void *p, size_t n);

@@ -904,8 +904,12 @@ static char *upstream_url(const struct cfg_upstream *u, const char *model, const
                    esc ? esc : "", suffix, u->api_version ? u->api_version : "");
         curl_free(esc);
     } else {
-        buf_printf(&b, "%s%s", u->base_url, suffix);
-        if (query && *query) buf_printf(&b, "?%s", query);
+        buf_appends(&b, u->base_url);
+        buf_appends(&b, suffix);
+        if (query && *query) {
+            buf_append(&b, "?", 1);
+            buf_appends(&b, query);
+        }
     }
     return b.p;
 }
@@ -1160,7 +1164,7 @@ static struct rq *rq_new(struct app *a, struct http_exchange *ex, enum rq_kind k
     q->suffix = ex->path + 3;
     q->t0_ms = util_now_ms();
     q->deadline_ms = q->t0_ms + q->gen->cfg->server.request_timeout_ms;
-    snprintf(q->id, sizeof q->id, "%s", rid);
+    util_strlcpy(q->id, rid, sizeof q->id);
     a->active_rqs++;
     a->m.inflight++;
     ex->ud = q;

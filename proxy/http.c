@@ -192,7 +192,7 @@ static int parse_head(struct http_conn *c, char *head, size_t len) {
     ex->conn = c;
     ex->srv = c->srv;
     ex->start_us = util_now_us();
-    snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+    util_strlcpy(ex->peer, c->peer, sizeof ex->peer);
     c->ex = ex;
 
     char *p = head, *end = head + len;

@@ -185,6 +185,15 @@ static void test_format(void) {
     char id[40];
     util_make_id("req_", id, sizeof id);
     CHECK(strlen(id) == 28 && strncmp(id, "req_", 4) == 0, "id '%s'", id);
+    char small[10];
+    util_make_id("req_", small, sizeof small);           /* cut to fit, like snprintf */
+    CHECK(strlen(small) == 9 && strncmp(small, "req_", 4) == 0, "short id '%s'", small);
+    util_make_id("a_long_prefix_", small, sizeof small);
+    CHECK(strcmp(small, "a_long_pr") == 0, "prefix cut '%s'", small);
+    char cp[4];
+    CHECK(util_strlcpy(cp, "abcdef", sizeof cp) == 6 && strcmp(cp, "abc") == 0, "strlcpy cut '%s'", cp);
+    CHECK(util_strlcpy(cp, "ab", sizeof cp) == 2 && strcmp(cp, "ab") == 0, "strlcpy fits '%s'", cp);
+    CHECK(util_strlcpy(cp, "xyz", 0) == 3 && strcmp(cp, "ab") == 0, "strlcpy cap 0 writes nothing");
     CHECK(util_ct_equal("abc", 3, "abc", 3) == 1 && util_ct_equal("abc", 3, "abd", 3) == 0 &&
               util_ct_equal("abc", 3, "abcd", 4) == 0,
           "constant-time compare");
