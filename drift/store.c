@@ -838,7 +838,8 @@ int drift_observe_version(struct drift *d, const char *target, const char *reque
     /* the common case (known values) allocates nothing */
     int maybe_new = (served_model && *served_model && vfield_find(&p->model, served_model) < 0) ||
                     (fingerprint && *fingerprint && vfield_find(&p->fp, fingerprint) < 0);
-    char old_buf[512] = "";
+    char old_buf[512];                /* not "= \"\"": that zeroes all of it per request */
+    old_buf[0] = '\0';
     char *old_model_c = NULL, *old_fp_c = NULL;
     if (maybe_new) {
         const char *om = p->model.current >= 0 ? p->model.v[p->model.current].value : NULL;
