@@ -1694,6 +1694,7 @@ static void writer_loop(struct drift *d, int catchup)
             d->qlen += nr;
             d->qbytes += bytes;
             d->first_arrival_ms = arrived;
+            d->writing_since = 0;         /* no batch in hand any more */
             d->st.handovers++;
             pthread_mutex_unlock(&d->mu);
             n -= nr;

@@ -53,6 +53,18 @@ static pid_t writer_tid(void)
     return found;
 }
 
+/* The committed records of the database at path, once there are n of them
+ * or 10 s have passed: what the catch-up thread wrote without any flush. */
+static long long wait_records(const char *path, long long n)
+{
+    long long have = 0;
+    for (int tries = 0; tries < 500 && have != n; tries++) {
+        usleep(20000);
+        have = q1(path, "SELECT count(*) FROM drift_records");
+    }
+    return have;
+}
+
 static struct drift_record *rec(const char *target, int i)
 {
     struct drift_record *r = drift_record_new();
@@ -553,12 +565,7 @@ int main(void)
             drift_debug_stall_writer(d8, 1);
             for (int i = 0; i < 100; i++)
                 drift_push(d8, rec("openai/gpt-4o", i));
-            long long n = 0;
-            for (int tries = 0; tries < 500 && n != 100; tries++) { /* up to 10 s */
-                usleep(20000);
-                n = q1(p8, "SELECT count(*) FROM drift_records");
-            }
-            CHECK_INT(n, 100);
+            CHECK_INT(wait_records(p8, 100), 100);
             drift_debug_stall_writer(d8, 0);
             for (int i = 100; i < 150; i++)
                 drift_push(d8, rec("openai/gpt-4o", i));
@@ -585,12 +592,7 @@ int main(void)
             drift_debug_stall_writer(d9, 2);
             for (int i = 0; i < 300; i++)
                 drift_push(d9, rec("openai/gpt-4o", i));
-            long long n = 0;
-            for (int tries = 0; tries < 500 && n != 300; tries++) { /* up to 10 s */
-                usleep(20000);
-                n = q1(p9, "SELECT count(*) FROM drift_records");
-            }
-            CHECK_INT(n, 300);
+            CHECK_INT(wait_records(p9, 300), 300);
             struct drift_stats st9;
             drift_stats(d9, &st9);
             if (st9.writer_stalls)   /* the writer took the batch and was held: */
