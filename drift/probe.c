@@ -383,8 +383,10 @@ static int set_expect(struct drift_probe *p, enum drift_expect_kind k, const cJS
         break;
     case DRIFT_EXPECT_INT:
         if (cJSON_IsNumber(v)) {
-            if (v->valuedouble != (double)(long long)v->valuedouble) {
-                set_err(msg, msglen, "expect.int: %g is not an integer", v->valuedouble);
+            /* range first: converting a double beyond long long is undefined */
+            double d = v->valuedouble;
+            if (!(d > -9.2e18 && d < 9.2e18) || d != (double)(long long)d) {
+                set_err(msg, msglen, "expect.int: %g is not an integer within +-9.2e18", d);
                 return -1;
             }
             snprintf(tmp, sizeof tmp, "%lld", (long long)v->valuedouble);
@@ -447,10 +449,32 @@ static int set_expect(struct drift_probe *p, enum drift_expect_kind k, const cJS
 
 /* ---- JSONL loader --------------------------------------------------------------- */
 
+/* A key that appears twice in one object anywhere inside v, or NULL. The
+ * probe's messages and params are sent as they are, and a proxy (llmpin
+ * included) refuses a body with a duplicate key, so the loader does. */
+static const char *duplicate_key(const cJSON *v)
+{
+    for (const cJSON *e = v ? v->child : NULL; e; e = e->next) {
+        if (cJSON_IsObject(v) && e->string)
+            for (const cJSON *f = e->next; f; f = f->next)
+                if (f->string && strcmp(e->string, f->string) == 0)
+                    return e->string;
+        const char *d = duplicate_key(e);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 static int parse_probe(const cJSON *j, struct drift_probe *p, char *msg, size_t msglen)
 {
     if (!cJSON_IsObject(j)) {
         set_err(msg, msglen, "a probe must be a JSON object");
+        return -1;
+    }
+    const char *dup = duplicate_key(j);
+    if (dup) {
+        set_err(msg, msglen, "duplicate key \"%.64s\"", dup);
         return -1;
     }
     for (const cJSON *e = j->child; e; e = e->next) {

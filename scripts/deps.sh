@@ -1,10 +1,13 @@
 #!/bin/sh
-# Installs the Debian packages llmpin needs to build, test and benchmark,
+# Installs the Debian packages llmpin needs to build, test, fuzz and benchmark,
 # skipping those already present. Safe to run repeatedly.
 set -e
 pkgs="build-essential cmake pkg-config libevent-dev libssl-dev libcjson-dev
 libcurl4-openssl-dev libopenblas-dev libsqlite3-dev python3 nodejs npm openssl"
 [ "${LLMPIN_BENCH:-0}" = 1 ] && pkgs="$pkgs wrk nginx"
+# tests/fuzz/run.sh: clang and the compiler-rt runtimes (libFuzzer, ASan, UBSan)
+# for Debian's default clang
+[ "${LLMPIN_FUZZ:-0}" = 1 ] && pkgs="$pkgs clang libclang-rt-dev"
 missing=""
 for p in $pkgs; do
   # nodejs/npm may come from outside Debian: accept any working binary

@@ -231,6 +231,9 @@ static void check_loader_errors(void)
          "s.jsonl:1: expect.regex:"},
         {"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"expect\":{\"int\":1.5}}\n",
          "s.jsonl:1: expect.int: 1.5 is not an integer"},
+        /* found by tests/fuzz/fuzz_probe_suite (UBSan: float-cast-overflow) */
+        {"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"expect\":{\"int\":1e300}}\n",
+         "s.jsonl:1: expect.int: 1e+300 is not an integer within +-9.2e18"},
         {"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"expect\":{\"exact\":\"x\",\"icase\":\"x\"}}\n",
          "s.jsonl:1: expect: holds more than one kind"},
         {"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"expected\":{\"exact\":\"x\"}}\n",
@@ -240,6 +243,13 @@ static void check_loader_errors(void)
         {"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"expect\":{\"exact\":\"x\"}} {}\n",
          "s.jsonl:1:"},
         {"# only a comment\n", "s.jsonl: no probes"},
+        /* found by tests/fuzz/fuzz_probe_suite: params and messages are sent as they are */
+        {"{\"id\":\"d\",\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],"
+         "\"params\":{\"temperature\":0,\"temperature\":1},\"expect\":{\"exact\":\"x\"}}\n",
+         "s.jsonl:1: duplicate key \"temperature\""},
+        {"{\"id\":\"d\",\"messages\":[{\"role\":\"user\",\"role\":\"system\",\"content\":\"q\"}],"
+         "\"expect\":{\"exact\":\"x\"}}\n",
+         "s.jsonl:1: duplicate key \"role\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         err[0] = '\0';
