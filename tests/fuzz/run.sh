@@ -36,7 +36,7 @@ for n in $names; do
   echo "== fuzz_$n: ${secs}s, seeds: $(ls tests/fuzz/corpus/"$n" | wc -l)"
   if "$exe" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
        -artifact_prefix="$art/$n-" $dict "$work/$n" >"$work/$n.log" 2>&1; then
-    grep -E '^#[0-9]+ +(DONE|INITED)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+    grep -aE '^#[0-9]+[[:space:]]+(DONE|INITED)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
       "$work/$n.log" | tr '\n' ' '
     echo "corpus: $(ls "$work/$n" | wc -l) files"
   else
