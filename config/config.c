@@ -98,6 +98,10 @@ struct cfg *cfg_new_default(void) {
     c->server.max_body_bytes = (size_t)8 << 20;
     c->server.request_timeout_ms = 600000;
     c->server.drain_timeout_ms = 30000;
+    c->server.idle_timeout_ms = 75000;
+    c->server.header_timeout_ms = 10000;
+    c->server.body_timeout_ms = 60000;
+    c->server.send_timeout_ms = 60000;
     c->server.max_connections = 10000;
     c->server.log_level = cfg__strdup("info");
     c->server.access_log = cfg__strdup("-");

@@ -28,6 +28,10 @@ struct cfg_server {
     size_t max_body_bytes;        /* request body limit, default 8 MiB */
     int request_timeout_ms;       /* total deadline per request, default 600000 */
     int drain_timeout_ms;         /* SIGTERM: wait this long for in-flight, default 30000 */
+    int idle_timeout_ms;          /* a kept-alive connection between requests, default 75000 */
+    int header_timeout_ms;        /* a request head, from its first byte, default 10000 */
+    int body_timeout_ms;          /* a request body, from the end of its head, default 60000 */
+    int send_timeout_ms;          /* a client that takes none of its answer, default 60000 */
     int max_connections;          /* client connections, default 10000 */
     char *log_level;              /* "debug" | "info" | "warn" | "error", default "info" */
     char *access_log;             /* path, "-" for stderr (default), "off" */

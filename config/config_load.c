@@ -849,6 +849,7 @@ static int valid_env_name(const char *s) {
 static int load_server(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
         "listen", "allow_unauthenticated", "max_body_bytes", "request_timeout", "drain_timeout",
+        "idle_timeout", "header_timeout", "body_timeout", "send_timeout",
         "max_connections", "log_level", "access_log", NULL
     };
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -919,6 +920,10 @@ static int load_server(struct ld *ld, const cJSON *o) {
         get_size(ld, cJSON_GetObjectItemCaseSensitive(o, "max_body_bytes"), "server.max_body_bytes", 1, 1LL << 30, &s->max_body_bytes) < 0 ||
         get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "request_timeout"), "server.request_timeout", 1, 1, 86400000, &s->request_timeout_ms) < 0 ||
         get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "drain_timeout"), "server.drain_timeout", 1, 0, 86400000, &s->drain_timeout_ms) < 0 ||
+        get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "idle_timeout"), "server.idle_timeout", 1, 1, 86400000, &s->idle_timeout_ms) < 0 ||
+        get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "header_timeout"), "server.header_timeout", 1, 1, 86400000, &s->header_timeout_ms) < 0 ||
+        get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "body_timeout"), "server.body_timeout", 1, 1, 86400000, &s->body_timeout_ms) < 0 ||
+        get_duration(ld, cJSON_GetObjectItemCaseSensitive(o, "send_timeout"), "server.send_timeout", 1, 1, 86400000, &s->send_timeout_ms) < 0 ||
         get_int(ld, cJSON_GetObjectItemCaseSensitive(o, "max_connections"), "server.max_connections", 1, 1000000, &s->max_connections) < 0 ||
         get_nonempty_str(ld, cJSON_GetObjectItemCaseSensitive(o, "access_log"), "server.access_log", 0, &s->access_log) < 0)
         return -1;

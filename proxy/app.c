@@ -70,6 +70,14 @@ struct app {
     int64_t started_ms;
     const char *config_path;
     int no_drift;
+    /* What the socket is bound to (server.listen as it was at start, after
+     * --listen): a reload cannot move it, so a new file is checked
+     * against this address, not its own. */
+    char *listen_host;
+    int listen_port;
+    int listen_from_cmdline;
+    const char *log_level_cmdline;
+    int reload_again;                   /* a SIGHUP came during a reload */
     int active_rqs;
     struct probe_sched **probes;
     int n_probes;
@@ -166,6 +174,7 @@ static void probe_run_step(struct probe_run *pr, int finished_one);
 static void start_shadow(struct rq *primary);
 static void start_reload(struct app *a, struct http_exchange *ex, const char *rid);
 static int max_upstream_conns(const struct cfg *c);
+static struct http_server_opts server_opts(const struct cfg *c);
 static void webhook_post(struct app *a, const struct drift_event *ev);
 static void rq_next_target(struct rq *q, const char *why);
 
@@ -1393,8 +1402,8 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
 static struct http_exchange *detached_exchange(struct app *a, const char *path, const char *body, size_t len) {
     struct http_exchange *ex = util_xcalloc(1, sizeof *ex);
     snprintf(ex->method, sizeof ex->method, "POST");
-    ex->path = util_strdup(path);
-    ex->target = ex->path;
+    ex->head_copy = util_strdup(path); /* the exchange owns its strings through head_copy */
+    ex->path = ex->head_copy;
     ex->query = "";
     ex->body = util_xmalloc(len + 1);
     memcpy(ex->body, body, len);
@@ -1628,10 +1637,39 @@ struct reload {
     pthread_t th;
 };
 
+/* The new file must describe the socket that is actually bound: with
+ * --listen the file's server.listen is ignored, as at start; without it a
+ * changed server.listen is refused (restart to move the socket). Then the
+ * rules that depend on the address (no keys only on loopback) are checked
+ * again against the bound address. */
+static int reload_check_listen(const struct app *a, struct cfg *c, char *err, size_t errlen) {
+    if (!a->listen_from_cmdline &&
+        (strcmp(c->server.listen_host, a->listen_host) != 0 || c->server.listen_port != a->listen_port)) {
+        snprintf(err, errlen,
+                 "%s: server.listen: changed from %s:%d to %s:%d; a reload cannot move the listening socket, "
+                 "restart llmpin to change it",
+                 c->path ? c->path : "<config>", a->listen_host, a->listen_port, c->server.listen_host,
+                 c->server.listen_port);
+        return -1;
+    }
+    free(c->server.listen_host);
+    c->server.listen_host = util_strdup(a->listen_host);
+    c->server.listen_port = a->listen_port;
+    if (a->log_level_cmdline) {
+        free(c->server.log_level);
+        c->server.log_level = util_strdup(a->log_level_cmdline);
+    }
+    return cfg_validate(c, err, errlen) == 0 ? 0 : -1;
+}
+
 static void *reload_thread(void *arg) {
     struct reload *r = arg;
     const struct gen *old = r->app->gen; /* immutable while a reload runs */
     r->cfg = cfg_load_file(r->app->config_path, r->err, sizeof r->err);
+    if (r->cfg && reload_check_listen(r->app, r->cfg, r->err, sizeof r->err) < 0) {
+        cfg_free(r->cfg);
+        r->cfg = NULL;
+    }
     if (r->cfg) {
         size_t n = r->cfg->n_local_models;
         r->local = util_xcalloc(n ? n : 1, sizeof *r->local);
@@ -1701,8 +1739,7 @@ static void reload_done(evutil_socket_t fd, short what, void *arg) {
         }
         r->local = NULL;
         a->gen = g;
-        struct http_server_opts ho = {.max_body_bytes = g->cfg->server.max_body_bytes,
-                                      .max_connections = g->cfg->server.max_connections};
+        struct http_server_opts ho = server_opts(g->cfg);
         http_server_set_opts(a->http, &ho);
         upstream_client_set_max_conns(a->up, max_upstream_conns(g->cfg));
         if (log_level_parse(g->cfg->server.log_level) >= 0)
@@ -1720,6 +1757,11 @@ static void reload_done(evutil_socket_t fd, short what, void *arg) {
     free(r->reuse);
     a->reload = NULL;
     free(r);
+    if (a->reload_again && !a->draining) {
+        a->reload_again = 0;
+        log_info("SIGHUP: a signal came during the reload that just ended; reloading again");
+        start_reload(a, NULL, "sighup");
+    }
 }
 
 static void start_reload(struct app *a, struct http_exchange *ex, const char *rid) {
@@ -1730,8 +1772,14 @@ static void start_reload(struct app *a, struct http_exchange *ex, const char *ri
         return;
     }
     if (a->reload) {
-        if (ex) simple_error(ex, 409, "invalid_request_error", "reload_in_progress", NULL,
-                             "A reload is already in progress.", rid);
+        if (ex) {
+            simple_error(ex, 409, "invalid_request_error", "reload_in_progress", NULL,
+                         "A reload is already in progress.", rid);
+        } else {
+            /* the file may have changed after the running reload read it */
+            a->reload_again = 1;
+            log_info("SIGHUP: a reload is in progress; another one follows when it ends");
+        }
         return;
     }
     struct reload *r = util_xcalloc(1, sizeof *r);
@@ -1820,6 +1868,17 @@ static int load_local_models(struct app *a, struct gen *g, char *err, size_t err
 
 /* curl's connection limit is per host, for the whole multi handle: use the
  * largest max_connections of any upstream. */
+/* The client-side limits of the HTTP server, from server.* */
+static struct http_server_opts server_opts(const struct cfg *c) {
+    struct http_server_opts o = {.max_body_bytes = c->server.max_body_bytes,
+                                 .max_connections = c->server.max_connections,
+                                 .idle_timeout_ms = c->server.idle_timeout_ms,
+                                 .header_timeout_ms = c->server.header_timeout_ms,
+                                 .body_timeout_ms = c->server.body_timeout_ms,
+                                 .send_timeout_ms = c->server.send_timeout_ms};
+    return o;
+}
+
 static int max_upstream_conns(const struct cfg *c) {
     int m = 0;
     for (size_t i = 0; i < c->n_upstreams; i++)
@@ -1850,6 +1909,10 @@ int app_run(struct app_opts *o) {
     a.config_path = o->config_path;
     a.no_drift = o->no_drift;
     struct cfg *cfg = o->cfg;
+    a.listen_host = util_strdup(cfg->server.listen_host);
+    a.listen_port = cfg->server.listen_port;
+    a.listen_from_cmdline = o->listen_from_cmdline;
+    a.log_level_cmdline = o->log_level_cmdline;
     o->cfg = NULL;
     int rc = 1;
     struct gen *g = util_xcalloc(1, sizeof *g);
@@ -1884,8 +1947,7 @@ int app_run(struct app_opts *o) {
         fprintf(stderr, "llmpin: %s\n", err);
         goto out;
     }
-    struct http_server_opts ho = {.max_body_bytes = cfg->server.max_body_bytes,
-                                  .max_connections = cfg->server.max_connections};
+    struct http_server_opts ho = server_opts(cfg);
     a.http = http_server_new(a.base, cfg->server.listen_host, cfg->server.listen_port, &ho, handle, &a, err,
                              sizeof err);
     if (!a.http) {
@@ -1929,6 +1991,7 @@ out:
     probes_stop(&a);
     gen_unref(a.gen);
     metrics_free(&a.m);
+    free(a.listen_host);
     event_base_free(a.base);
     curl_global_cleanup();
     return rc;

@@ -13,6 +13,8 @@ struct app_opts {
     struct cfg *cfg;             /* taken over by app_run */
     const char *ready_file;      /* write "host:port\n" once listening */
     int no_drift;
+    int listen_from_cmdline;     /* --listen: a reload keeps it over the file's */
+    const char *log_level_cmdline; /* --log-level: likewise, or NULL */
 };
 
 /* Run until SIGTERM/SIGINT and the drain finish. Returns the exit code. */

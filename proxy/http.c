@@ -43,14 +43,19 @@ enum conn_state { ST_HEAD, ST_BODY, ST_BUSY, ST_CLOSING };
 struct http_conn {
     struct http_server *srv;
     struct bufferevent *bev;   /* the output side; reads are ours (conn_on_readable) */
-    struct event *rev;         /* read readiness, with the idle/head timeout */
+    struct event *rev;         /* read readiness; never carries a timeout */
+    struct event *tmr;         /* the deadline of the current state (see conn_timer) */
     int reading;
-    int read_timeout_ms;       /* 0: none */
     enum conn_state state;
     struct http_exchange *ex;
     int keep_alive;
     int chunked;               /* request body is chunked */
     size_t body_expected;      /* Content-Length */
+    struct h1chunk chunk;      /* chunked decoder state */
+    struct buf chunk_body;     /* the chunked body decoded so far */
+    size_t head_scan;          /* where the head-end search resumes */
+    int head_started;          /* a head's first byte has arrived (its deadline runs) */
+    int skipped_crlf;          /* empty lines skipped before this request line */
     int close_after_write;
     char peer[64];
     struct http_conn *prev, *next;
@@ -74,14 +79,14 @@ struct http_server {
 
 static void conn_close(struct http_conn *c);
 static void conn_process(struct http_conn *c);
+static void conn_fail(struct http_conn *c, int status, const char *code, const char *msg);
 
 /* Reading. The bufferevent would ask the kernel how much is readable
  * (ioctl FIONREAD) before every read; we read into the input evbuffer's
  * free space directly, one recv() per readiness in the common case. The
  * bufferevent keeps the output side. */
 static void conn_read_on(struct http_conn *c) {
-    struct timeval tv = {c->read_timeout_ms / 1000, (c->read_timeout_ms % 1000) * 1000};
-    event_add(c->rev, c->read_timeout_ms > 0 ? &tv : NULL);
+    if (!c->reading) event_add(c->rev, NULL);
     c->reading = 1;
 }
 
@@ -90,9 +95,20 @@ static void conn_read_off(struct http_conn *c) {
     c->reading = 0;
 }
 
-static void conn_read_timeout(struct http_conn *c, int ms) {
-    c->read_timeout_ms = ms;
-    if (c->reading) conn_read_on(c);
+/* Deadlines are per state, on their own timer, and never re-armed by
+ * traffic: HEAD idle (between requests: idle_timeout_ms, from the end of
+ * the last response) then the header deadline (from the head's first byte),
+ * BODY the body deadline (from the end of the head), BUSY none (the
+ * upstream's own timeouts bound the handler; a client that stops reading is
+ * caught by the send timeout on the bufferevent). A byte a minute cannot
+ * keep a head or body open past its deadline. ms = 0 clears the timer. */
+static void conn_timer(struct http_conn *c, int ms) {
+    if (ms <= 0) {
+        event_del(c->tmr);
+        return;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->tmr, &tv);
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -126,7 +142,6 @@ const char *http_reason(int s) {
 
 static void exchange_free(struct http_exchange *ex) {
     free(ex->head_copy);
-    free(ex->path);
     free(ex->body);
     free(ex);
 }
@@ -181,11 +196,14 @@ const char *http_header(const struct http_exchange *ex, const char *name) {
     return NULL;
 }
 
-/* 1 if the comma-separated header value list contains token (case-insensitive). */
 /* ---- parsing ------------------------------------------------------------- */
 
-/* Parse the head in buf[0..len) (ending with CRLFCRLF). Returns 0 or sends an
- * error and returns -1. */
+static void fail_with(struct http_conn *c, const struct h1req_error *e) {
+    conn_fail(c, e->status, e->code, e->message);
+}
+
+/* The head is complete in head[0..len): parse it into a new exchange.
+ * Returns 0, or answers an error and returns -1. */
 static int parse_head(struct http_conn *c, char *head, size_t len) {
     struct http_exchange *ex = util_xcalloc(1, sizeof *ex);
     ex->head_copy = head;
@@ -195,176 +213,70 @@ static int parse_head(struct http_conn *c, char *head, size_t len) {
     util_strlcpy(ex->peer, c->peer, sizeof ex->peer);
     c->ex = ex;
 
-    char *p = head, *end = head + len;
-    char *eol = memchr(p, '\n', (size_t)(end - p));
-    if (!eol) goto bad;
-    *eol = 0;
-    if (eol > p && eol[-1] == '\r') eol[-1] = 0;
-    /* request line: METHOD SP target SP HTTP/1.x */
-    char *sp1 = strchr(p, ' ');
-    if (!sp1 || sp1 - p >= (long)sizeof ex->method || sp1 == p) goto bad;
-    memcpy(ex->method, p, (size_t)(sp1 - p));
-    char *target = sp1 + 1;
-    char *sp2 = strchr(target, ' ');
-    if (!sp2 || sp2 == target) goto bad;
-    *sp2 = 0;
-    const char *ver = sp2 + 1;
-    int minor;
-    if (strncmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1') || ver[8]) {
-        conn_fail(c, 400, "invalid_http", "Unsupported HTTP version; llmpin speaks HTTP/1.0 and HTTP/1.1.");
+    struct h1req_head h;
+    struct h1req_error e;
+    if (h1req_parse_head(head, len, &h, &e) < 0) {
+        fail_with(c, &e);
         return -1;
     }
-    minor = ver[7] - '0';
-    if (target[0] != '/') goto bad;
-    ex->target = target;
-    char *q = strchr(target, '?');
-    size_t plen = q ? (size_t)(q - target) : strlen(target);
-    ex->path = util_xmalloc(plen + 1);
-    memcpy(ex->path, target, plen);
-    ex->path[plen] = 0;
-    ex->query = q ? q + 1 : "";
-
-    p = eol + 1;
-    while (p < end) {
-        eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol) break;
-        *eol = 0;
-        if (eol > p && eol[-1] == '\r') eol[-1] = 0;
-        if (!*p) break; /* blank line: end of head */
-        if (*p == ' ' || *p == '\t') goto bad; /* obsolete line folding */
-        char *colon = strchr(p, ':');
-        if (!colon || colon == p) goto bad;
-        *colon = 0;
-        for (char *n = p; *n; n++)
-            if (*n == ' ' || *n == '\t') goto bad;
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        char *ve = v + strlen(v);
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) *--ve = 0;
-        if (ex->n_hdrs >= HTTP_MAX_HEADERS) {
-            conn_fail(c, 431, "request_header_fields_too_large", "Too many request headers (limit 100).");
-            return -1;
-        }
-        ex->hdrs[ex->n_hdrs].name = p;
-        ex->hdrs[ex->n_hdrs].value = v;
-        ex->n_hdrs++;
-        p = eol + 1;
-    }
-
-    const char *conn_hdr = http_header(ex, "Connection");
-    c->keep_alive = minor == 1 ? !util_has_token(conn_hdr, "close")
-                               : util_has_token(conn_hdr, "keep-alive");
-    if (c->srv->draining) c->keep_alive = 0;
-
-    const char *te = http_header(ex, "Transfer-Encoding");
-    const char *cl = http_header(ex, "Content-Length");
-    c->chunked = 0;
+    memcpy(ex->method, h.method, sizeof ex->method);
+    ex->path = h.path;
+    ex->query = h.query;
+    memcpy(ex->hdrs, h.hdrs, (size_t)h.n_hdrs * sizeof h.hdrs[0]);
+    ex->n_hdrs = h.n_hdrs;
+    c->keep_alive = h.keep_alive && !c->srv->draining;
+    c->chunked = h.chunked;
+    memset(&c->chunk, 0, sizeof c->chunk);
     c->body_expected = 0;
-    if (te) {
-        if (!util_has_token(te, "chunked") || cl) {
-            conn_fail(c, 400, "invalid_http", "Unsupported Transfer-Encoding (only chunked, without Content-Length).");
-            return -1;
-        }
-        c->chunked = 1;
-    } else if (cl) {
-        char *e;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &e, 10);
-        if (errno || e == cl || *e || cl[0] == '-') {
-            conn_fail(c, 400, "invalid_http", "Invalid Content-Length header.");
-            return -1;
-        }
-        if (n > c->srv->o.max_body_bytes) {
+    if (!h.chunked) {
+        if (h.content_length > c->srv->o.max_body_bytes) {
             char msg[200];
             snprintf(msg, sizeof msg,
                      "Request body is %llu bytes; the limit is %zu bytes (server.max_body_bytes).",
-                     n, c->srv->o.max_body_bytes);
+                     (unsigned long long)h.content_length, c->srv->o.max_body_bytes);
             conn_fail(c, 413, "request_too_large", msg);
             return -1;
         }
-        c->body_expected = (size_t)n;
+        c->body_expected = (size_t)h.content_length;
     }
-    const char *expect = http_header(ex, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && minor == 1 &&
-        (c->chunked || c->body_expected > 0))
+    if (h.expect_continue)
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
-bad:
-    conn_fail(c, 400, "invalid_http", "Malformed HTTP request.");
-    return -1;
 }
 
-/* Try to take a whole chunked body from in. Returns 1 when complete (body
- * set), 0 when more input is needed, -1 on a framing error or size overflow
- * (response already queued). Re-scans from the start each time: bodies are
- * bounded by max_body_bytes, so this stays cheap. */
+/* Feed what the input holds to the chunked decoder, draining it as it
+ * goes. Returns 1 when the body is complete, 0 for more, -1 on an error
+ * (answered). */
 static int take_chunked(struct http_conn *c, struct evbuffer *in) {
-    size_t avail = evbuffer_get_length(in);
-    unsigned char *data = evbuffer_pullup(in, (ev_ssize_t)avail);
-    size_t pos = 0, total = 0;
-    struct buf body = {0};
+    struct h1req_error e;
     for (;;) {
-        unsigned char *nl = memchr(data + pos, '\n', avail - pos);
-        if (!nl) goto need_more;
-        char line[32];
-        size_t ll = (size_t)(nl - (data + pos));
-        if (ll >= sizeof line) goto bad;
-        memcpy(line, data + pos, ll);
-        line[ll] = 0;
-        char *e;
-        errno = 0;
-        unsigned long long n = strtoull(line, &e, 16);
-        if (e == line || errno || (*e && *e != '\r' && *e != ';')) goto bad;
-        pos += ll + 1;
-        if (n == 0) {
-            /* trailers until an empty line */
-            for (;;) {
-                unsigned char *t = memchr(data + pos, '\n', avail - pos);
-                if (!t) goto need_more;
-                size_t tl = (size_t)(t - (data + pos));
-                pos += tl + 1;
-                if (tl == 0 || (tl == 1 && data[pos - 2] == '\r')) break;
-            }
-            evbuffer_drain(in, pos);
-            c->ex->body = body.p ? body.p : util_strdup("");
-            c->ex->body_len = body.len;
-            return 1;
-        }
-        total += n;
-        if (n > c->srv->o.max_body_bytes || total > c->srv->o.max_body_bytes) {
-            buf_free(&body);
-            char msg[160];
-            snprintf(msg, sizeof msg, "Request body exceeds the limit of %zu bytes (server.max_body_bytes).",
-                     c->srv->o.max_body_bytes);
-            conn_fail(c, 413, "request_too_large", msg);
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) return 0;
+        size_t used = 0;
+        int r = h1chunk_feed(&c->chunk, v.iov_base, v.iov_len, &used, &c->chunk_body, c->srv->o.max_body_bytes,
+                             c->srv->o.max_header_bytes, &e);
+        if (r < 0) {
+            buf_free(&c->chunk_body);
+            fail_with(c, &e);
             return -1;
         }
-        if (avail - pos < n + 1) goto need_more;
-        buf_append(&body, data + pos, n);
-        pos += n;
-        if (data[pos] == '\r') pos++;
-        if (pos >= avail) goto need_more;
-        if (data[pos] != '\n') goto bad;
-        pos++;
+        evbuffer_drain(in, used);
+        if (r == 1) {
+            c->ex->body = c->chunk_body.p ? c->chunk_body.p : util_strdup("");
+            c->ex->body_len = c->chunk_body.len;
+            memset(&c->chunk_body, 0, sizeof c->chunk_body);
+            return 1;
+        }
     }
-need_more:
-    buf_free(&body);
-    if (avail > c->srv->o.max_body_bytes + 65536) {
-        conn_fail(c, 413, "request_too_large", "Request body exceeds the limit (server.max_body_bytes).");
-        return -1;
-    }
-    return 0;
-bad:
-    buf_free(&body);
-    conn_fail(c, 400, "invalid_http", "Malformed chunked request body.");
-    return -1;
 }
 
 static void dispatch(struct http_conn *c) {
     c->state = ST_BUSY;
     c->srv->n_active++;
-    /* Long responses (streams) must not hit the idle read timeout. */
-    conn_read_timeout(c, 0);
+    /* No deadline while the handler owns the exchange: the upstream's own
+     * timeouts and the request timeout bound it; a client that stops
+     * reading is caught by the write timeout. */
+    conn_timer(c, 0);
     c->srv->fn(c->ex, c->srv->ud);
 }
 
@@ -375,30 +287,43 @@ static void conn_process(struct http_conn *c) {
         if (c->state == ST_HEAD) {
             size_t avail = evbuffer_get_length(in);
             if (avail == 0) return;
-            struct evbuffer_ptr found = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-            size_t head_len;
-            if (found.pos < 0) {
-                if (avail > c->srv->o.max_header_bytes) {
-                    conn_fail(c, 431, "request_header_fields_too_large",
-                              "Request headers are too large (limit 32 KiB).");
-                    return;
-                }
-                /* tolerate leading CRLFs between pipelined requests */
+            if (c->head_scan == 0) {
+                /* empty lines before a request line are skipped (RFC 9112 2.2) */
                 unsigned char *d = evbuffer_pullup(in, 1);
-                if (d && (d[0] == '\r' || d[0] == '\n')) { evbuffer_drain(in, 1); continue; }
+                if (d[0] == '\r' || d[0] == '\n') {
+                    if (++c->skipped_crlf > 64) {
+                        conn_fail(c, 400, "invalid_http", "Malformed HTTP request.");
+                        return;
+                    }
+                    evbuffer_drain(in, 1);
+                    continue;
+                }
+                if (!c->head_started) {
+                    /* the first byte of a head starts its deadline */
+                    c->head_started = 1;
+                    conn_timer(c, c->srv->o.header_timeout_ms);
+                }
+            }
+            size_t look = avail < c->srv->o.max_header_bytes + 1 ? avail : c->srv->o.max_header_bytes + 1;
+            const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+            size_t head_len = h1req_head_end(d, look, &c->head_scan);
+            if (head_len == 0 ? look > c->srv->o.max_header_bytes : head_len > c->srv->o.max_header_bytes) {
+                char msg[120];
+                snprintf(msg, sizeof msg, "Request headers are larger than the limit of %zu bytes.",
+                         c->srv->o.max_header_bytes);
+                conn_fail(c, 431, "request_header_fields_too_large", msg);
                 return;
             }
-            head_len = (size_t)found.pos + 4;
-            if (head_len > c->srv->o.max_header_bytes) {
-                conn_fail(c, 431, "request_header_fields_too_large",
-                          "Request headers are too large (limit 32 KiB).");
-                return;
-            }
+            if (head_len == 0) return;
             char *head = util_xmalloc(head_len + 1);
             evbuffer_remove(in, head, head_len);
             head[head_len] = 0;
+            c->head_scan = 0;
+            c->head_started = 0;
+            c->skipped_crlf = 0;
             if (parse_head(c, head, head_len) < 0) return;
             c->state = ST_BODY;
+            if (c->chunked || c->body_expected) conn_timer(c, c->srv->o.body_timeout_ms);
         }
         if (c->state == ST_BODY) {
             if (c->chunked) {
@@ -433,10 +358,7 @@ static void conn_input(struct http_conn *c) {
 
 static void conn_on_readable(evutil_socket_t fd, short what, void *arg) {
     struct http_conn *c = arg;
-    if (what & EV_TIMEOUT) { /* idle keep-alive, or a head/body that never completes */
-        conn_close(c);
-        return;
-    }
+    (void)what;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t want = 4096;
     for (int rounds = 0; rounds < 16; rounds++) {
@@ -459,6 +381,25 @@ static void conn_on_readable(evutil_socket_t fd, short what, void *arg) {
         return;
     }
     conn_input(c);
+}
+
+/* The state's deadline passed. An idle keep-alive connection just closes
+ * (what a client expects of keep-alive); a head or body that did not
+ * arrive in time gets a 408 first, as nginx sends for client_header_timeout
+ * and client_body_timeout. */
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg) {
+    struct http_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == ST_HEAD && c->head_started) {
+        conn_fail(c, 408, "request_timeout", "The request headers did not arrive within server.header_timeout.");
+        conn_timer(c, 5000); /* the 408 itself gets a short deadline */
+    } else if (c->state == ST_BODY) {
+        conn_fail(c, 408, "request_timeout", "The request body did not arrive within server.body_timeout.");
+        conn_timer(c, 5000);
+    } else {
+        conn_close(c);
+    }
 }
 
 static void on_write(struct bufferevent *bev, void *arg) {
@@ -495,6 +436,8 @@ static void conn_close(struct http_conn *c) {
         }
     }
     event_free(c->rev);
+    event_free(c->tmr);
+    buf_free(&c->chunk_body);
     bufferevent_free(c->bev);
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -524,7 +467,7 @@ static void exchange_done(struct http_exchange *ex) {
         return;
     }
     c->state = ST_HEAD;
-    conn_read_timeout(c, s->o.idle_timeout_ms);
+    conn_timer(c, s->o.idle_timeout_ms);
     conn_read_on(c);
     conn_process(c);
 }
@@ -688,9 +631,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     /* the bufferevent freezes its input's end for its own reader, which
      * never runs here: conn_on_readable appends to it instead */
     evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+    struct timeval send_tv = {s->o.send_timeout_ms / 1000, (s->o.send_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->bev, NULL, &send_tv);
     c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_on_readable, c);
-    c->read_timeout_ms = s->o.idle_timeout_ms;
+    c->tmr = evtimer_new(s->base, conn_on_timer, c);
     conn_read_on(c);
+    conn_timer(c, s->o.idle_timeout_ms);
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -701,6 +647,9 @@ static void fill_defaults(struct http_server_opts *o) {
     if (!o->max_body_bytes) o->max_body_bytes = 8u << 20;
     if (!o->max_header_bytes) o->max_header_bytes = 32u << 10;
     if (!o->idle_timeout_ms) o->idle_timeout_ms = 75000;
+    if (!o->header_timeout_ms) o->header_timeout_ms = 10000;
+    if (!o->body_timeout_ms) o->body_timeout_ms = 60000;
+    if (!o->send_timeout_ms) o->send_timeout_ms = 60000;
     if (!o->max_connections) o->max_connections = 10000;
 }
 

@@ -20,23 +20,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/h1req.h"
+
 struct event_base;
 struct evbuffer;
 struct http_server;
 struct http_conn;
 
-struct http_hdr {
-    const char *name;
-    const char *value;
-};
-
-#define HTTP_MAX_HEADERS 100
 
 struct http_exchange {
     /* request */
     char method[16];
-    const char *target;           /* as sent: path + optional ?query */
-    char *path;                   /* decoded-free copy of the path part */
+    const char *path;             /* normalised (no dot segments, no "//"), in head_copy */
     const char *query;            /* after '?', or "" */
     struct http_hdr hdrs[HTTP_MAX_HEADERS];
     int n_hdrs;
@@ -69,7 +64,10 @@ typedef void (*http_handler_fn)(struct http_exchange *ex, void *ud);
 struct http_server_opts {
     size_t max_body_bytes;
     size_t max_header_bytes;      /* default 32 KiB */
-    int idle_timeout_ms;          /* keep-alive idle, default 75 s */
+    int idle_timeout_ms;          /* keep-alive idle between requests, default 75 s */
+    int header_timeout_ms;        /* a head, from its first byte, default 10 s */
+    int body_timeout_ms;          /* a body, from the end of its head, default 60 s */
+    int send_timeout_ms;          /* a client that takes no output for this long, default 60 s */
     int max_connections;          /* default 10000 */
 };
 

@@ -201,7 +201,8 @@ static int cmd_serve(int argc, char **argv) {
         cfg_free(c);
         return 1;
     }
-    struct app_opts o = {.config_path = config, .cfg = c, .ready_file = ready, .no_drift = no_drift};
+    struct app_opts o = {.config_path = config, .cfg = c, .ready_file = ready, .no_drift = no_drift,
+                         .listen_from_cmdline = listen != NULL, .log_level_cmdline = level};
     return app_run(&o);
 }
 

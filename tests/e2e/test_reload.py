@@ -132,5 +132,54 @@ class ReloadTest(E2ETestCase):
         self.assertEqual(self.a.stats()["requests"] + self.b.stats()["requests"], 200)
 
 
+    def test_listen_cannot_move_on_reload(self):
+        # the socket stays where it is, so a file that moves it is refused
+        d = self.cfg("b")
+        d["server"]["listen"] = "0.0.0.0:0"
+        with open(self.p.config_path, "w") as f:
+            json.dump(d, f)
+        st, d = self.reload()
+        err = self.assertError(st, d, 400, code="invalid_config")
+        self.assertIn("server.listen: changed from 127.0.0.1:0 to 0.0.0.0:0", err["message"])
+        self.assertIn("restart", err["message"])
+        self.assertEqual(self.target(), "a")
+
+    def test_sighup_during_a_reload_is_not_lost(self):
+        # two signals back to back: the second comes while the first reload
+        # runs (or after it); either way the last file written is in force
+        self.write("b")
+        self.p.p.send_signal(signal.SIGHUP)
+        self.p.p.send_signal(signal.SIGHUP)
+        self.assertTrue(H.wait_until(lambda: self.target() == "b", 10))
+        self.assertTrue(H.wait_until(lambda: self.p.stderr().count("configuration reloaded") >= 1, 10))
+
+
+class ReloadListenFlagTest(E2ETestCase):
+    """--listen 0.0.0.0 on the command line: a reloaded file is checked
+    against that address, not its own loopback one, so it cannot switch
+    authentication off on a public socket."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.mock()
+        keys = [{"name": "ops", "key": "key-ops", "admin": True}, {"name": "app", "key": "key-app"}]
+        self.p = self.llmpin(config=self.cfg(keys), extra=["--listen", "0.0.0.0:0"])
+
+    def cfg(self, keys):
+        return doc({"a": up(self.a.base_url)}, [{"name": "r", "match": "chat", "targets": ["a"]}],
+                   keys=keys, drift={"db_path": self.db})
+
+    def test_reload_without_keys_refused_on_public_socket(self):
+        with open(self.p.config_path, "w") as f:
+            json.dump(self.cfg(None), f)   # listen 127.0.0.1:0 in the file, no keys
+        self.p.p.send_signal(signal.SIGHUP)
+        self.assertTrue(H.wait_until(lambda: "reload rejected" in self.p.stderr(), 10))
+        self.assertIn("refusing to listen on 0.0.0.0 without client keys", self.p.stderr())
+        st, h, d, raw = self.chat(self.p, "chat")
+        self.assertError(st, d, 401)
+        st, h, d, raw = self.chat(self.p, "chat", headers=APP)
+        self.assertEqual(st, 200, raw)
+
+
 if __name__ == "__main__":
     main()

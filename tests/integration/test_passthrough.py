@@ -56,6 +56,23 @@ class FlagsModeTest(H.ProcTestCase):
             self.assertEqual(got.get(k), v, "field %r changed on the way upstream" % k)
         self.assertEqual(self.m.stats()["last_request_path"], "/v1/chat/completions")
 
+    def test_dot_segments_are_resolved_before_routing(self):
+        # the path llmpin routes on is the path the upstream sees
+        body = H.chat("gpt-4o-mini", "dots")
+        st, h, doc, raw = H.post_json(self.p.addr, "/v1/files/%2e%2E/./chat//completions", body)
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(self.m.stats()["last_request_path"], "/v1/chat/completions")
+        self.assertEqual(doc["choices"][0]["message"]["content"], "mock answer to: dots")
+
+    def test_path_cannot_escape_base_url(self):
+        before = self.m.stats()["requests"]
+        for path in ("/v1/../../admin", "/v1/%2e%2e/%2e%2e/admin", "/v1/files%2f..%2f..%2fadmin",
+                     "/v1/files\\..\\admin", "/v1/files/%00"):
+            st, h, doc, raw = H.post_json(self.p.addr, path, {"model": "gpt-4o-mini"})
+            err = self.assertError(st, doc, 400, code="invalid_path")
+            self.assertTrue(err["message"], path)
+        self.assertEqual(self.m.stats()["requests"], before, "a refused path reached the upstream")
+
     def test_served_model_and_missing_fingerprint_pass_through(self):
         for mk in (self.m, self.direct):
             mk.config(served_model="gpt-4o-2024-08-06", fingerprint=None)
