@@ -135,6 +135,7 @@ struct h1_xfer {
     int head_delivered;
     int got_first_byte;
     int dead;
+    int refused;                  /* on_data returned non-zero: ends as UP_ABORTED */
     int in_cb;
     int paused;
     int waiting;                  /* in the host's wait list */
@@ -882,8 +883,8 @@ static int deliver(struct h1_xfer *x, const char *p, size_t n) {
     x->in_cb++;
     int rc = x->r.on_data(x->r.ud, p, n);
     x->in_cb--;
-    if (rc != 0) x->dead = 1;
-    return x->dead ? -1 : 0;
+    if (rc != 0 && !x->dead) x->refused = 1;
+    return x->dead || x->refused ? -1 : 0;
 }
 
 static int deliver_head(struct h1_xfer *x) {
@@ -1066,7 +1067,11 @@ static int run_feed(struct h1_conn *cn, struct h1_xfer *x) {
         xfer_fail(x, UP_PROTOCOL, why);
         return 1;
     case FEED_DEAD: {
-        /* cancelled inside a callback, or on_data refused more */
+        if (!x->dead) { /* on_data refused more: the owner still hears the end */
+            xfer_finish(x, UP_ABORTED, "the reader refused the response body");
+            return 1;
+        }
+        /* cancelled inside a callback: no callback follows */
         struct h1_host *h = x->host;
         xfer_detach(x, 0);
         xfer_free(x);

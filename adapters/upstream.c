@@ -50,6 +50,7 @@ struct curl_xfer {
     int head_delivered;
     int got_first_byte;
     int dead;                    /* cancelled: no more callbacks */
+    int refused;                 /* on_data returned non-zero: ends as UP_ABORTED */
     int failed_by_timer;         /* our own first-byte / idle timer fired */
     int paused;
     char timer_what[32];
@@ -225,12 +226,12 @@ static void deliver_head(struct curl_xfer *x) {
 static size_t write_cb(char *buf, size_t size, size_t n, void *ud) {
     struct curl_xfer *x = ud;
     size_t len = size * n;
-    if (x->dead) return 0;
+    if (x->dead || x->refused) return 0;
     deliver_head(x);
     if (x->dead) return 0;
     arm_timer(x, x->r.idle_timeout_ms, "data");
     if (x->r.on_data && x->r.on_data(x->r.ud, buf, len) != 0) {
-        x->dead = 1;
+        x->refused = 1; /* curl ends with CURLE_WRITE_ERROR; on_done(UP_ABORTED) follows */
         return 0;
     }
     return x->dead ? 0 : len;
@@ -298,11 +299,13 @@ static void check_done(struct upstream_client *c) {
             xfer_release(x);
             continue;
         }
-        enum upstream_result r = classify(x, rc);
+        enum upstream_result r = x->refused ? UP_ABORTED : classify(x, rc);
         char detail[CURL_ERROR_SIZE + 64];
         if (r == UP_OK) {
             deliver_head(x); /* empty bodies never hit write_cb */
             detail[0] = 0;
+        } else if (r == UP_ABORTED) {
+            snprintf(detail, sizeof detail, "the reader refused the response body");
         } else {
             snprintf(detail, sizeof detail, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         }
@@ -503,6 +506,7 @@ const char *upstream_result_name(enum upstream_result r) {
     case UP_TIMEOUT: return "timeout";
     case UP_BROKEN: return "broken";
     case UP_PROTOCOL: return "protocol";
+    case UP_ABORTED: return "aborted";
     }
     return "?";
 }

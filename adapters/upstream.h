@@ -30,6 +30,7 @@ enum upstream_result {
     UP_TIMEOUT,         /* connect, first-byte, idle or total timeout */
     UP_BROKEN,          /* connection failed after the response had started */
     UP_PROTOCOL,        /* malformed HTTP from the upstream */
+    UP_ABORTED,         /* on_data refused more (returned non-zero) */
 };
 
 struct upstream_hdr {
@@ -59,8 +60,20 @@ struct upstream_req {
     int max_conns;                /* connections to this host (built-in client; curl
                                    * applies the client-wide limit); 0: client default */
     /* Callbacks run on the loop thread. on_head once, before the first
-     * on_data. on_data returns 0 to continue, -1 to abort the transfer (no
-     * on_done follows). on_done is the last callback unless cancelled. */
+     * on_data.
+     *
+     * The ownership rule, for both clients: a transfer belongs to the
+     * client until on_done has run, and on_done runs exactly once for
+     * every transfer that upstream_start returned, unless the owner
+     * cancelled it first. So the owner's pointer to the transfer stays
+     * valid until on_done or upstream_cancel, and nothing else ends it:
+     *  - on_data returns 0 to go on, or non-zero to refuse more (a body
+     *    over the owner's limit, a malformed event). The client then stops
+     *    reading and calls on_done(UP_ABORTED) once on_data has
+     *    returned (never from inside it); the owner keeps its own reason.
+     *  - upstream_cancel, also from inside a callback, ends the transfer
+     *    at once: no callback runs after it, on_done included.
+     * tests/upstream exercises both ends on both clients under ASan. */
     void (*on_head)(void *ud, const struct upstream_resp_head *h);
     int (*on_data)(void *ud, const char *data, size_t len);
     void (*on_done)(void *ud, enum upstream_result r, const char *detail);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonv.h"
 #include "common/util.h"
 
 struct perr {
@@ -290,6 +291,19 @@ static size_t utf8_invalid_at(const char *s, size_t len) {
     return len;
 }
 
+void llm_line_col(const char *s, size_t len, size_t off, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (s[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
 int llm_request_parse(enum llm_endpoint ep, const char *body, size_t len, struct llm_request *r,
                       char *param, size_t param_len, char *code, size_t code_len, char *msg,
                       size_t msg_len) {
@@ -302,6 +316,17 @@ int llm_request_parse(enum llm_endpoint ep, const char *body, size_t len, struct
     if (bad < len)
         return fail(&e, "", "invalid_json",
                     "We could not parse the JSON body of your request: it is not valid UTF-8 text (byte %zu).", bad);
+    if (len == 0) return fail(&e, "", "invalid_json", "The request body is empty; expected a JSON object.");
+    /* one reading for routing and forwarding: what cJSON reads below is
+     * what any upstream reads (see common/jsonv.h) */
+    struct jsonv_error je;
+    if (jsonv_check(body, len, JSONV_NO_DUP_KEYS | JSONV_NO_NUL, &je) < 0) {
+        int line, col;
+        llm_line_col(body, len, je.offset, &line, &col);
+        return fail(&e, "", "invalid_json",
+                    "We could not parse the JSON body of your request: %s at line %d, column %d (byte %zu).",
+                    je.message, line, col, je.offset);
+    }
     const char *end = NULL;
     r->body = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!r->body) {

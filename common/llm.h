@@ -47,6 +47,9 @@ struct llm_request {
     int has_tools;
 };
 
+/* Line and column (from 1) of byte off of s[0..len), for error messages. */
+void llm_line_col(const char *s, size_t len, size_t off, int *line, int *col);
+
 /* Parse and validate body[len] for endpoint ep. On success fills r (free
  * with llm_request_free) and returns 0. On failure returns -1 and fills
  * param (the JSON path of the bad field, or "" if none), code and msg with

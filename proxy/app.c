@@ -37,6 +37,7 @@
 
 #include "adapters/local.h"
 #include "adapters/upstream.h"
+#include "common/jsonv.h"
 #include "common/llm.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -123,6 +124,10 @@ struct rq {
     struct buf sse_pending;             /* bytes of an incomplete event */
     int started;                        /* client response head sent */
     int saw_done;                       /* data: [DONE] seen */
+    int sse_unasked;                    /* an event stream answered stream: false */
+    const char *refused;                /* why on_data refused the answer (then UP_ABORTED) */
+    int broken_status;                  /* a started stream ended with an error event: 502 or 504 */
+    char refused_detail[320];
     int paused;
     int64_t ttft_ms;
     /* what the answer revealed */
@@ -267,6 +272,9 @@ static void rq_reset_attempt(struct rq *q) {
     buf_reset(&q->sse_pending);
     q->sse = 0;
     q->saw_done = 0;
+    q->sse_unasked = 0;
+    q->refused = NULL;
+    q->refused_detail[0] = 0;
     if (q->served_model != q->served_mem) free(q->served_model);
     if (q->fingerprint != q->fp_mem) free(q->fingerprint);
     q->served_model = q->fingerprint = NULL;
@@ -354,7 +362,9 @@ static void rq_finish(struct rq *q) {
     struct app *a = q->app;
     int64_t now_us = util_now_us();
     double dur = (double)(now_us - q->ex->start_us) / 1e6;
-    int status = q->status_sent ? q->status_sent : (q->ex->aborted ? 499 : 0);
+    /* a client that left before the answer ended is 499, as nginx logs it,
+     * even when the head of a stream was already sent */
+    int status = q->ex->aborted ? 499 : q->status_sent;
     char st[8];
     struct buf sb;
     buf_init_on(&sb, st, sizeof st);
@@ -374,7 +384,10 @@ static void rq_finish(struct rq *q) {
                                        q->prompt_tokens + q->completion_tokens, util_now_ms());
 
     if (a->drift && q->parsed && q->route && q->kind != RQ_PASSTHROUGH) {
-        int ok2xx = status >= 200 && status < 300;
+        /* a stream cut by an upstream fault is on the record as the failure
+         * it was, not as a 200 carrying half an answer */
+        int rec_status = q->broken_status ? q->broken_status : status;
+        int ok2xx = rec_status >= 200 && rec_status < 300;
         /* one allocation holds the record, its strings, the raw body and
          * the answer; the writer thread hashes them */
         struct drift_record_fields f = {
@@ -386,7 +399,7 @@ static void rq_finish(struct rq *q) {
             .keep_output = q->probe_run != NULL};
         struct drift_record *r = drift_record_make(a->drift, &f);
         if (!r) goto recorded;
-        r->status = status;
+        r->status = rec_status;
         r->latency_ms = (int)(dur * 1000);
         r->ttft_ms = q->req.stream ? (int)q->ttft_ms : -1;
         r->prompt_tokens = q->prompt_tokens;
@@ -573,6 +586,12 @@ static void on_head(void *ud, const struct upstream_resp_head *h) {
     const char *ct = upstream_header(h, "content-type");
     q->up_ctype = util_strdup(ct ? ct : "application/json");
     q->sse = h->status >= 200 && h->status < 300 && ct && strncasecmp(ct, "text/event-stream", 17) == 0;
+    if (q->sse && q->kind != RQ_PASSTHROUGH && q->parsed && !q->req.stream) {
+        /* the client asked for one JSON answer: an event stream is a bad
+         * answer, read as a body and refused in on_done */
+        q->sse = 0;
+        q->sse_unasked = 1;
+    }
     struct buf vh = {0};
     int nv = 0;
     buf_append(&vh, "{", 1);
@@ -641,8 +660,21 @@ static int on_sse_event(struct rq *q, const char *ev, size_t len) {
     }
     int first = !q->started;
     if (data.len) {
+        struct jsonv_error je;
         if (strcmp(data.p, "[DONE]") == 0) {
             q->saw_done = 1;
+        } else if (q->saw_done && q->kind != RQ_PASSTHROUGH) {
+            q->refused = "upstream_bad_response";
+            snprintf(q->refused_detail, sizeof q->refused_detail, "an event after [DONE]");
+            buf_free(&data);
+            return -1;
+        } else if (q->kind != RQ_PASSTHROUGH && jsonv_check(data.p, data.len, 0, &je) < 0) {
+            /* never forward an event a client cannot decode */
+            q->refused = "upstream_bad_response";
+            snprintf(q->refused_detail, sizeof q->refused_detail, "an event whose data is not JSON (%s at byte %zu)",
+                     je.message, je.offset);
+            buf_free(&data);
+            return -1;
         } else {
             if (scan_answer(q, data.p, data.len, 1) != 0) {
                 cJSON *o = cJSON_ParseWithLength(data.p, data.len);
@@ -663,22 +695,39 @@ static int on_sse_event(struct rq *q, const char *ev, size_t len) {
     return 0;
 }
 
+static int sse_too_large(struct rq *q) {
+    q->refused = "upstream_response_too_large";
+    snprintf(q->refused_detail, sizeof q->refused_detail, "an event larger than the %u MiB llmpin accepts",
+             MAX_UPSTREAM_BODY >> 20);
+    return -1;
+}
+
 static int on_data(void *ud, const char *data, size_t len) {
     struct rq *q = ud;
     if (!q->sse) {
-        if (q->body.len + len > MAX_UPSTREAM_BODY) return -1;
+        if (q->body.len + len > MAX_UPSTREAM_BODY) {
+            q->refused = "upstream_response_too_large";
+            snprintf(q->refused_detail, sizeof q->refused_detail, "a body larger than the %u MiB llmpin accepts",
+                     MAX_UPSTREAM_BODY >> 20);
+            return -1;
+        }
         buf_append(&q->body, data, len);
         return 0;
     }
+    /* the bytes already pending hold no event end (they were scanned when
+     * they came): resume two bytes back, where a split "\n\r\n" may start,
+     * so an event that arrives in many pieces costs linear time */
+    size_t from = q->sse_pending.len >= 2 ? q->sse_pending.len - 2 : 0;
     buf_append(&q->sse_pending, data, len);
     /* split into events at blank lines ("\n\n" or "\r\n\r\n") */
     size_t start = 0;
-    for (size_t i = 0; i + 1 < q->sse_pending.len; i++) {
+    for (size_t i = from; i + 1 < q->sse_pending.len; i++) {
         char *b = q->sse_pending.p;
         size_t evend = 0, skip = 0;
         if (b[i] == '\n' && b[i + 1] == '\n') { evend = i; skip = 2; }
         else if (b[i] == '\n' && b[i + 1] == '\r' && i + 2 < q->sse_pending.len && b[i + 2] == '\n') { evend = i; skip = 3; }
         if (!skip) continue;
+        if (evend - start > MAX_UPSTREAM_BODY) return sse_too_large(q);
         if (evend > start && on_sse_event(q, b + start, evend - start) < 0) return -1;
         start = i + skip;
         i = start - 1;
@@ -687,7 +736,7 @@ static int on_data(void *ud, const char *data, size_t len) {
         memmove(q->sse_pending.p, q->sse_pending.p + start, q->sse_pending.len - start);
         q->sse_pending.len -= start;
     }
-    if (q->sse_pending.len > MAX_UPSTREAM_BODY) return -1;
+    if (q->sse_pending.len > MAX_UPSTREAM_BODY) return sse_too_large(q);
     if (!q->paused && http_out_pending(q->ex) > STREAM_PAUSE_BYTES && q->xfer) {
         q->paused = 1;
         upstream_pause(q->xfer, 1);
@@ -705,6 +754,7 @@ static void stream_fail(struct rq *q, const char *code, const char *msg) {
     buf_free(&b);
     http_stream_end(q->ex);
     q->outcome = code;
+    q->broken_status = strcmp(code, "upstream_timeout") == 0 ? 504 : 502;
     metrics_inc(&q->app->m.stream_errors, 1, "target", q->target_name, "code", code, NULL);
 }
 
@@ -807,10 +857,63 @@ static void merge_models(struct rq *q, cJSON *up) {
     free(s);
 }
 
+/* The answer cannot go to the client as it is, and none of it has been
+ * sent: the next target if the route has one, else a 502 naming what was
+ * wrong. The target counts a failure (a server that sends broken answers
+ * is broken). */
+static void bad_answer(struct rq *q, const char *code, const char *what) {
+    policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
+    metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
+    if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
+        rq_next_target(q, "bad_response");
+        return;
+    }
+    char msg[400];
+    snprintf(msg, sizeof msg, "The upstream %s answered with %s.", q->target_name, what);
+    rq_error(q, 502, "upstream_error", code, NULL, msg, NULL);
+    rq_finish(q);
+}
+
+/* on_data refused the answer (q->refused says why): before the first byte
+ * it is a bad answer; after it, the stream ends with an error event. */
+static void refused_answer(struct rq *q) {
+    const char *code = q->refused ? q->refused : "upstream_bad_response";
+    const char *what = q->refused_detail[0] ? q->refused_detail : "an answer llmpin could not read";
+    if (q->started) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "The upstream %s failed mid-stream: it sent %s.", q->target_name, what);
+        policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
+        stream_fail(q, code, msg);
+        rq_finish(q);
+        return;
+    }
+    bad_answer(q, code, what);
+}
+
+static int only_space(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\n", s[i])) return 0;
+    return 1;
+}
+
 static void on_done(void *ud, enum upstream_result r, const char *detail) {
     struct rq *q = ud;
     q->xfer = NULL;
     q->lcall = NULL;
+    if (r == UP_ABORTED) {
+        refused_answer(q);
+        return;
+    }
+    if (r == UP_OK && q->sse && q->sse_pending.len) {
+        /* the last event lacked its blank line: read it as the SDKs'
+         * decoders do at the end of a stream, with the same checks */
+        if (!only_space(q->sse_pending.p, q->sse_pending.len) &&
+            on_sse_event(q, q->sse_pending.p, q->sse_pending.len) < 0) {
+            if (q->refused) refused_answer(q);
+            return; /* else the request left this attempt (a pin) */
+        }
+        buf_reset(&q->sse_pending);
+    }
     if (r != UP_OK || (q->sse && !q->saw_done && q->started)) {
         if (q->started) {
             char msg[300];
@@ -830,7 +933,6 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
         return;
     }
     if (q->sse) { /* complete stream */
-        if (q->sse_pending.len && on_sse_event(q, q->sse_pending.p, q->sse_pending.len) < 0) return;
         policy_breaker_report(q->gen->pol, q->target_id, POL_OK, util_now_ms());
         http_stream_end(q->ex);
         q->outcome = "ok";
@@ -848,40 +950,33 @@ static void on_done(void *ud, enum upstream_result r, const char *detail) {
         rq_attempt_failed(q, o, q->up_status, "");
         return;
     }
-    /* 2xx body: it must be JSON for the endpoints we understand. Parsing it
-     * is only needed when something reads it (drift, pins, token limits,
-     * the models list); otherwise a cheap look at its first byte tells a
-     * JSON object from garbage. */
+    /* 2xx body of an endpoint llmpin understands: one complete JSON
+     * object, checked whole (a truncated body is a bad answer, whatever
+     * else reads it). Passthrough bodies go as they came. */
+    if (q->kind != RQ_PASSTHROUGH) {
+        struct jsonv_error je;
+        if (q->sse_unasked) {
+            bad_answer(q, "upstream_bad_response", "an event stream to a request with \"stream\": false");
+            return;
+        }
+        if (jsonv_check(q->body.p ? q->body.p : "", q->body.len, JSONV_OBJECT, &je) < 0) {
+            char what[320];
+            snprintf(what, sizeof what, "a body that is not a JSON object (%s at byte %zu of %zu)", je.message,
+                     je.offset, q->body.len);
+            bad_answer(q, "upstream_bad_response", what);
+            return;
+        }
+    }
+    /* Parsing it is only needed when something reads it (drift, pins,
+     * token limits, the models list). */
     int need = q->app->drift || q->models_list || (q->key && q->key->tpm) ||
                (q->tgt && (q->tgt->pin_model || q->tgt->pin_fingerprint));
     cJSON *o2 = NULL;
-    int looks_json = 0;
     if (need) {
         /* the allocation-free scanner first; cJSON when it is unsure, and
          * for the models list, which is rewritten */
-        if (!q->models_list && q->body.len && scan_answer(q, q->body.p, q->body.len, 0) == 0) {
-            looks_json = 1;
-        } else {
+        if (q->models_list || !q->body.len || scan_answer(q, q->body.p, q->body.len, 0) != 0)
             o2 = q->body.len ? cJSON_ParseWithLength(q->body.p, q->body.len) : NULL;
-            looks_json = o2 != NULL;
-        }
-    } else {
-        size_t i = 0;
-        while (i < q->body.len && strchr(" \t\r\n", q->body.p[i])) i++;
-        looks_json = i < q->body.len && (q->body.p[i] == '{' || q->body.p[i] == '[');
-    }
-    if (!looks_json && q->kind != RQ_PASSTHROUGH) {
-        policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
-        metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
-        if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
-            rq_next_target(q, "bad_response");
-            return;
-        }
-        char msg[200];
-        snprintf(msg, sizeof msg, "The upstream %s answered with a body that is not JSON.", q->target_name);
-        rq_error(q, 502, "upstream_error", "upstream_bad_response", NULL, msg, NULL);
-        rq_finish(q);
-        return;
     }
     if (o2 && q->models_list) {
         merge_models(q, o2);
@@ -1332,8 +1427,28 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
         }
         q->model = q->req.model;
     } else {
-        /* unknown /v1 POST: route by "model" if the body has one */
-        cJSON *b = cJSON_ParseWithLength(ex->body, ex->body_len);
+        /* unknown /v1 POST: route by "model" if the body has one. A body
+         * that is a JSON object is held to the one-reading rule of
+         * common/jsonv.h (it is routed on and forwarded as is); anything
+         * else (multipart, binary) goes through unread. */
+        size_t i = 0;
+        while (i < ex->body_len && strchr(" \t\r\n", ex->body[i])) i++;
+        cJSON *b = NULL;
+        if (i < ex->body_len && ex->body[i] == '{') {
+            struct jsonv_error je;
+            if (jsonv_check(ex->body, ex->body_len, JSONV_NO_DUP_KEYS | JSONV_NO_NUL, &je) < 0) {
+                char msg[400];
+                int line, col;
+                llm_line_col(ex->body, ex->body_len, je.offset, &line, &col);
+                snprintf(msg, sizeof msg,
+                         "We could not parse the JSON body of your request: %s at line %d, column %d (byte %zu).",
+                         je.message, line, col, je.offset);
+                rq_error(q, 400, "invalid_request_error", "invalid_json", NULL, msg, NULL);
+                rq_finish(q);
+                return;
+            }
+            b = cJSON_ParseWithLength(ex->body, ex->body_len);
+        }
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(b, "model");
         if (cJSON_IsString(m)) {
             memset(&q->req, 0, sizeof q->req);

@@ -119,6 +119,15 @@ class StreamingTest(H.ProcTestCase):
         # llmpin is still healthy and counts nothing in flight
         st, _, body = H.request(self.p.addr, "GET", "/healthz")
         self.assertEqual(st, 200)
+        # an abandoned stream is logged and counted as 499, not as the 200
+        # of its head (nginx's convention, docs/operations.md)
+        line = H.wait_until(lambda: [l for l in self.p.log_lines() if l.get("model") == "mock-long"], 5.0)
+        self.assertTrue(line, self.p.stderr()[-2000:])
+        self.assertEqual(line[-1]["status"], 499, line[-1])
+        self.assertEqual(line[-1]["outcome"], "client_disconnected", line[-1])
+        self.assertTrue(any(l.get("status") == "499" and v == 1
+                            for l, v in H.metric_samples(self.p.metrics(), "llmpin_requests_total")),
+                        self.p.metrics())
 
     def test_many_streams_in_turn_on_one_connection(self):
         conn = H.connect(self.p.addr)

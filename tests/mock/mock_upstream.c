@@ -19,11 +19,23 @@
  *                         leaves (held-streams benchmark)
  *   mock-tools            two parallel tool calls (index 0 and 1)
  *   mock-500/-429/-401    OpenAI-shaped errors (429 with Retry-After: 1)
+ *   mock-503              OpenAI-shaped 503 (overloaded)
  *   mock-timeout          never answers
  *   mock-slow-first-byte  answers after 1500 ms
- *   mock-stall            streams 2 chunks then stalls forever
- *   mock-reset            streams 2 chunks then resets the connection
- *   mock-garbage          200 with a body that is not JSON
+ *   mock-stall            streams 2 chunks then stalls forever; not
+ *                         streamed: the head and half the body, then stalls
+ *   mock-reset            the same, then resets the connection
+ *   mock-truncate         streamed: 2 chunks, then a clean end without
+ *                         [DONE]; not streamed: a complete HTTP response
+ *                         whose JSON body is cut in half
+ *   mock-truncate-event   streams 2 chunks and half of a third event, then
+ *                         a clean end
+ *   mock-garbage          200 with a body that is not JSON (streamed: an
+ *                         event stream whose events are not JSON)
+ *   mock-sse-always       answers with an event stream even to stream:false
+ *   mock-trickle          the whole answer, one byte every 100 ms
+ *   mock-huge             an answer over 64 MiB (streamed: its first event
+ *                         alone is over 64 MiB)
  *   mock-echo             content = JSON of the received method, path,
  *                         query and headers
  * Prompts of the form "Is N a prime number?..." are answered "[Yes]" or
@@ -162,6 +174,7 @@ enum endpoint {
 enum behaviour {
     B_NORMAL = 0, B_SLOWSTREAM, B_LONG, B_TOOLS, B_500, B_429, B_401, B_TIMEOUT,
     B_SLOW_FIRST_BYTE, B_STALL, B_RESET, B_GARBAGE, B_ECHO, B_FOREVER, B_TRUNCATE,
+    B_503, B_TRUNCATE_EVENT, B_SSE_ALWAYS, B_TRICKLE, B_HUGE,
 };
 
 static const struct { const char *name; enum behaviour b; } behaviours[] = {
@@ -170,7 +183,9 @@ static const struct { const char *name; enum behaviour b; } behaviours[] = {
     {"mock-401", B_401}, {"mock-timeout", B_TIMEOUT},
     {"mock-slow-first-byte", B_SLOW_FIRST_BYTE}, {"mock-stall", B_STALL},
     {"mock-reset", B_RESET}, {"mock-garbage", B_GARBAGE}, {"mock-echo", B_ECHO},
-    {"mock-truncate", B_TRUNCATE},
+    {"mock-truncate", B_TRUNCATE}, {"mock-503", B_503},
+    {"mock-truncate-event", B_TRUNCATE_EVENT}, {"mock-sse-always", B_SSE_ALWAYS},
+    {"mock-trickle", B_TRICKLE}, {"mock-huge", B_HUGE},
     {"mock-forever", B_FOREVER},
 };
 
@@ -562,8 +577,8 @@ static int embeddings_body(struct call *c, struct evbuffer *b)
 
 /* ---- deferred replies: delays, streams, holds --------------------------------- */
 
-enum job_kind { JOB_REPLY, JOB_STREAM, JOB_HOLD };
-enum stream_end { END_NORMAL, END_STALL, END_RESET, END_TRUNCATE };
+enum job_kind { JOB_REPLY, JOB_STREAM, JOB_HOLD, JOB_RAW };
+enum stream_end { END_NORMAL, END_STALL, END_RESET, END_TRUNCATE, END_TRUNCATE_EVENT };
 
 struct job {
     struct mock *m;
@@ -576,9 +591,12 @@ struct job {
     int started;                  /* stream stage: 0 nothing sent, 1 headers sent (content
                                    * events), 2 usage due, 3 [DONE] due, 4 over */
 
-    /* JOB_REPLY */
+    /* JOB_REPLY; JOB_RAW: body is sent `piece` bytes per tick (0 = all at
+     * once) after a chunked head of type `ctype`, then `end` */
     int status;
     struct evbuffer *body;
+    size_t piece;
+    const char *ctype;
 
     /* JOB_STREAM */
     enum endpoint ep;
@@ -850,6 +868,34 @@ static void job_timer(evutil_socket_t fd, short what, void *arg)
         evbuffer_free(body);
         return;
     }
+    if (j->kind == JOB_RAW) {
+        if (!j->started) {
+            struct evkeyvalq *h = evhttp_request_get_output_headers(j->req);
+            evhttp_add_header(h, "Content-Type", j->ctype);
+            nodelay(j->req);
+            evhttp_send_reply_start(j->req, 200, "OK");
+            j->started = 1;
+        }
+        size_t left = evbuffer_get_length(j->body);
+        if (left) {
+            size_t n = j->piece && j->piece < left ? j->piece : left;
+            evbuffer_remove_buffer(j->body, j->scratch, n);
+            evhttp_send_reply_chunk(j->req, j->scratch);
+            if (evbuffer_get_length(j->body) || j->end == END_RESET) {
+                /* a reset waits for the bytes to leave: an RST drops unsent data */
+                job_schedule(j, j->gap_ms > 0 ? j->gap_ms : 50);
+                return;
+            }
+        }
+        if (j->end == END_RESET) {
+            job_reset(j);
+        } else if (j->end != END_STALL) {
+            struct evhttp_request *req = j->req;
+            job_free(j);
+            evhttp_send_reply_end(req);
+        }
+        return; /* END_STALL: keep the job (and the connection) forever */
+    }
     if (j->kind != JOB_STREAM) return;
 
     if (!j->started) {
@@ -865,8 +911,14 @@ static void job_timer(evutil_socket_t fd, short what, void *arg)
     for (;;) {
         if (j->end != END_NORMAL && j->step >= 2) {
             if (j->end == END_RESET) job_reset(j);
-            if (j->end == END_TRUNCATE) { /* a clean end of the body, but no [DONE] */
+            if (j->end == END_TRUNCATE || j->end == END_TRUNCATE_EVENT) {
+                /* a clean end of the body, but no [DONE]; maybe half an event */
                 struct evhttp_request *req = j->req;
+                if (j->end == END_TRUNCATE_EVENT) {
+                    evbuffer_drain(j->scratch, evbuffer_get_length(j->scratch));
+                    evbuffer_add_printf(j->scratch, "data: {\"id\":\"chatcmpl-mock-%lu\",\"object\":\"chat.", j->id);
+                    evhttp_send_reply_chunk(req, j->scratch);
+                }
                 job_free(j);
                 evhttp_send_reply_end(req);
             }
@@ -992,6 +1044,46 @@ static void reply(struct mock *m, struct evhttp_request *req, int status, struct
     evbuffer_free(body);
 }
 
+/* A 200 whose body bytes are sent by a JOB_RAW: `piece` bytes every gap_ms
+ * (0 = all at once), then `end`. Takes ownership of body. */
+static void raw_reply(struct mock *m, struct evhttp_request *req, const char *ctype,
+                      struct evbuffer *body, size_t piece, int gap_ms, enum stream_end end, int delay_ms)
+{
+    struct job *j = job_new(m, req, JOB_RAW);
+    if (!j || !(j->scratch = evbuffer_new())) {
+        if (j) job_free(j);
+        evbuffer_free(body);
+        send_error(req, 500, "Internal Server Error", "server_error", "mock_oom", "The mock is out of memory.");
+        return;
+    }
+    j->body = body;
+    j->ctype = ctype;
+    j->piece = piece;
+    j->gap_ms = gap_ms;
+    j->end = end;
+    if (delay_ms > 0) job_schedule(j, delay_ms);
+    else job_timer(-1, 0, j);
+}
+
+/* Every event of c's answer stream, as the stream path would send them. */
+static void render_stream(struct call *c, struct evbuffer *out)
+{
+    struct job j;
+    memset(&j, 0, sizeof j);
+    j.m = c->m;
+    j.ep = c->ep;
+    j.beh = c->beh;
+    j.id = c->id;
+    j.include_usage = c->include_usage;
+    j.prompt_tokens = c->prompt_tokens;
+    j.started = 1;
+    j.content = c->content;
+    copy_str(j.model, c->model);
+    copy_str(j.fingerprint, c->fingerprint);
+    while (stream_event(&j, out)) {
+    }
+}
+
 static void api_request(struct mock *m, struct evhttp_request *req, enum endpoint ep,
                         const char *path, const char *model_id)
 {
@@ -1069,7 +1161,11 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
         goto done;
     case B_GARBAGE: {
         struct evbuffer *b = evbuffer_new();
-        if (b) {
+        if (!b) goto done;
+        if (c.stream) {
+            evbuffer_add_printf(b, "data: <html>this is not JSON {{{\n\ndata: [DONE]\n\n");
+            raw_reply(m, req, "text/event-stream", b, 0, 0, END_NORMAL, delay);
+        } else {
             evbuffer_add_printf(b, "<html>this is not JSON {{{");
             reply(m, req, 200, b, delay);
         }
@@ -1078,18 +1174,12 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
     case B_TIMEOUT:
         job_new(m, req, JOB_HOLD);
         goto done;
-    case B_RESET:
-        if (!c.stream) {
-            struct job *j = job_new(m, req, JOB_HOLD);
-            if (j) job_reset(j);
-            goto done;
-        }
-        break;
-    case B_STALL:
-        if (!c.stream) {
-            job_new(m, req, JOB_HOLD);
-            goto done;
-        }
+    case B_503:
+        send_error(req, 503, "Service Unavailable", "server_error", "mock_503",
+                   "The mock upstream is overloaded (mock-503).");
+        goto done;
+    case B_SSE_ALWAYS:
+        c.stream = 1;
         break;
     case B_SLOW_FIRST_BYTE:
         delay += 1500;
@@ -1120,6 +1210,56 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
     if (!c.content) goto done;
     if ((c.beh != B_TOOLS || ep != EP_CHAT) && c.beh != B_FOREVER) compute_answer(&c);
 
+    if (c.beh == B_TRICKLE || c.beh == B_HUGE || (!c.stream && (c.beh == B_STALL || c.beh == B_RESET ||
+                                                                  c.beh == B_TRUNCATE || c.beh == B_TRUNCATE_EVENT))) {
+        struct evbuffer *b = evbuffer_new();
+        if (!b) goto done;
+        if (c.beh == B_HUGE) {
+            /* the answer text alone passes llmpin's 64 MiB limit; written
+             * straight into the buffer (no escaping pass) so it is quick */
+            if (c.stream) evbuffer_add_printf(b, "data: {\"id\":\"chatcmpl-mock-%lu\",\"object\":"
+                                              "\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+                                              "\"delta\":{\"role\":\"assistant\",\"content\":\"", c.id);
+            else evbuffer_add_printf(b, "{\"id\":\"chatcmpl-mock-%lu\",\"object\":\"chat.completion\","
+                                     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                                     "\"content\":\"", c.id);
+            size_t n = (64u << 20) + 4096;
+            struct evbuffer_iovec v;
+            if (evbuffer_reserve_space(b, (ev_ssize_t)n, &v, 1) < 1 || v.iov_len < n) {
+                evbuffer_free(b);
+                goto done;
+            }
+            memset(v.iov_base, 'x', n);
+            v.iov_len = n;
+            evbuffer_commit_space(b, &v, 1);
+            if (c.stream) evbuffer_add_printf(b, "\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n");
+            else evbuffer_add_printf(b, "\"},\"finish_reason\":\"stop\"}]}");
+        } else if (c.stream) render_stream(&c, b);
+        else if (ep == EP_CHAT) chat_body(&c, b);
+        else completion_body(&c, b);
+        if (c.beh == B_TRUNCATE || c.beh == B_TRUNCATE_EVENT) { /* a clean response, half a JSON */
+            struct evbuffer *half = evbuffer_new();
+            if (!half) { evbuffer_free(b); goto done; }
+            evbuffer_remove_buffer(b, half, evbuffer_get_length(b) / 2);
+            evbuffer_free(b);
+            reply(m, req, 200, half, delay);
+            goto done;
+        }
+        const char *ctype = c.stream ? "text/event-stream" : "application/json";
+        if (c.beh == B_TRICKLE) {
+            raw_reply(m, req, ctype, b, 1, 100, END_NORMAL, delay);
+        } else if (c.beh == B_HUGE) {
+            raw_reply(m, req, ctype, b, 0, 0, END_NORMAL, delay);
+        } else { /* stall or reset after the head and half the body */
+            struct evbuffer *half = evbuffer_new();
+            if (!half) { evbuffer_free(b); goto done; }
+            evbuffer_remove_buffer(b, half, evbuffer_get_length(b) / 2);
+            evbuffer_free(b);
+            raw_reply(m, req, ctype, half, 0, 0, c.beh == B_STALL ? END_STALL : END_RESET, delay);
+        }
+        goto done;
+    }
+
     if (!c.stream) {
         struct evbuffer *b = evbuffer_new();
         if (!b) goto done;
@@ -1145,11 +1285,13 @@ static void api_request(struct mock *m, struct evhttp_request *req, enum endpoin
         copy_str(j->fingerprint, c.fingerprint);
         j->gap_ms = c.beh == B_SLOWSTREAM ? 50 : c.beh == B_LONG ? 20
                     : c.beh == B_FOREVER ? 500
-                    : (c.beh == B_STALL || c.beh == B_RESET || c.beh == B_TRUNCATE) ? 20 : 0;
-        j->end = c.beh == B_STALL      ? END_STALL
-                 : c.beh == B_RESET    ? END_RESET
-                 : c.beh == B_TRUNCATE ? END_TRUNCATE
-                                       : END_NORMAL;
+                    : (c.beh == B_STALL || c.beh == B_RESET || c.beh == B_TRUNCATE ||
+                       c.beh == B_TRUNCATE_EVENT) ? 20 : 0;
+        j->end = c.beh == B_STALL            ? END_STALL
+                 : c.beh == B_RESET          ? END_RESET
+                 : c.beh == B_TRUNCATE       ? END_TRUNCATE
+                 : c.beh == B_TRUNCATE_EVENT ? END_TRUNCATE_EVENT
+                                             : END_NORMAL;
         if (delay > 0) job_schedule(j, delay);
         else job_timer(-1, 0, j);
     }

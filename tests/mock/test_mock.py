@@ -2,6 +2,7 @@
 tests rely on, checked directly against the mock (no proxy in between), so
 that a failing integration test points at the proxy, not at the mock."""
 import base64
+import http.client
 import json
 import os
 import socket
@@ -109,6 +110,67 @@ class MockTest(H.ProcTestCase):
         self.assertEqual(st, 200)
         self.assertIsNone(doc)
         self.assertTrue(raw.startswith(b"<html>"))
+
+    def test_body_faults(self):
+        st, h, doc, _ = H.post_json(self.m.addr, "/v1/chat/completions", H.chat("mock-503"))
+        self.assertError(st, doc, 503, code="mock_503")
+        # truncated: a clean response whose JSON stops halfway
+        st, h, doc, raw = H.post_json(self.m.addr, "/v1/chat/completions", H.chat("mock-truncate"))
+        self.assertEqual(st, 200)
+        self.assertIsNone(doc)
+        self.assertTrue(raw.startswith(b'{"id":"chatcmpl-mock-'), raw)
+        self.assertEqual(int(h["content-length"]), len(raw))
+        # not streamed, stall and reset come after the head and half the body
+        c = H.connect(self.m.addr, timeout=1.0)
+        self.addCleanup(c.close)
+        c.request("POST", "/v1/chat/completions", body=json.dumps(H.chat("mock-stall")),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        with self.assertRaises(socket.timeout):
+            r.read()
+        c2 = H.connect(self.m.addr, timeout=5.0)
+        self.addCleanup(c2.close)
+        c2.request("POST", "/v1/chat/completions", body=json.dumps(H.chat("mock-reset")),
+                   headers={"Content-Type": "application/json"})
+        r = c2.getresponse()
+        self.assertEqual(r.status, 200)
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            r.read()
+        # over 64 MiB, in one body and in one event
+        st, h, raw = H.request(self.m.addr, "POST", "/v1/chat/completions", H.chat("mock-huge"))
+        self.assertGreater(len(raw), 64 << 20)
+        self.assertEqual(json.loads(raw)["choices"][0]["message"]["content"], "x" * ((64 << 20) + 4096))
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-huge", stream=True))
+        self.addCleanup(s.close)
+        ev = s.read_all()
+        self.assertEqual(len(ev), 2)
+        self.assertGreater(len(ev[0]), 64 << 20)
+        self.assertEqual(ev[1], "[DONE]")
+
+    def test_event_faults(self):
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-garbage", stream=True))
+        self.addCleanup(s.close)
+        self.assertEqual(s.read_all(), ["<html>this is not JSON {{{", "[DONE]"])
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-truncate-event", stream=True))
+        self.addCleanup(s.close)
+        ev = s.read_all()
+        self.assertEqual(len(ev), 3)
+        json.loads(ev[1])
+        with self.assertRaises(ValueError):
+            json.loads(ev[2])
+        self.assertIsNone(s.error)
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-sse-always", "a b"))
+        self.addCleanup(s.close)
+        self.assertTrue(s.headers["content-type"].startswith("text/event-stream"))
+        self.assertEqual(s.read_all()[-1], "[DONE]")
+        # trickle: one byte per 100 ms, so the first event takes seconds
+        s = H.SSE(self.m.addr, "/v1/chat/completions", H.chat("mock-trickle", stream=True), timeout=5.0)
+        self.addCleanup(s.close)
+        t0 = time.monotonic()
+        c = s.resp.read(5)
+        self.assertEqual(c, b"data:")
+        self.assertGreater(time.monotonic() - t0, 0.3)
 
     def test_timeout_never_answers_and_cancel_is_counted(self):
         c = H.connect(self.m.addr, timeout=0.5)

@@ -39,7 +39,15 @@ static void expect_error(enum llm_endpoint ep, const char *body, const char *par
 static void test_errors(void) {
     expect_error(LLM_CHAT, "", "", "invalid_json", "The request body is empty; expected a JSON object.");
     expect_error(LLM_CHAT, "{\"model\": \"x\",\n \"messages\": [}", "", "invalid_json",
-                 "We could not parse the JSON body of your request: syntax error at line 2, column 15 (byte 29).");
+                 "We could not parse the JSON body of your request: unexpected '}' where a value was expected at line 2, column 15 (byte 29).");
+    /* one reading for routing and forwarding: duplicate keys, NUL and trailing bytes are refused */
+    expect_error(LLM_CHAT, "{\"model\":\"a\",\"messages\":[],\"model\":\"b\"}", "", "invalid_json",
+                 "We could not parse the JSON body of your request: duplicate key \"model\" in an object "
+                 "(a key may appear once) at line 1, column 28 (byte 27).");
+    expect_error(LLM_CHAT, "{\"model\":\"a\\u0000b\",\"messages\":[]}", "", "invalid_json", NULL);
+    expect_error(LLM_CHAT, "{\"model\":\"a\",\"messages\":[]}\n{}", "", "invalid_json",
+                 "We could not parse the JSON body of your request: unexpected data after the end of the JSON "
+                 "document at line 2, column 1 (byte 28).");
     expect_error(LLM_CHAT, "[1,2]", "", "invalid_json", "The request body must be a JSON object, not an array.");
     expect_error(LLM_CHAT, "{\"model\":\"\xff\"}", "", "invalid_json",
                  "We could not parse the JSON body of your request: it is not valid UTF-8 text (byte 10).");
