@@ -39,6 +39,8 @@ struct qev {
     int prompt_tokens, completion_tokens;
     float *emb;
     int n_embd;
+    int status;                 /* ERROR: 400 = the request's fault */
+    const char *code;           /* static string, with status 400 */
     struct qev *next;
 };
 
@@ -110,6 +112,8 @@ static void emit(void *ud, const struct lm_event *ev) {
         q->finish = ev->finish_reason && strcmp(ev->finish_reason, "length") == 0 ? "length" : "stop";
         q->prompt_tokens = ev->prompt_tokens;
         q->completion_tokens = ev->completion_tokens;
+        q->status = ev->status;
+        q->code = ev->code;
         if (ev->type == LM_EV_EMBEDDING && ev->embedding && ev->n_embd > 0) {
             q->emb = util_xmalloc((size_t)ev->n_embd * sizeof(float));
             memcpy(q->emb, ev->embedding, (size_t)ev->n_embd * sizeof(float));
@@ -300,11 +304,22 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
         } else { /* ERROR */
             finished = 1;
             if (!c->sent_head) {
-                send_head(c, 500, "application/json");
+                /* a prompt found too long by the scheduler is the request's
+                 * fault: 400 naming the field, as a refusal at submit is */
+                int bad = e->status == 400;
+                send_head(c, bad ? 400 : 500, "application/json");
                 struct buf b = {0};
                 buf_appends(&b, "{\"error\":{\"message\":");
                 buf_json_str(&b, e->text);
-                buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
+                if (bad) {
+                    buf_appends(&b, ",\"type\":\"invalid_request_error\",\"param\":");
+                    buf_json_str(&b, c->chat ? "messages" : c->kind == LM_JOB_EMBED ? "input" : "prompt");
+                    buf_appends(&b, ",\"code\":");
+                    buf_json_str(&b, e->code ? e->code : "invalid_value");
+                    buf_appends(&b, "}}");
+                } else {
+                    buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
+                }
                 stop = send_bytes(c, &b) != 0;
                 buf_free(&b);
             } else {

@@ -60,6 +60,9 @@ struct lm_job {
     atomic_int refs;
     atomic_int cancelled;
     enum lm_job_kind kind;
+    char *text;                  /* the prompt as text, until the scheduler tokenizes it */
+    size_t *spans;               /* chat: message contents in text (plain, no special tokens) */
+    int n_spans;
     int32_t *prompt;
     int n_prompt;
     struct lm_params params;     /* stop strings point into `stops` */
@@ -91,6 +94,7 @@ struct lm_engine {
     int32_t stop_ids[MAX_STOP_IDS];
     int n_stop_ids;
     int n_ctx, max_queue, max_batch;
+    size_t max_piece;            /* input bytes one token can cover, at most */
     enum lm_isa isa;
 
     struct lm_pool *pool;
@@ -117,6 +121,8 @@ static void job_unref(struct lm_job *j)
     if (atomic_fetch_sub(&j->refs, 1) != 1)
         return;
     free(j->prompt);
+    free(j->text);
+    free(j->spans);
     if (j->stops) {
         for (int i = 0; i < j->params.n_stop; i++)
             free(j->stops[i]);
@@ -164,6 +170,17 @@ static void emit_error(struct lm_job *j, const char *msg)
     struct lm_event ev = { .type = LM_EV_ERROR, .text = msg, .len = strlen(msg) };
     j->emit(j->ud, &ev);
 }
+
+/* The request's fault, found by the scheduler: a 400 with this code. */
+static void emit_refusal(struct lm_job *j, const char *code, const char *msg)
+{
+    struct lm_event ev = { .type = LM_EV_ERROR, .text = msg, .len = strlen(msg), .status = 400,
+                           .code = code };
+    j->emit(j->ud, &ev);
+}
+
+static int tokenize(struct lm_engine *e, const char *text, int add_bos, int special,
+                    const size_t *spans, int n_spans, int32_t **out, char *err, size_t errlen);
 
 /* ---- scheduler ---------------------------------------------------------- */
 
@@ -231,6 +248,32 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
 {
     if (atomic_load(&j->cancelled)) {
         emit_error(j, "cancelled");
+        retire(e, j);
+        return;
+    }
+    /* the prompt is tokenized here, on the scheduler thread: a long one
+     * costs the running sequences one pause, never the event loop */
+    char err[200];
+    int n = tokenize(e, j->text, lm_tok_add_bos(e->tok), j->kind == LM_JOB_CHAT, j->spans, j->n_spans,
+                     &j->prompt, err, sizeof err);
+    free(j->text);
+    free(j->spans);
+    j->text = NULL;
+    j->spans = NULL;
+    if (n < 0) {
+        emit_error(j, err);
+        retire(e, j);
+        return;
+    }
+    j->n_prompt = n;
+    if (n == 0) {
+        emit_refusal(j, "invalid_value", "prompt is empty");
+        retire(e, j);
+        return;
+    }
+    if (n > e->n_ctx) {
+        snprintf(err, sizeof err, "prompt is %d tokens; context_length is %d", n, e->n_ctx);
+        emit_refusal(j, "context_length_exceeded", err);
         retire(e, j);
         return;
     }
@@ -529,22 +572,31 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
         }
     }
 
-    int n = lm_engine_encode(e, req, &j->prompt, err, errlen);
-    if (n < 0) {
+    /* the text now (rendering is a copy), the tokens on the scheduler
+     * thread; what cannot fit whatever its tokens is refused at once: no
+     * token covers more than max_piece bytes of input */
+    if (req->kind == LM_JOB_CHAT) {
+        j->text = lm_chat_render_spans(e->family, req->messages, req->n_messages, e->bos_text, e->eos_text,
+                                       &j->spans, &j->n_spans, err, errlen);
+        if (!j->text) {
+            *http_status = 400;
+            job_unref(j);
+            return NULL;
+        }
+    } else if (!(j->text = strdup(req->prompt ? req->prompt : ""))) {
+        goto oom;
+    }
+    size_t len = strlen(j->text);
+    if (len / e->max_piece > (size_t)e->n_ctx) {
         *http_status = 400;
+        snprintf(err, errlen, "prompt is at least %zu tokens (%zu bytes); context_length is %d",
+                 len / e->max_piece, len, e->n_ctx);
         job_unref(j);
         return NULL;
     }
-    j->n_prompt = n;
-    if (n == 0) {
+    if (len == 0 && !lm_tok_add_bos(e->tok)) {
         *http_status = 400;
         snprintf(err, errlen, "prompt is empty");
-        job_unref(j);
-        return NULL;
-    }
-    if (n > e->n_ctx) {
-        *http_status = 400;
-        snprintf(err, errlen, "prompt is %d tokens; context_length is %d", n, e->n_ctx);
         job_unref(j);
         return NULL;
     }
@@ -658,6 +710,16 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
         if (gguf_get_str(e->gf, "tokenizer.chat_template", &t, e2, sizeof e2) < 0)
             t.ptr = NULL, t.len = 0;
         e->family = lm_chat_detect(t.ptr, (size_t)t.len);
+    }
+    /* the most input bytes one token can stand for: its text (SentencePiece
+     * writes a space as the 3-byte U+2581, so the text is never shorter than
+     * the input it covers), or one UTF-8 character for an unknown one */
+    e->max_piece = 4;
+    for (int id = 0; id < lm_tok_n_vocab(e->tok); id++) {
+        size_t n = 0;
+        lm_tok_text(e->tok, id, &n);
+        if (n > e->max_piece)
+            e->max_piece = n;
     }
     e->bos_text = token_text(e->gf, lm_tok_bos(e->tok));
     e->eos_text = token_text(e->gf, lm_tok_eos(e->tok));

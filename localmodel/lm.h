@@ -61,6 +61,8 @@ struct lm_event {
     int prompt_tokens, completion_tokens;
     const float *embedding;    /* EMBEDDING: L2-normalised mean of final hidden states */
     int n_embd;
+    int status;                /* ERROR: 400 when the request is at fault (code says how), else 0 */
+    const char *code;          /* ERROR with status 400: "context_length_exceeded", "invalid_value" */
 };
 
 /* A chat message for template rendering. */
@@ -96,10 +98,13 @@ struct lm_job_req {
 struct lm_job;
 
 /* Queue a job (copies everything in req). Returns the job, or NULL with err
- * and *http_status: 429 when the queue is full, 400 when the prompt does not
- * fit the context ("prompt is 700 tokens; context_length is 512"). Checking
- * the prompt length tokenizes it on the calling thread: cheap, bounded by
- * the request body limit. */
+ * and *http_status: 429 when the queue is full, 400 when the prompt cannot
+ * fit the context whatever its tokens ("prompt is at least 9000 tokens
+ * (144000 bytes); context_length is 512"). Cheap: the calling thread (the
+ * event loop) renders the chat template, a copy; the prompt is tokenized by
+ * the scheduler thread, which ends a prompt that turns out too long with an
+ * ERROR event of status 400 ("prompt is 700 tokens; context_length is 512",
+ * code "context_length_exceeded"). */
 struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
                          int *http_status, char *err, size_t errlen);
 

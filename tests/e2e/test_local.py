@@ -79,6 +79,30 @@ class LocalModelTest(E2ETestCase):
             st, h, d, raw = self.post("/v1/chat/completions", body)
             self.assertError(st, d, 400, code=code, param=param)
 
+    def test_prompt_over_the_context_is_refused_without_tokenizing_on_the_loop(self):
+        # 7 MB cannot fit 512 tokens whatever its tokens: refused at once;
+        # a prompt that might fit is tokenized by the scheduler thread, which
+        # refuses it with the same 400 (context_length_exceeded)
+        huge = "word " * 1400000
+        for path, body, param in [
+                ("/v1/chat/completions", {"messages": [{"role": "user", "content": huge}]}, "messages"),
+                ("/v1/completions", {"prompt": huge}, "prompt"),
+                ("/v1/embeddings", {"input": huge}, "input")]:
+            body = dict(body, model="stories")
+            st, h, d, raw = self.post(path, body)
+            self.assertError(st, d, 400, code="context_length_exceeded", param=param)
+            self.assertRegex(d["error"]["message"],
+                             r"^prompt is at least \d{6} tokens \(70000\d\d bytes\); context_length is 512$")
+        for path, body, param in [
+                ("/v1/completions", {"prompt": "word " * 700}, "prompt"),
+                ("/v1/embeddings", {"input": ["short", "word " * 700]}, "input")]:
+            body = dict(body, model="stories")
+            st, h, d, raw = self.post(path, body)
+            self.assertError(st, d, 400, code="context_length_exceeded", param=param)
+            self.assertRegex(d["error"]["message"], r"prompt is \d+ tokens; context_length is \d+")
+        st, h, d, raw = self.post("/v1/completions", {"model": "stories", "prompt": "Once", "max_tokens": 2})
+        self.assertEqual(st, 200, raw)
+
     def test_disconnect_mid_stream_then_serves_again(self):
         s = H.SSE(self.p.addr, "/v1/completions", {"model": "stories", "prompt": "Once", "max_tokens": 400,
                                                    "stream": True})

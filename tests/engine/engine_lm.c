@@ -27,6 +27,8 @@ struct rec {
     int done;               /* DONE or ERROR seen */
     int after_done;         /* events after the last one: must stay 0 */
     int error;
+    int err_status;         /* ERROR: its status (400 = the request's fault) */
+    char err_code[48];
     char msg[256];
     char reason[16];
     int prompt_tokens, completion_tokens;
@@ -71,6 +73,8 @@ static void on_event(void *ud, const struct lm_event *ev)
     } else if (ev->type == LM_EV_ERROR) {
         r->done = 1;
         r->error = 1;
+        r->err_status = ev->status;
+        snprintf(r->err_code, sizeof r->err_code, "%s", ev->code ? ev->code : "");
         snprintf(r->msg, sizeof r->msg, "%.*s", (int)ev->len, ev->text);
     }
     pthread_cond_broadcast(&r->cv);
@@ -288,11 +292,35 @@ static void test_limits(void)
     REQUIRE(e, "%s", err);
     struct rec r;
     rec_init(&r);
+    /* over the context by its tokens: queued (the submitting thread does not
+     * tokenize), then ended by the scheduler with a 400 ERROR */
     struct lm_job *j = submit(e, "Once upon a time there was a little girl named Lily who loved to play",
                               0, &r, &status, err, sizeof err);
-    CHECK(j == NULL && status == 400 && strstr(err, "context_length is 16") && strstr(err, "prompt is "),
-          "overflow: %d %s", status, err);
+    CHECK(j != NULL, "a prompt that may fit is queued: %d %s", status, err);
+    if (j) {
+        rec_wait(&r);
+        CHECK(r.error && r.err_status == 400 && strcmp(r.err_code, "context_length_exceeded") == 0 &&
+                  strstr(r.msg, "context_length is 16") && strstr(r.msg, "prompt is "),
+              "overflow: error %d status %d code %s: %s", r.error, r.err_status, r.err_code, r.msg);
+        CHECK(r.after_done == 0, "events after the final one");
+        lm_job_release(j);
+    }
     rec_free(&r);
+    /* over the context whatever its tokens: refused at submit, in O(1) */
+    {
+        size_t n = 1 << 20;
+        char *big = malloc(n + 1);
+        REQUIRE(big, "oom");
+        for (size_t i = 0; i < n; i++) big[i] = "abcd "[i % 5];
+        big[n] = 0;
+        rec_init(&r);
+        j = submit(e, big, 0, &r, &status, err, sizeof err);
+        CHECK(j == NULL && status == 400 && strstr(err, "prompt is at least ") && strstr(err, "(1048576 bytes)") &&
+                  strstr(err, "context_length is 16"),
+              "1 MiB prompt: %d %s", status, err);
+        rec_free(&r);
+        free(big);
+    }
     run_one(e, "Once upon a time", 0, &r);
     CHECK(strcmp(r.reason, "length") == 0 && r.completion_tokens == 16 - 5 + 1,
           "context end: %s after %d tokens", r.reason, r.completion_tokens);

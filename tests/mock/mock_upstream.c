@@ -910,7 +910,10 @@ static void job_timer(evutil_socket_t fd, short what, void *arg)
     /* Non-gap streams write every event now; gap streams one per tick. */
     for (;;) {
         if (j->end != END_NORMAL && j->step >= 2) {
-            if (j->end == END_RESET) job_reset(j);
+            if (j->end == END_RESET) {
+                job_reset(j); /* frees j */
+                return;
+            }
             if (j->end == END_TRUNCATE || j->end == END_TRUNCATE_EVENT) {
                 /* a clean end of the body, but no [DONE]; maybe half an event */
                 struct evhttp_request *req = j->req;
