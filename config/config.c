@@ -429,9 +429,22 @@ int cfg_validate(struct cfg *c, char *err, size_t errlen) {
                                  file, i, j, c->keys[j].name);
         }
     }
-    if (c->n_keys == 0 && !s->allow_unauthenticated && !cfg_host_is_loopback(s->listen_host))
-        return cfg__errf(err, errlen, "%s: server.listen: refusing to listen on %s without client keys; add \"keys\" or set server.allow_unauthenticated",
-                         file, s->listen_host);
+    /* Without keys, anyone who can connect may also reload the config
+     * (the admin endpoints) and pick routes (X-Llmpin-Route): fine on loopback only.
+     * Anonymous /v1 traffic on a reachable address needs an admin key, so
+     * those stay behind it. */
+    if (!cfg_host_is_loopback(s->listen_host)) {
+        int admin = 0;
+        for (size_t i = 0; i < c->n_keys; i++) admin |= c->keys[i].admin;
+        if (c->n_keys == 0 && !s->allow_unauthenticated)
+            return cfg__errf(err, errlen, "%s: server.listen: refusing to listen on %s without client keys; add \"keys\" "
+                             "(with server.allow_unauthenticated, clients without a key are served too)",
+                             file, s->listen_host);
+        if (s->allow_unauthenticated && !admin)
+            return cfg__errf(err, errlen, "%s: server.allow_unauthenticated: on %s it needs a key with \"admin\": true in "
+                             "\"keys\"; without one, /admin/reload and X-Llmpin-Route would be open to anyone who can connect",
+                             file, s->listen_host);
+    }
 
     /* upstreams */
     for (size_t i = 0; i < c->n_upstreams; i++) {

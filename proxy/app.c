@@ -1154,7 +1154,12 @@ static const struct cfg_client_key *authenticate(struct app *a, struct http_exch
     if (h && strncasecmp(h, "Bearer ", 7) == 0) tok = h + 7;
     else tok = http_header(ex, "api-key");
     *ok = 0;
-    if (!tok) return NULL;
+    if (!tok) {
+        /* with allow_unauthenticated, a client with no key is served as
+         * anonymous (no override, no admin); a wrong key is still a 401 */
+        *ok = c->server.allow_unauthenticated && !h;
+        return NULL;
+    }
     while (*tok == ' ') tok++;
     size_t tl = strlen(tok);
     const struct cfg_client_key *found = NULL;
@@ -1464,7 +1469,10 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
 
     struct policy_error pe;
     const char *ovr = http_header(ex, "X-Llmpin-Route");
-    q->route = policy_match(q->gen->pol, q->model, key ? key->name : NULL, ovr, key ? key->route_override : 1, &pe);
+    /* X-Llmpin-Route: a key's right; anonymous clients have it only where
+     * there are no keys at all (loopback, see cfg_validate) */
+    q->route = policy_match(q->gen->pol, q->model, key ? key->name : NULL, ovr,
+                            key ? key->route_override : q->gen->cfg->n_keys == 0, &pe);
     if (!q->route) {
         rq_error(q, pe.status, pe.type, pe.code, strcmp(pe.code, "model_not_found") == 0 ? "model" : NULL, pe.message,
                  NULL);
@@ -2079,6 +2087,10 @@ int app_run(struct app_opts *o) {
     event_add(a.ev_int, NULL);
     event_add(a.ev_hup, NULL);
     log_info("listening on %s:%d", cfg->server.listen_host, http_server_port(a.http));
+    if (cfg->n_keys == 0)
+        log_warn("no client keys: any process that can connect to %s:%d may call /admin/reload and choose "
+                 "routes with X-Llmpin-Route (add \"keys\" with an admin key to close them)",
+                 cfg->server.listen_host, http_server_port(a.http));
     if (o->ready_file) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", o->ready_file);

@@ -177,8 +177,12 @@ static void test_validate(void) {
     c->server.listen_host = dup("0.0.0.0");
     CHECK(cfg_validate(c, err, sizeof(err)) == -1);
     CHECK_STR(err, "<command line>: server.listen: refusing to listen on 0.0.0.0 without client keys; "
-                   "add \"keys\" or set server.allow_unauthenticated");
+                   "add \"keys\" (with server.allow_unauthenticated, clients without a key are served too)");
     c->server.allow_unauthenticated = 1;
+    CHECK(cfg_validate(c, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "server.allow_unauthenticated: on 0.0.0.0 it needs a key with \"admin\": true") != NULL);
+    free(c->server.listen_host);
+    c->server.listen_host = dup("127.0.0.1");
     CHECK(cfg_validate(c, err, sizeof(err)) == 0);
 
     /* unknown upstream */

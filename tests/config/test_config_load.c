@@ -341,9 +341,19 @@ static void test_server_errors(void) {
     EXPECT_ERR("{\"server\": {\"listen\": \"127.0.0.1:http\"}}", "t.json: server.listen: invalid port \"http\"");
     EXPECT_ERR("{\"server\": {\"listen\": \"127.0.0.1:-1\"}}", "t.json: server.listen: invalid port \"-1\"");
     EXPECT_ERR("{\"server\": {\"listen\": \"0.0.0.0:8080\"}}",
-               "t.json: server.listen: refusing to listen on 0.0.0.0 without client keys; add \"keys\" or set server.allow_unauthenticated");
+               "t.json: server.listen: refusing to listen on 0.0.0.0 without client keys; add \"keys\" "
+               "(with server.allow_unauthenticated, clients without a key are served too)");
     EXPECT_ERR("{\"server\": {\"listen\": \"[::]:8080\"}}",
-               "t.json: server.listen: refusing to listen on :: without client keys; add \"keys\" or set server.allow_unauthenticated");
+               "t.json: server.listen: refusing to listen on :: without client keys; add \"keys\" "
+               "(with server.allow_unauthenticated, clients without a key are served too)");
+    /* anonymous clients on a reachable address: only behind an admin key */
+    EXPECT_ERR("{\"server\": {\"listen\": \"0.0.0.0:80\", \"allow_unauthenticated\": true}}",
+               "t.json: server.allow_unauthenticated: on 0.0.0.0 it needs a key with \"admin\": true in \"keys\"; "
+               "without one, /admin/reload and X-Llmpin-Route would be open to anyone who can connect");
+    EXPECT_ERR("{\"server\": {\"listen\": \"0.0.0.0:80\", \"allow_unauthenticated\": true}, "
+               "\"keys\": [{\"key\": \"k1\"}]}",
+               "t.json: server.allow_unauthenticated: on 0.0.0.0 it needs a key with \"admin\": true in \"keys\"; "
+               "without one, /admin/reload and X-Llmpin-Route would be open to anyone who can connect");
     EXPECT_ERR("{\"server\": {\"listen\": 8080}}", "t.json: server.listen: expected a string, got 8080");
     EXPECT_ERR("{\"server\": {\"max_connections\": -3}}",
                "t.json: server.max_connections: must be between 1 and 1000000, got -3");
@@ -361,7 +371,8 @@ static void test_server_errors(void) {
         CHECK(c->server.listen_port == 0);
         cfg_free(c);
     }
-    c = LOAD_OK("{\"server\": {\"listen\": \"0.0.0.0:80\", \"allow_unauthenticated\": true}}");
+    c = LOAD_OK("{\"server\": {\"listen\": \"0.0.0.0:80\", \"allow_unauthenticated\": true}, "
+                "\"keys\": [{\"key\": \"k1\", \"admin\": true}]}");
     if (c) {
         CHECK(c->server.allow_unauthenticated == 1);
         cfg_free(c);

@@ -198,6 +198,41 @@ class FaultMatrixTest(E2ETestCase):
             else:
                 self.assertFalse(good, where)
 
+    def test_client_leaves_during_every_fault(self):
+        # the client hangs up while each fault is under way (waiting for a
+        # first byte, mid-body, mid-trickle, during a fallback): every
+        # transfer is cancelled exactly once (the sanitizer build checks
+        # the ownership rule of adapters/upstream.h), each request is
+        # logged 499, and llmpin serves on
+        p = self.start("b", True)
+        def leave(cell):
+            fault, stream = cell
+            body = H.chat("f-" + fault, max_tokens=4, stream=stream)
+            c = H.connect(p.addr, timeout=10.0)
+            c.putrequest("POST", "/v1/chat/completions")
+            raw = json.dumps(body).encode()
+            c.putheader("Content-Type", "application/json")
+            c.putheader("Content-Length", str(len(raw)))
+            c.endheaders(raw)
+            time.sleep(0.15)
+            c.sock.shutdown(2)
+            c.close()
+        slow = ["first_byte_timeout", "stall", "trickle"]
+        cells = [(f, s) for f in slow for s in (False, True)]
+        with ThreadPoolExecutor(max_workers=6) as ex:
+            list(ex.map(leave, cells))
+        lines = H.wait_until(lambda: (lambda l: l if len(l) >= len(cells) else None)(
+            [x for x in p.log_lines() if x.get("route", "").startswith("f-")]), 20.0)
+        self.assertTrue(lines, p.stderr()[-3000:])
+        for x in lines:
+            self.assertEqual(x["status"], 499, x)
+            self.assertEqual(x["outcome"], "client_disconnected", x)
+        self.assertTrue(H.wait_until(lambda: self.a.stats()["requests_cancelled_by_client"] +
+                                     self.a.stats()["streams_cancelled_by_client"] >= len(cells), 10.0),
+                        self.a.stats())
+        st, h, d, raw = self.chat(p, "f-500")
+        self.assertEqual(st, 200, raw)
+
     def test_event_stream_to_a_non_stream_request(self):
         # an upstream that streams although the client asked stream:false:
         # not passed on as a 200 the client cannot read
