@@ -38,6 +38,7 @@
 #include "adapters/local.h"
 #include "adapters/upstream.h"
 #include "common/jsonv.h"
+#include "common/sse.h"
 #include "common/llm.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -465,12 +466,20 @@ static void capture_output(struct rq *q, const char *s) {
     buf_append(&q->output, s, n);
 }
 
+/* An upstream's token count as an int: a count it cannot be (negative,
+ * fractional, NaN, 1e300 - converting those to int is undefined) is 0. */
+static int token_count(const cJSON *v) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    return d >= 0 && d <= 1e9 && d == (double)(int)d ? (int)d : 0;
+}
+
 static void capture_usage(struct rq *q, const cJSON *u) {
     if (!cJSON_IsObject(u)) return;
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-    if (cJSON_IsNumber(p)) q->prompt_tokens = (int)p->valuedouble;
-    if (cJSON_IsNumber(c)) q->completion_tokens = (int)c->valuedouble;
+    int p = token_count(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens"));
+    int c = token_count(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens"));
+    if (p >= 0) q->prompt_tokens = p;
+    if (c >= 0) q->completion_tokens = c;
 }
 
 /* One response object (a whole body or one stream chunk). */
@@ -702,6 +711,8 @@ static int sse_too_large(struct rq *q) {
     return -1;
 }
 
+static int sse_event_cb(void *ud, const char *ev, size_t len) { return on_sse_event(ud, ev, len); }
+
 static int on_data(void *ud, const char *data, size_t len) {
     struct rq *q = ud;
     if (!q->sse) {
@@ -714,29 +725,9 @@ static int on_data(void *ud, const char *data, size_t len) {
         buf_append(&q->body, data, len);
         return 0;
     }
-    /* the bytes already pending hold no event end (they were scanned when
-     * they came): resume two bytes back, where a split "\n\r\n" may start,
-     * so an event that arrives in many pieces costs linear time */
-    size_t from = q->sse_pending.len >= 2 ? q->sse_pending.len - 2 : 0;
-    buf_append(&q->sse_pending, data, len);
-    /* split into events at blank lines ("\n\n" or "\r\n\r\n") */
-    size_t start = 0;
-    for (size_t i = from; i + 1 < q->sse_pending.len; i++) {
-        char *b = q->sse_pending.p;
-        size_t evend = 0, skip = 0;
-        if (b[i] == '\n' && b[i + 1] == '\n') { evend = i; skip = 2; }
-        else if (b[i] == '\n' && b[i + 1] == '\r' && i + 2 < q->sse_pending.len && b[i + 2] == '\n') { evend = i; skip = 3; }
-        if (!skip) continue;
-        if (evend - start > MAX_UPSTREAM_BODY) return sse_too_large(q);
-        if (evend > start && on_sse_event(q, b + start, evend - start) < 0) return -1;
-        start = i + skip;
-        i = start - 1;
-    }
-    if (start) {
-        memmove(q->sse_pending.p, q->sse_pending.p + start, q->sse_pending.len - start);
-        q->sse_pending.len -= start;
-    }
-    if (q->sse_pending.len > MAX_UPSTREAM_BODY) return sse_too_large(q);
+    int rc = sse_feed(&q->sse_pending, data, len, MAX_UPSTREAM_BODY, sse_event_cb, q);
+    if (rc == SSE_TOO_LARGE) return sse_too_large(q);
+    if (rc < 0) return -1; /* q may have left this attempt: touch nothing more */
     if (!q->paused && http_out_pending(q->ex) > STREAM_PAUSE_BYTES && q->xfer) {
         q->paused = 1;
         upstream_pause(q->xfer, 1);
