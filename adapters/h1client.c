@@ -41,6 +41,7 @@
  */
 
 #include "adapters/h1client.h"
+#include "adapters/h1resp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,7 +63,6 @@
 
 #define RBUF_SIZE 16384           /* read buffer per connection */
 #define MAX_HEAD (64 * 1024)      /* response head limit */
-#define MAX_HDRS 100
 #define MAX_ADDRS 4
 #define ADDR_TTL_MS 60000         /* re-resolve names after this */
 #define IDLE_MAX_MS 60000         /* close connections idle longer than this */
@@ -739,141 +739,23 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- response parsing --------------------------------------------------------------- */
 
-static int is_token_ch(unsigned char c) {
-    return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
-}
-
-/* "chunked" is the last transfer coding in v (comma-separated list). */
-static int ends_with_chunked(const char *v) {
-    size_t n = strlen(v);
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
-    return n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0 && (n == 7 || v[n - 8] == ',' || v[n - 8] == ' ');
-}
-
-/* Parse a complete head in p[0..n) (ending with the empty line). Returns 0,
- * or -1 with why. Interim 1xx heads return 1 (caller skips them). */
+/* The head in p[0..n) as the transfer's: its fields and how its body is
+ * framed. Returns what h1resp_parse_head returns. */
 static int parse_head(struct h1_xfer *x, const char *p, size_t n, char *why, size_t whylen) {
-    const char *e = p + n;
-    const char *eol = memchr(p, '\n', (size_t)(e - p));
-    size_t ll = (size_t)(eol - p);
-    if (ll && p[ll - 1] == '\r') ll--;
-    int minor;
-    if (ll < 12 || strncmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-        p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
-        (ll > 12 && p[12] != ' ')) {
-        snprintf(why, whylen, "malformed status line from upstream");
-        return -1;
-    }
-    minor = p[7] - '0';
-    int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    if (status >= 100 && status < 200) {
-        if (status == 101) {
-            snprintf(why, whylen, "upstream switched protocols (101), which is not supported");
-            return -1;
-        }
-        return 1;
-    }
-    /* count fields, size the storage */
-    int nh = 0;
-    for (const char *q = eol + 1; q < e;) {
-        const char *le = memchr(q, '\n', (size_t)(e - q));
-        if (!le) break;
-        if (le == q || (le == q + 1 && *q == '\r')) break;
-        nh++;
-        q = le + 1;
-    }
-    if (nh > MAX_HDRS) {
-        snprintf(why, whylen, "upstream sent more than %d header fields", MAX_HDRS);
-        return -1;
-    }
+    struct h1resp_head h;
+    int rc = h1resp_parse_head(p, n, &h, why, whylen);
+    if (rc != 0) return rc;
     free(x->head.hdrs);
     free(x->head_mem);
-    x->head.hdrs = nh ? util_xcalloc((size_t)nh, sizeof *x->head.hdrs) : NULL;
-    x->head_mem = util_xmalloc(n + 1);
-    x->head.n_hdrs = 0;
-    x->head.status = status;
-    char *mem = x->head_mem;
-    int chunked = 0, have_len = 0, close_conn = minor == 0, keep = 0;
-    uint64_t clen = 0;
-    for (const char *q = eol + 1; q < e;) {
-        const char *le = memchr(q, '\n', (size_t)(e - q));
-        if (!le) break;
-        const char *lend = le;
-        if (lend > q && lend[-1] == '\r') lend--;
-        if (lend == q) break;
-        if (*q == ' ' || *q == '\t') {
-            snprintf(why, whylen, "upstream sent a folded header line (obsolete line folding)");
-            return -1;
-        }
-        const char *colon = memchr(q, ':', (size_t)(lend - q));
-        if (!colon || colon == q) {
-            snprintf(why, whylen, "malformed header line from upstream");
-            return -1;
-        }
-        for (const char *s = q; s < colon; s++)
-            if (!is_token_ch((unsigned char)*s)) {
-                snprintf(why, whylen, "malformed header name from upstream");
-                return -1;
-            }
-        const char *v = colon + 1, *ve = lend;
-        while (v < ve && (*v == ' ' || *v == '\t')) v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-        for (const char *s = v; s < ve; s++)
-            if (*s == 0 || *s == '\r' || *s == '\n') {
-                snprintf(why, whylen, "control character in a header value from upstream");
-                return -1;
-            }
-        struct upstream_hdr *hd = &x->head.hdrs[x->head.n_hdrs++];
-        hd->name = mem;
-        for (const char *s = q; s < colon; s++) {
-            char ch = *s;
-            *mem++ = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        *mem++ = 0;
-        hd->value = mem;
-        memcpy(mem, v, (size_t)(ve - v));
-        mem += ve - v;
-        *mem++ = 0;
-        if (strcmp(hd->name, "content-length") == 0) {
-            uint64_t cl = 0;
-            const char *s = hd->value;
-            if (!*s) goto badlen;
-            for (; *s; s++) {
-                if (*s < '0' || *s > '9' || cl > (UINT64_MAX - 9) / 10) goto badlen;
-                cl = cl * 10 + (uint64_t)(*s - '0');
-            }
-            if (have_len && cl != clen) goto badlen;
-            clen = cl;
-            have_len = 1;
-        } else if (strcmp(hd->name, "transfer-encoding") == 0) {
-            chunked = ends_with_chunked(hd->value);
-            if (!chunked) close_conn = 1; /* other codings: body runs to close */
-        } else if (strcmp(hd->name, "connection") == 0) {
-            if (util_has_token(hd->value, "close")) close_conn = 1;
-            if (util_has_token(hd->value, "keep-alive")) keep = 1;
-        }
-        q = le + 1;
-    }
-    if (minor == 0 && keep && !chunked) close_conn = 0;
-    /* both framings: chunked wins, and the connection cannot be trusted
-     * after it (RFC 9112 6.3: a sender that does this may be smuggling) */
-    if (chunked && have_len) close_conn = 1;
-    x->keep_alive = !close_conn;
-    if (status == 204 || status == 304) {
-        x->ps = PS_DONE;
-    } else if (chunked) {
-        x->ps = PS_CHUNK_SIZE;
-    } else if (have_len) {
-        x->remaining = clen;
-        x->ps = clen ? PS_LENGTH : PS_DONE;
-    } else {
-        x->ps = PS_UNTIL_CLOSE;
-        x->keep_alive = 0;
-    }
+    x->head.status = h.status;
+    x->head.hdrs = h.hdrs;
+    x->head.n_hdrs = h.n_hdrs;
+    x->head_mem = h.mem;
+    x->keep_alive = h.keep_alive;
+    x->remaining = h.length;
+    x->ps = h.body == H1R_CHUNKED ? PS_CHUNK_SIZE : h.body == H1R_LENGTH ? PS_LENGTH
+            : h.body == H1R_UNTIL_CLOSE ? PS_UNTIL_CLOSE : PS_DONE;
     return 0;
-badlen:
-    snprintf(why, whylen, "invalid or conflicting Content-Length from upstream");
-    return -1;
 }
 
 /* Hand body bytes to the owner. 0 to go on, -1 when x ended (dead/aborted). */
