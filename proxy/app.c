@@ -22,6 +22,7 @@
  * the rules under a request in flight.
  */
 #include "proxy/app.h"
+#include "proxy/app_internal.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -50,41 +51,6 @@
 #define MAX_UPSTREAM_BODY (64u << 20)
 #define MAX_OUTPUT_CAPTURE (1u << 20)
 #define STREAM_PAUSE_BYTES (1u << 20)
-
-struct gen {
-    struct cfg *cfg;
-    struct policy *pol;
-    struct local_model **local; /* parallel to cfg->local_models */
-    char *owned;                /* owned[i]: this generation closes local[i] */
-    int refs;
-};
-
-struct app {
-    struct event_base *base;
-    struct gen *gen;
-    struct http_server *http;
-    struct upstream_client *up;
-    struct drift *drift;
-    struct metrics m;
-    struct event *ev_term, *ev_int, *ev_hup, *ev_drain, *ev_flush;
-    int draining;
-    int64_t drain_deadline_ms;
-    int64_t started_ms;
-    const char *config_path;
-    int no_drift;
-    /* What the socket is bound to (server.listen as it was at start, after
-     * --listen): a reload cannot move it, so a new file is checked
-     * against this address, not its own. */
-    char *listen_host;
-    int listen_port;
-    int listen_from_cmdline;
-    const char *log_level_cmdline;
-    int reload_again;                   /* a SIGHUP came during a reload */
-    int active_rqs;
-    struct probe_sched **probes;
-    int n_probes;
-    struct reload *reload;              /* in progress, or NULL */
-};
 
 enum rq_kind { RQ_CHAT, RQ_COMPLETIONS, RQ_EMBEDDINGS, RQ_PASSTHROUGH };
 
@@ -178,15 +144,12 @@ static void rq_start_attempt(struct rq *q);
 static void rq_finish(struct rq *q);
 static void probe_run_step(struct probe_run *pr, int finished_one);
 static void start_shadow(struct rq *primary);
-static void start_reload(struct app *a, struct http_exchange *ex, const char *rid);
-static int max_upstream_conns(const struct cfg *c);
-static struct http_server_opts server_opts(const struct cfg *c);
 static void webhook_post(struct app *a, const struct drift_event *ev);
 static void rq_next_target(struct rq *q, const char *why);
 
 /* ---- generations ----------------------------------------------------------- */
 
-static void gen_unref(struct gen *g) {
+void app_gen_unref(struct gen *g) {
     if (!g || --g->refs > 0) return;
     policy_free(g->pol);
     /* a model handed on to a newer generation is no longer owned here */
@@ -200,7 +163,7 @@ static void gen_unref(struct gen *g) {
 
 /* ---- errors ----------------------------------------------------------------- */
 
-static void error_json(struct buf *b, const char *msg, const char *type, const char *param,
+void app_error_json(struct buf *b, const char *msg, const char *type, const char *param,
                        const char *code) {
     buf_appends(b, "{\"error\":{\"message\":");
     buf_json_str(b, msg);
@@ -243,7 +206,7 @@ static void rq_error(struct rq *q, int status, const char *type, const char *cod
                      const char *msg, const char *extra) {
     if (q->started) return;
     struct buf b = {0}, h = {0};
-    error_json(&b, msg, type, param, code);
+    app_error_json(&b, msg, type, param, code);
     buf_append(&b, "\n", 1);
     common_headers(q, &h);
     if (extra) buf_appends(&h, extra);
@@ -294,7 +257,7 @@ static void rq_free(struct rq *q) {
     if (q->parsed) llm_request_free(&q->req);
     q->app->active_rqs--;
     q->app->m.inflight--;
-    gen_unref(q->gen);
+    app_gen_unref(q->gen);
     free(q);
 }
 
@@ -739,7 +702,7 @@ static int on_data(void *ud, const char *data, size_t len) {
 static void stream_fail(struct rq *q, const char *code, const char *msg) {
     struct buf b = {0};
     buf_appends(&b, "data: ");
-    error_json(&b, msg, "upstream_error", NULL, code);
+    app_error_json(&b, msg, "upstream_error", NULL, code);
     buf_appends(&b, "\n\n");
     http_stream_write(q->ex, b.p, b.len);
     buf_free(&b);
@@ -1166,10 +1129,10 @@ static void respond_json(struct http_exchange *ex, int status, const char *body,
     http_respond(ex, status, "application/json", h, body, strlen(body));
 }
 
-static void simple_error(struct http_exchange *ex, int status, const char *type, const char *code,
+void app_simple_error(struct http_exchange *ex, int status, const char *type, const char *code,
                          const char *param, const char *msg, const char *id) {
     struct buf b = {0};
-    error_json(&b, msg, type, param, code);
+    app_error_json(&b, msg, type, param, code);
     buf_append(&b, "\n", 1);
     char h[80];
     snprintf(h, sizeof h, "x-request-id: %s\r\n", id);
@@ -1199,7 +1162,7 @@ static void handle_models(struct app *a, struct http_exchange *ex, const struct 
         if (!hit) {
             char msg[300];
             snprintf(msg, sizeof msg, "The model '%.200s' does not exist or you do not have access to it.", id);
-            simple_error(ex, 404, "invalid_request_error", "model_not_found", "model", msg, rid);
+            app_simple_error(ex, 404, "invalid_request_error", "model_not_found", "model", msg, rid);
             cJSON_Delete(list);
             return;
         }
@@ -1336,14 +1299,14 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
     if (!is_v1 && !is_admin) {
         char msg[200];
         snprintf(msg, sizeof msg, "Unknown path %.100s; llmpin serves the OpenAI API under /v1.", path);
-        simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg, rid);
+        app_simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg, rid);
         return;
     }
     int auth_ok;
     const struct cfg_client_key *key = authenticate(a, ex, &auth_ok);
     *keyp = key;
     if (!auth_ok) {
-        simple_error(ex, 401, "invalid_request_error", "invalid_api_key", NULL,
+        app_simple_error(ex, 401, "invalid_request_error", "invalid_api_key", NULL,
                      http_header(ex, "Authorization") || http_header(ex, "api-key")
                          ? "Incorrect API key provided. Use a key from llmpin's \"keys\" configuration."
                          : "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
@@ -1352,7 +1315,7 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
     }
     if (is_admin) {
         if (a->gen->cfg->n_keys > 0 && (!key || !key->admin)) {
-            simple_error(ex, 403, "invalid_request_error", "admin_required", NULL,
+            app_simple_error(ex, 403, "invalid_request_error", "admin_required", NULL,
                          "This endpoint needs a client key with \"admin\": true.", rid);
             return;
         }
@@ -1374,10 +1337,10 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
             return;
         }
         if (strcmp(path, "/admin/reload") == 0 && is_post) {
-            start_reload(a, ex, rid);
+            app_start_reload(a, ex, rid);
             return;
         }
-        simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, "Unknown admin endpoint.", rid);
+        app_simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, "Unknown admin endpoint.", rid);
         return;
     }
     if ((strcmp(path, "/v1/models") == 0 || strncmp(path, "/v1/models/", 11) == 0) && is_get &&
@@ -1399,12 +1362,12 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
     if (!is_post) {
         char msg[160];
         snprintf(msg, sizeof msg, "Method %s is not allowed on %.100s.", ex->method, path);
-        simple_error(ex, kind == RQ_PASSTHROUGH ? 404 : 405, "invalid_request_error", "method_not_allowed", NULL,
+        app_simple_error(ex, kind == RQ_PASSTHROUGH ? 404 : 405, "invalid_request_error", "method_not_allowed", NULL,
                      msg, rid);
         return;
     }
     if (a->draining) {
-        simple_error(ex, 503, "server_error", "shutting_down", NULL, "llmpin is shutting down.", rid);
+        app_simple_error(ex, 503, "server_error", "shutting_down", NULL, "llmpin is shutting down.", rid);
         return;
     }
 
@@ -1733,195 +1696,6 @@ static void probes_stop(struct app *a) {
     a->n_probes = 0;
 }
 
-/* ---- hot reload ------------------------------------------------------------------------ */
-
-/* A reload reads and validates the file and verifies any new local model
- * (hashing a model file takes seconds) on a thread; the swap itself happens
- * on the loop. In-flight requests keep the generation they started with. */
-struct reload {
-    struct app *app;
-    struct http_exchange *ex;           /* POST /admin/reload, or NULL (SIGHUP) */
-    char rid[40];
-    struct cfg *cfg;
-    struct local_model **local;         /* new models opened by the thread */
-    int *reuse;                         /* reuse[i]: index in the old generation, or -1 */
-    char err[1024];
-    int ok;
-    struct event *done;
-    pthread_t th;
-};
-
-/* The new file must describe the socket that is actually bound: with
- * --listen the file's server.listen is ignored, as at start; without it a
- * changed server.listen is refused (restart to move the socket). Then the
- * rules that depend on the address (no keys only on loopback) are checked
- * again against the bound address. */
-static int reload_check_listen(const struct app *a, struct cfg *c, char *err, size_t errlen) {
-    if (!a->listen_from_cmdline &&
-        (strcmp(c->server.listen_host, a->listen_host) != 0 || c->server.listen_port != a->listen_port)) {
-        snprintf(err, errlen,
-                 "%s: server.listen: changed from %s:%d to %s:%d; a reload cannot move the listening socket, "
-                 "restart llmpin to change it",
-                 c->path ? c->path : "<config>", a->listen_host, a->listen_port, c->server.listen_host,
-                 c->server.listen_port);
-        return -1;
-    }
-    free(c->server.listen_host);
-    c->server.listen_host = util_strdup(a->listen_host);
-    c->server.listen_port = a->listen_port;
-    if (a->log_level_cmdline) {
-        free(c->server.log_level);
-        c->server.log_level = util_strdup(a->log_level_cmdline);
-    }
-    return cfg_validate(c, err, errlen) == 0 ? 0 : -1;
-}
-
-static void *reload_thread(void *arg) {
-    struct reload *r = arg;
-    const struct gen *old = r->app->gen; /* immutable while a reload runs */
-    r->cfg = cfg_load_file(r->app->config_path, r->err, sizeof r->err);
-    if (r->cfg && reload_check_listen(r->app, r->cfg, r->err, sizeof r->err) < 0) {
-        cfg_free(r->cfg);
-        r->cfg = NULL;
-    }
-    if (r->cfg) {
-        size_t n = r->cfg->n_local_models;
-        r->local = util_xcalloc(n ? n : 1, sizeof *r->local);
-        r->reuse = util_xcalloc(n ? n : 1, sizeof *r->reuse);
-        r->ok = 1;
-        for (size_t i = 0; i < n && r->ok; i++) {
-            r->reuse[i] = -1;
-            for (size_t j = 0; j < old->cfg->n_local_models; j++)
-                if (old->local[j] && strcmp(old->cfg->local_models[j].name, r->cfg->local_models[i].name) == 0 &&
-                    local_model_same(old->local[j], &r->cfg->local_models[i]))
-                    r->reuse[i] = (int)j;
-            if (r->reuse[i] >= 0) continue;
-            r->local[i] = local_model_open(r->app->base, &r->cfg->local_models[i], r->err, sizeof r->err);
-            if (!r->local[i]) r->ok = 0;
-        }
-    }
-    event_active(r->done, EV_READ, 0);
-    return NULL;
-}
-
-static void reload_answer(struct reload *r, int status, const char *body) {
-    if (!r->ex) return;
-    char h[80];
-    snprintf(h, sizeof h, "x-request-id: %s\r\n", r->rid);
-    http_respond(r->ex, status, "application/json", h, body, strlen(body));
-}
-
-static void on_reload_abort(struct http_exchange *ex, void *ud) {
-    struct reload *r = ud;
-    http_abandon(ex);
-    r->ex = NULL;
-}
-
-static void reload_done(evutil_socket_t fd, short what, void *arg) {
-    struct reload *r = arg;
-    struct app *a = r->app;
-    (void)fd;
-    (void)what;
-    pthread_join(r->th, NULL);
-    struct policy *pol = NULL;
-    if (r->ok) {
-        pol = policy_new_from(r->cfg, a->gen->pol, r->err, sizeof r->err);
-        if (!pol) r->ok = 0;
-    }
-    struct buf b = {0};
-    if (!r->ok) {
-        for (size_t i = 0; r->cfg && r->local && i < r->cfg->n_local_models; i++)
-            if (r->local[i]) local_model_close(r->local[i]);
-        log_error("reload rejected, the old configuration stays in force: %s", r->err);
-        error_json(&b, r->err, "invalid_request_error", NULL, "invalid_config");
-        reload_answer(r, 400, b.p);
-        cfg_free(r->cfg);
-    } else {
-        struct gen *old = a->gen, *g = util_xcalloc(1, sizeof *g);
-        size_t n = r->cfg->n_local_models;
-        g->cfg = r->cfg;
-        g->pol = pol;
-        g->refs = 1;
-        g->local = r->local;
-        g->owned = util_xcalloc(n ? n : 1, 1);
-        for (size_t i = 0; i < n; i++) {
-            if (r->reuse[i] >= 0) {
-                g->local[i] = old->local[r->reuse[i]];
-                old->owned[r->reuse[i]] = 0;
-            }
-            g->owned[i] = 1;
-        }
-        r->local = NULL;
-        a->gen = g;
-        struct http_server_opts ho = server_opts(g->cfg);
-        http_server_set_opts(a->http, &ho);
-        upstream_client_set_max_conns(a->up, max_upstream_conns(g->cfg));
-        if (log_level_parse(g->cfg->server.log_level) >= 0)
-            log_set_level((enum log_level)log_level_parse(g->cfg->server.log_level));
-        gen_unref(old);
-        log_info("configuration reloaded from %s: %zu routes, %zu upstreams, %zu local models", g->cfg->path,
-                 g->cfg->n_routes, g->cfg->n_upstreams, n);
-        buf_printf(&b, "{\"status\":\"reloaded\",\"routes\":%zu,\"upstreams\":%zu,\"local_models\":%zu}\n",
-                   g->cfg->n_routes, g->cfg->n_upstreams, n);
-        reload_answer(r, 200, b.p);
-    }
-    buf_free(&b);
-    event_free(r->done);
-    free(r->local);
-    free(r->reuse);
-    a->reload = NULL;
-    free(r);
-    if (a->reload_again && !a->draining) {
-        a->reload_again = 0;
-        log_info("SIGHUP: a signal came during the reload that just ended; reloading again");
-        start_reload(a, NULL, "sighup");
-    }
-}
-
-static void start_reload(struct app *a, struct http_exchange *ex, const char *rid) {
-    if (!a->config_path) {
-        if (ex) simple_error(ex, 409, "invalid_request_error", "no_config_file",
-                             NULL, "llmpin was started without --config; there is no file to reload.", rid);
-        else log_warn("SIGHUP: started without --config, nothing to reload");
-        return;
-    }
-    if (a->reload) {
-        if (ex) {
-            simple_error(ex, 409, "invalid_request_error", "reload_in_progress", NULL,
-                         "A reload is already in progress.", rid);
-        } else {
-            /* the file may have changed after the running reload read it */
-            a->reload_again = 1;
-            log_info("SIGHUP: a reload is in progress; another one follows when it ends");
-        }
-        return;
-    }
-    struct reload *r = util_xcalloc(1, sizeof *r);
-    r->app = a;
-    r->ex = ex;
-    snprintf(r->rid, sizeof r->rid, "%s", rid);
-    r->done = event_new(a->base, -1, 0, reload_done, r);
-    if (ex) {
-        ex->on_abort = on_reload_abort;
-        ex->hook_ud = r;
-    }
-    a->reload = r;
-    if (pthread_create(&r->th, NULL, reload_thread, r) != 0) {
-        log_error("reload: cannot start a thread: %s", strerror(errno));
-        if (ex) simple_error(ex, 500, "server_error", "reload_failed", NULL, "Cannot start the reload thread.", rid);
-        event_free(r->done);
-        a->reload = NULL;
-        free(r);
-    }
-}
-
-static void on_hup(evutil_socket_t sig, short what, void *arg) {
-    (void)sig;
-    (void)what;
-    log_info("SIGHUP: reloading configuration");
-    start_reload(arg, NULL, "sighup");
-}
-
 /* ---- process lifecycle ------------------------------------------------------------- */
 
 static void maybe_exit(struct app *a) {
@@ -1983,7 +1757,7 @@ static int load_local_models(struct app *a, struct gen *g, char *err, size_t err
 /* curl's connection limit is per host, for the whole multi handle: use the
  * largest max_connections of any upstream. */
 /* The client-side limits of the HTTP server, from server.* */
-static struct http_server_opts server_opts(const struct cfg *c) {
+struct http_server_opts app_server_opts(const struct cfg *c) {
     struct http_server_opts o = {.max_body_bytes = c->server.max_body_bytes,
                                  .max_connections = c->server.max_connections,
                                  .idle_timeout_ms = c->server.idle_timeout_ms,
@@ -1993,7 +1767,7 @@ static struct http_server_opts server_opts(const struct cfg *c) {
     return o;
 }
 
-static int max_upstream_conns(const struct cfg *c) {
+int app_max_upstream_conns(const struct cfg *c) {
     int m = 0;
     for (size_t i = 0; i < c->n_upstreams; i++)
         if (c->upstreams[i].max_connections > m) m = c->upstreams[i].max_connections;
@@ -2056,12 +1830,12 @@ int app_run(struct app_opts *o) {
         drift_set_log(a.drift, drift_log, NULL);
     }
     probes_start(&a);
-    a.up = upstream_client_new(a.base, max_upstream_conns(cfg), err, sizeof err);
+    a.up = upstream_client_new(a.base, app_max_upstream_conns(cfg), err, sizeof err);
     if (!a.up) {
         fprintf(stderr, "llmpin: %s\n", err);
         goto out;
     }
-    struct http_server_opts ho = server_opts(cfg);
+    struct http_server_opts ho = app_server_opts(cfg);
     a.http = http_server_new(a.base, cfg->server.listen_host, cfg->server.listen_port, &ho, handle, &a, err,
                              sizeof err);
     if (!a.http) {
@@ -2070,7 +1844,7 @@ int app_run(struct app_opts *o) {
     }
     a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
     a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
-    a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    a.ev_hup = evsignal_new(a.base, SIGHUP, app_on_hup, &a);
     a.ev_flush = event_new(a.base, -1, EV_PERSIST, on_flush_timer, &a);
     struct timeval flush_tv = {0, 200000};
     event_add(a.ev_flush, &flush_tv);
@@ -2107,7 +1881,7 @@ out:
     if (a.ev_flush) event_free(a.ev_flush);
     log_access_flush();
     probes_stop(&a);
-    gen_unref(a.gen);
+    app_gen_unref(a.gen);
     metrics_free(&a.m);
     free(a.listen_host);
     event_base_free(a.base);
