@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (h.status < 200 || h.status > 599) FAIL("status %d", h.status);
     if (h.n_hdrs < 0 || h.n_hdrs > 100) FAIL("%d fields", h.n_hdrs);
     int n_len = 0, chunked = 0;
-    char first_len[64] = "";
+    unsigned long long first_len = 0;
     for (int i = 0; i < h.n_hdrs; i++) {
         const char *k = h.hdrs[i].name, *v = h.hdrs[i].value;
         if (!*k) FAIL("an empty header name");
@@ -67,12 +67,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vl && (v[0] == ' ' || v[0] == '\t' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
             FAIL("value of %s keeps its surrounding blanks", k);
         if (strcmp(k, "content-length") == 0) {
-            if (n_len && strcmp(first_len, v) != 0) {
-                /* leading zeros aside, values must agree */
-                unsigned long long a = strtoull(first_len, NULL, 10), b = strtoull(v, NULL, 10);
-                if (a != b) FAIL("two Content-Length values %s and %s accepted", first_len, v);
-            }
-            snprintf(first_len, sizeof first_len, "%s", v);
+            /* leading zeros aside (any number of them), values must agree */
+            unsigned long long x = strtoull(v, NULL, 10);
+            if (n_len && x != first_len) FAIL("two Content-Length values %llu and %s accepted", first_len, v);
+            first_len = x;
             n_len++;
         }
         if (strcmp(k, "transfer-encoding") == 0) chunked = 1;
