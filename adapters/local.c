@@ -242,6 +242,28 @@ static int handle_done(struct local_call *c, const struct qev *e) {
 
 static int submit_current(struct local_call *c, int *status, char *err, size_t errlen);
 
+/* An OpenAI-shaped error before anything was sent: a 400 names the field
+ * the prompt came in (the request's fault); 429 and 5xx are the model's. */
+static int send_error(struct local_call *c, int status, const char *code, const char *msg) {
+    send_head(c, status, "application/json");
+    struct buf b = {0};
+    buf_appends(&b, "{\"error\":{\"message\":");
+    buf_json_str(&b, msg ? msg : "local model error");
+    if (status == 400) {
+        buf_appends(&b, ",\"type\":\"invalid_request_error\",\"param\":");
+        buf_json_str(&b, c->chat ? "messages" : c->kind == LM_JOB_EMBED ? "input" : "prompt");
+    } else {
+        buf_appends(&b, status == 429 ? ",\"type\":\"rate_limit_exceeded\",\"param\":null"
+                                      : ",\"type\":\"server_error\",\"param\":null");
+    }
+    buf_appends(&b, ",\"code\":");
+    buf_json_str(&b, code ? code : "local_model_error");
+    buf_appends(&b, "}}");
+    int r = send_bytes(c, &b);
+    buf_free(&b);
+    return r;
+}
+
 /* Loop thread: drain the queue. */
 static void on_events(evutil_socket_t fd, short what, void *arg) {
     struct local_call *c = arg;
@@ -274,13 +296,9 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
                     int st;
                     char err[256];
                     if (submit_current(c, &st, err, sizeof err) != 0) {
-                        send_head(c, st, "application/json");
-                        struct buf b = {0};
-                        buf_appends(&b, "{\"error\":{\"message\":");
-                        buf_json_str(&b, err);
-                        buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
-                        stop = send_bytes(c, &b) != 0;
-                        buf_free(&b);
+                        /* as local_start names a refusal of the first input */
+                        stop = send_error(c, st, st == 400 ? "context_length_exceeded" : st == 429 ? "queue_full" : NULL,
+                                          err) != 0;
                         finished = 1;
                     }
                 } else {
@@ -306,22 +324,8 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
             if (!c->sent_head) {
                 /* a prompt found too long by the scheduler is the request's
                  * fault: 400 naming the field, as a refusal at submit is */
-                int bad = e->status == 400;
-                send_head(c, bad ? 400 : 500, "application/json");
-                struct buf b = {0};
-                buf_appends(&b, "{\"error\":{\"message\":");
-                buf_json_str(&b, e->text);
-                if (bad) {
-                    buf_appends(&b, ",\"type\":\"invalid_request_error\",\"param\":");
-                    buf_json_str(&b, c->chat ? "messages" : c->kind == LM_JOB_EMBED ? "input" : "prompt");
-                    buf_appends(&b, ",\"code\":");
-                    buf_json_str(&b, e->code ? e->code : "invalid_value");
-                    buf_appends(&b, "}}");
-                } else {
-                    buf_appends(&b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"local_model_error\"}}");
-                }
-                stop = send_bytes(c, &b) != 0;
-                buf_free(&b);
+                stop = send_error(c, e->status == 400 ? 400 : 500,
+                                  e->status == 400 ? (e->code ? e->code : "invalid_value") : NULL, e->text) != 0;
             } else {
                 free(e->text);
                 free(e->emb);

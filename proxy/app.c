@@ -30,6 +30,7 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -611,8 +612,20 @@ static void start_client_stream(struct rq *q) {
     buf_free(&h);
 }
 
+/* The answer cannot be passed on: remember why (code, and a detail for
+ * the message) and return -1, which ends the transfer as UP_ABORTED. */
+__attribute__((format(printf, 3, 4))) static int refuse(struct rq *q, const char *code, const char *fmt, ...) {
+    va_list ap;
+    q->refused = code;
+    va_start(ap, fmt);
+    vsnprintf(q->refused_detail, sizeof q->refused_detail, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 /* Handle one complete SSE event (without its blank-line terminator).
- * Returns -1 if the request left this attempt (pin fallback/reject). */
+ * Returns -1 if the request left this attempt (pin fallback/reject) or
+ * the event was refused (q->refused set). */
 static int on_sse_event(struct rq *q, const char *ev, size_t len) {
     /* find the data: field(s); OpenAI sends one data line per event */
     const char *p = ev, *end = ev + len;
@@ -636,17 +649,13 @@ static int on_sse_event(struct rq *q, const char *ev, size_t len) {
         if (strcmp(data.p, "[DONE]") == 0) {
             q->saw_done = 1;
         } else if (q->saw_done && q->kind != RQ_PASSTHROUGH) {
-            q->refused = "upstream_bad_response";
-            snprintf(q->refused_detail, sizeof q->refused_detail, "an event after [DONE]");
             buf_free(&data);
-            return -1;
+            return refuse(q, "upstream_bad_response", "an event after [DONE]");
         } else if (q->kind != RQ_PASSTHROUGH && jsonv_check(data.p, data.len, 0, &je) < 0) {
             /* never forward an event a client cannot decode */
-            q->refused = "upstream_bad_response";
-            snprintf(q->refused_detail, sizeof q->refused_detail, "an event whose data is not JSON (%s at byte %zu)",
-                     je.message, je.offset);
             buf_free(&data);
-            return -1;
+            return refuse(q, "upstream_bad_response", "an event whose data is not JSON (%s at byte %zu)",
+                          je.message, je.offset);
         } else {
             if (scan_answer(q, data.p, data.len, 1) != 0) {
                 cJSON *o = cJSON_ParseWithLength(data.p, data.len);
@@ -667,29 +676,21 @@ static int on_sse_event(struct rq *q, const char *ev, size_t len) {
     return 0;
 }
 
-static int sse_too_large(struct rq *q) {
-    q->refused = "upstream_response_too_large";
-    snprintf(q->refused_detail, sizeof q->refused_detail, "an event larger than the %u MiB llmpin accepts",
-             MAX_UPSTREAM_BODY >> 20);
-    return -1;
-}
-
 static int sse_event_cb(void *ud, const char *ev, size_t len) { return on_sse_event(ud, ev, len); }
 
 static int on_data(void *ud, const char *data, size_t len) {
     struct rq *q = ud;
     if (!q->sse) {
-        if (q->body.len + len > MAX_UPSTREAM_BODY) {
-            q->refused = "upstream_response_too_large";
-            snprintf(q->refused_detail, sizeof q->refused_detail, "a body larger than the %u MiB llmpin accepts",
-                     MAX_UPSTREAM_BODY >> 20);
-            return -1;
-        }
+        if (q->body.len + len > MAX_UPSTREAM_BODY)
+            return refuse(q, "upstream_response_too_large", "a body larger than the %u MiB llmpin accepts",
+                          MAX_UPSTREAM_BODY >> 20);
         buf_append(&q->body, data, len);
         return 0;
     }
     int rc = sse_feed(&q->sse_pending, data, len, MAX_UPSTREAM_BODY, sse_event_cb, q);
-    if (rc == SSE_TOO_LARGE) return sse_too_large(q);
+    if (rc == SSE_TOO_LARGE)
+        return refuse(q, "upstream_response_too_large", "an event larger than the %u MiB llmpin accepts",
+                      MAX_UPSTREAM_BODY >> 20);
     if (rc < 0) return -1; /* q may have left this attempt: touch nothing more */
     if (!q->paused && http_out_pending(q->ex) > STREAM_PAUSE_BYTES && q->xfer) {
         q->paused = 1;

@@ -87,7 +87,8 @@ class LocalModelTest(E2ETestCase):
         for path, body, param in [
                 ("/v1/chat/completions", {"messages": [{"role": "user", "content": huge}]}, "messages"),
                 ("/v1/completions", {"prompt": huge}, "prompt"),
-                ("/v1/embeddings", {"input": huge}, "input")]:
+                ("/v1/embeddings", {"input": huge}, "input"),
+                ("/v1/embeddings", {"input": ["short", huge]}, "input")]:  # refused at its turn
             body = dict(body, model="stories")
             st, h, d, raw = self.post(path, body)
             self.assertError(st, d, 400, code="context_length_exceeded", param=param)

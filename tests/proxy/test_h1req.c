@@ -11,17 +11,7 @@
 #include "common/util.h"
 #include "proxy/h1req.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            failures++;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-        }                                                                             \
-    } while (0)
+#include "ptest.h"
 
 /* Parse a complete head (given without its terminating blank line when
  * add_end); returns the status: 0 accepted, else the refusal's status. */

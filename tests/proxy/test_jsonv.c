@@ -9,17 +9,7 @@
 
 #include "common/jsonv.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                             \
-    do {                                                             \
-        if (!(cond)) {                                               \
-            failures++;                                              \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
+#include "ptest.h"
 
 #define STRICT (JSONV_NO_DUP_KEYS | JSONV_NO_NUL)
 

@@ -11,17 +11,7 @@
 #include "common/util.h"
 #include "proxy/metrics.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                             \
-    do {                                                             \
-        if (!(cond)) {                                               \
-            failures++;                                              \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                            \
-            fputc('\n', stderr);                                     \
-        }                                                            \
-    } while (0)
+#include "ptest.h"
 
 /* Parse body for ep; expect failure with this param, code and message. */
 static void expect_error(enum llm_endpoint ep, const char *body, const char *param, const char *code,
