@@ -205,7 +205,7 @@ static void finish(struct lm_engine *e, struct lm_job *j, const char *reason)
 
 static int is_stop_id(const struct lm_engine *e, int32_t id)
 {
-    if (id == lm_tok_eos(e->tok))
+    if (lm_tok_is_eog(e->tok, id))
         return 1;
     for (int i = 0; i < e->n_stop_ids; i++)
         if (e->stop_ids[i] == id)

@@ -1,5 +1,6 @@
 # Text part of localmodel: tokenizer, chat templates, sampler + text output.
 list(APPEND LM_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/tok_bpe.c
   ${CMAKE_CURRENT_SOURCE_DIR}/chat.c
   ${CMAKE_CURRENT_SOURCE_DIR}/sampler.c)

@@ -36,6 +36,7 @@
  * lm_tok_from_gguf() is the glue from the GGUF metadata to lm_tok_new().
  */
 #include "localmodel/tokenizer.h"
+#include "localmodel/tok_internal.h"
 #include "localmodel/gguf.h"
 
 #include <limits.h>
@@ -49,24 +50,6 @@
 #define MAX_PIECE_LEN 65536
 #define MAX_TEXT ((size_t)INT_MAX / 4)
 
-struct lm_tokenizer {
-    int n;
-    int bos, eos, unk;
-    int add_bos, add_space_prefix;
-    char *text;          /* all token strings, each NUL-terminated */
-    size_t *off;         /* token i is text + off[i], length len[i] */
-    uint32_t *len;
-    float *score;
-    uint8_t *type;
-    char *dec;           /* decoded pieces */
-    size_t *doff;
-    uint32_t *dlen;
-    int32_t byte_id[256];
-    uint32_t *slot;      /* hash table: id + 1, 0 = empty */
-    size_t mask;
-    int32_t *spec;       /* special ids, grouped by first byte, longest first */
-    uint32_t spec_start[257];
-};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -77,7 +60,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t hash_bytes(const char *s, size_t n)
+uint64_t tok_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;          /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
@@ -88,9 +71,9 @@ static uint64_t hash_bytes(const char *s, size_t n)
 }
 
 /* Id of the piece s[0..n), or -1. */
-static int lookup(const struct lm_tokenizer *t, const char *s, size_t n)
+int tok_lookup(const struct lm_tokenizer *t, const char *s, size_t n)
 {
-    size_t i = (size_t)hash_bytes(s, n) & t->mask;
+    size_t i = (size_t)tok_hash(s, n) & t->mask;
     for (;;) {
         uint32_t v = t->slot[i];
         if (v == 0) return -1;
@@ -98,6 +81,16 @@ static int lookup(const struct lm_tokenizer *t, const char *s, size_t n)
         if (t->len[id] == n && memcmp(t->text + t->off[id], s, n) == 0) return id;
         i = (i + 1) & t->mask;
     }
+}
+
+size_t tok_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t l = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+    if (l > n) return 1;
+    for (size_t k = 1; k < l; k++)
+        if ((s[k] & 0xc0) != 0x80) return 1;
+    return l;
 }
 
 /* "<0xXX>" -> XX, else -1. */
@@ -129,6 +122,8 @@ void lm_tok_free(struct lm_tokenizer *t)
     free(t->dlen);
     free(t->slot);
     free(t->spec);
+    free(t->eog);
+    lm_bpe_free(t->bpe);
     free(t);
 }
 
@@ -150,18 +145,24 @@ static int cmp_spec(const void *a, const void *b)
     return x->id < y->id ? -1 : (x->id > y->id);
 }
 
-struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const uint32_t *lens,
-                                const float *scores, const int32_t *types,
-                                int bos, int eos, int unk, int add_bos, int add_space_prefix,
-                                char *err, size_t errlen)
+static int index_specials(struct lm_tokenizer *t);
+
+/* The vocabulary of any tokenizer kind; bpe (owned from here on, freed on
+ * failure) is the byte-level BPE state for LM_TOKENIZER_BPE. */
+static struct lm_tokenizer *tok_build(int kind, struct lm_bpe *bpe, int n_vocab,
+                                      const char *const *tokens, const uint32_t *lens,
+                                      const float *scores, const int32_t *types,
+                                      int bos, int eos, int unk, int add_bos, int add_space_prefix,
+                                      char *err, size_t errlen)
 {
+    struct lm_tokenizer *t = NULL;
     if (n_vocab <= 0 || n_vocab > MAX_VOCAB) {
         set_err(err, errlen, "tokenizer: vocabulary size %d out of range (1..%d)", n_vocab, MAX_VOCAB);
-        return NULL;
+        goto fail;
     }
     if (!tokens || !lens) {
         set_err(err, errlen, "tokenizer: token strings missing");
-        return NULL;
+        goto fail;
     }
     const int sp[3] = { bos, eos, unk };
     const char *spn[3] = { "bos", "eos", "unk" };
@@ -169,12 +170,12 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
         if (sp[i] < -1 || sp[i] >= n_vocab) {
             set_err(err, errlen, "tokenizer: %s token id %d out of range (vocabulary has %d tokens)",
                     spn[i], sp[i], n_vocab);
-            return NULL;
+            goto fail;
         }
     }
     if (add_bos && bos < 0) {
         set_err(err, errlen, "tokenizer: add_bos is set but there is no bos token");
-        return NULL;
+        goto fail;
     }
 
     size_t total = 0;
@@ -182,36 +183,40 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
         int ty = types ? types[i] : LM_TOK_NORMAL;
         if (ty < 0 || ty > LM_TOK_BYTE) {
             set_err(err, errlen, "tokenizer: token %d: unknown token type %d", i, ty);
-            return NULL;
+            goto fail;
         }
         if (!tokens[i] && lens[i] > 0) {
             set_err(err, errlen, "tokenizer: token %d: string missing", i);
-            return NULL;
+            goto fail;
         }
         if (lens[i] > MAX_PIECE_LEN) {
             set_err(err, errlen, "tokenizer: token %d: length %u exceeds %d bytes", i,
                     (unsigned)lens[i], MAX_PIECE_LEN);
-            return NULL;
+            goto fail;
         }
         if (lens[i] == 0 && (ty == 0 || ty == LM_TOK_NORMAL || ty == LM_TOK_BYTE || ty == LM_TOK_USER)) {
             set_err(err, errlen, "tokenizer: token %d: empty string", i);
-            return NULL;
+            goto fail;
         }
         if (ty == LM_TOK_BYTE && parse_byte_token(tokens[i], lens[i]) < 0) {
             set_err(err, errlen, "tokenizer: token %d: byte token is '%.*s', expected <0xXX>", i,
                     (int)(lens[i] > 32 ? 32 : lens[i]), tokens[i]);
-            return NULL;
+            goto fail;
         }
         if (scores && !isfinite(scores[i])) {
             set_err(err, errlen, "tokenizer: token %d: score is not a finite number", i);
-            return NULL;
+            goto fail;
         }
         total += (size_t)lens[i] + 1;
     }
 
-    struct lm_tokenizer *t = calloc(1, sizeof *t);
+    t = calloc(1, sizeof *t);
     if (!t) goto oom;
+    t->kind = kind;
+    t->bpe = bpe;
+    bpe = NULL;
     t->n = n_vocab;
+    t->sep = -1;
     t->bos = bos;
     t->eos = eos;
     t->unk = unk;
@@ -225,6 +230,7 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
     t->type = malloc(nv);
     t->doff = malloc(nv * sizeof *t->doff);
     t->dlen = malloc(nv * sizeof *t->dlen);
+    t->eog = calloc(nv, 1);
     /* decoded pieces are never longer than the token text (3-byte U+2581
      * becomes 1 byte; the unknown marker is 3 bytes) */
     t->dec = malloc(total + 3 * nv);
@@ -233,12 +239,11 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
     t->slot = calloc(cap, sizeof *t->slot);
     t->mask = cap - 1;
     if (!t->text || !t->off || !t->len || !t->score || !t->type || !t->doff || !t->dlen ||
-        !t->dec || !t->slot)
+        !t->dec || !t->slot || !t->eog)
         goto oom;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
 
     size_t pos = 0, dpos = 0;
-    int n_spec = 0;
     for (int i = 0; i < n_vocab; i++) {
         int ty = types ? types[i] : LM_TOK_NORMAL;
         const char *s = tokens[i];
@@ -254,7 +259,7 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
         pos += (size_t)n + 1;
 
         /* insert; a later duplicate replaces an earlier one */
-        size_t h = (size_t)hash_bytes(s, n) & t->mask;
+        size_t h = (size_t)tok_hash(s, n) & t->mask;
         for (;;) {
             uint32_t v = t->slot[h];
             if (v == 0) { t->slot[h] = (uint32_t)i + 1; break; }
@@ -275,6 +280,10 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
             if (t->byte_id[b] < 0) t->byte_id[b] = i;
         } else if (ty == LM_TOK_CONTROL) {
             /* nothing */
+        } else if (kind == LM_TOKENIZER_BPE && (ty == LM_TOK_UNKNOWN || ty == LM_TOK_UNUSED)) {
+            /* nothing, as llama.cpp prints them */
+        } else if (kind == LM_TOKENIZER_BPE && ty == LM_TOK_NORMAL) {
+            dl = lm_bpe_decode_piece(t->bpe, s, n, d);
         } else if (ty == LM_TOK_UNKNOWN) {
             memcpy(d, "\xe2\x96\x85", 3);       /* U+2585, as llama.cpp prints UNK */
             dl = 3;
@@ -294,34 +303,27 @@ struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const ui
         }
         t->dlen[i] = (uint32_t)dl;
         dpos += dl;
-        if (is_special_type(ty) && n > 0) n_spec++;
     }
 
-    t->spec = malloc(((size_t)n_spec + 1) * sizeof *t->spec);
-    struct spec_key *keys = malloc(((size_t)n_spec + 1) * sizeof *keys);
-    if (!t->spec || !keys) { free(keys); goto oom; }
-    int k = 0;
-    for (int i = 0; i < n_vocab; i++) {
-        if (is_special_type(t->type[i]) && t->len[i] > 0) {
-            keys[k].first = (unsigned char)t->text[t->off[i]];
-            keys[k].len = t->len[i];
-            keys[k].id = i;
-            k++;
-        }
-    }
-    qsort(keys, (size_t)n_spec, sizeof *keys, cmp_spec);
-    for (int c = 0, j = 0; c <= 256; c++) {
-        while (j < n_spec && keys[j].first < (uint32_t)c) j++;
-        t->spec_start[c] = (uint32_t)j;
-    }
-    for (int j = 0; j < n_spec; j++) t->spec[j] = keys[j].id;
-    free(keys);
+    if (index_specials(t) < 0) goto oom;
+    if (eos >= 0) t->eog[eos] = 1;
     return t;
 
 oom:
     set_err(err, errlen, "tokenizer: out of memory for %d tokens", n_vocab);
+fail:
+    lm_bpe_free(bpe);
     lm_tok_free(t);
     return NULL;
+}
+
+struct lm_tokenizer *lm_tok_new(int n_vocab, const char *const *tokens, const uint32_t *lens,
+                                const float *scores, const int32_t *types,
+                                int bos, int eos, int unk, int add_bos, int add_space_prefix,
+                                char *err, size_t errlen)
+{
+    return tok_build(LM_TOKENIZER_SPM, NULL, n_vocab, tokens, lens, scores, types, bos, eos, unk,
+                     add_bos, add_space_prefix, err, errlen);
 }
 
 int lm_tok_n_vocab(const struct lm_tokenizer *t) { return t->n; }
@@ -329,11 +331,24 @@ int lm_tok_bos(const struct lm_tokenizer *t) { return t->bos; }
 int lm_tok_eos(const struct lm_tokenizer *t) { return t->eos; }
 int lm_tok_unk(const struct lm_tokenizer *t) { return t->unk; }
 int lm_tok_add_bos(const struct lm_tokenizer *t) { return t->add_bos; }
+int lm_tok_kind(const struct lm_tokenizer *t) { return t->kind; }
+const char *lm_tok_pre(const struct lm_tokenizer *t) { return t->pre; }
+
+const char *lm_tok_kind_name(const struct lm_tokenizer *t)
+{
+    static const char *const names[] = { "llama", "gpt2", "bert", "t5" };
+    return t->kind >= 0 && t->kind < 4 ? names[t->kind] : "?";
+}
+
+int lm_tok_is_eog(const struct lm_tokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n && t->eog[id];
+}
 
 int lm_tok_find(const struct lm_tokenizer *t, const char *piece)
 {
     if (!piece) return -1;
-    return lookup(t, piece, strlen(piece));
+    return tok_lookup(t, piece, strlen(piece));
 }
 
 int lm_tok_type(const struct lm_tokenizer *t, int32_t id)
@@ -371,12 +386,7 @@ const char *lm_tok_piece(const struct lm_tokenizer *t, int32_t prev, int32_t id,
 
 /* ---- encoding ------------------------------------------------------------ */
 
-struct ivec {
-    int32_t *v;
-    size_t n, cap;
-};
-
-static int ivec_push(struct ivec *a, int32_t x)
+int tok_ivec_push(struct ivec *a, int32_t x)
 {
     if (a->n == a->cap) {
         size_t nc = a->cap ? a->cap * 2 : 64;
@@ -460,7 +470,7 @@ static int try_pair(const struct lm_tokenizer *t, const char *e, const struct sy
 {
     if (left < 0 || right < 0) return 0;
     int size = s[left].n + s[right].n;
-    int id = lookup(t, e + s[left].start, (size_t)size);
+    int id = tok_lookup(t, e + s[left].start, (size_t)size);
     if (!mergeable(t, id)) return 0;
     struct bigram b = { left, right, t->score[id], size };
     return heap_push(h, b);
@@ -527,9 +537,9 @@ static int encode_run(const struct lm_tokenizer *t, const char *text, size_t len
     }
 
     for (int i = 0; i >= 0 && i < ns; i = s[i].next) {
-        int id = lookup(t, e + s[i].start, (size_t)s[i].n);
+        int id = tok_lookup(t, e + s[i].start, (size_t)s[i].n);
         if (mergeable(t, id)) {
-            if (ivec_push(out, id) < 0) goto done;
+            if (tok_ivec_push(out, id) < 0) goto done;
             continue;
         }
         int have_bytes = 1;
@@ -537,10 +547,10 @@ static int encode_run(const struct lm_tokenizer *t, const char *text, size_t len
             if (t->byte_id[(unsigned char)e[s[i].start + k]] < 0) have_bytes = 0;
         if (have_bytes) {
             for (int k = 0; k < s[i].n; k++)
-                if (ivec_push(out, t->byte_id[(unsigned char)e[s[i].start + k]]) < 0) goto done;
+                if (tok_ivec_push(out, t->byte_id[(unsigned char)e[s[i].start + k]]) < 0) goto done;
         } else {
             if (t->unk < 0) goto done;
-            if (ivec_push(out, t->unk) < 0) goto done;
+            if (tok_ivec_push(out, t->unk) < 0) goto done;
         }
     }
     rc = 0;
@@ -549,6 +559,16 @@ done:
     free(s);
     free(h.v);
     return rc;
+}
+
+/* One run of plain text, by the vocabulary's kind. */
+static int encode_plain(const struct lm_tokenizer *t, const char *text, size_t len,
+                        int after_special, struct ivec *out)
+{
+    switch (t->kind) {
+    case LM_TOKENIZER_BPE: return lm_bpe_encode_run(t, text, len, out);
+    default: return encode_run(t, text, len, t->add_space_prefix && after_special, out);
+    }
 }
 
 /* Special token starting at text[i] and at most `limit` bytes long, or -1
@@ -580,7 +600,7 @@ static int encode_impl(const struct lm_tokenizer *t, const char *text, size_t le
     }
     struct ivec v = { 0 };
     int rc = -1;
-    if (add_bos && t->bos >= 0 && ivec_push(&v, t->bos) < 0) goto done;
+    if (add_bos && t->bos >= 0 && tok_ivec_push(&v, t->bos) < 0) goto done;
     int prev_special = 1;
     size_t run = 0;          /* start of the current plain-text run */
     int have_spec = t->spec_start[256] > 0;
@@ -598,16 +618,16 @@ static int encode_impl(const struct lm_tokenizer *t, const char *text, size_t le
         int id = match_special(t, text, limit, i, parse_special);
         if (id < 0) { i++; continue; }
         if (i > run) {
-            if (encode_run(t, text + run, i - run, t->add_space_prefix && prev_special, &v) < 0)
+            if (encode_plain(t, text + run, i - run, prev_special, &v) < 0)
                 goto done;
         }
-        if (ivec_push(&v, id) < 0) goto done;
+        if (tok_ivec_push(&v, id) < 0) goto done;
         prev_special = 1;
         i += t->len[id];
         run = i;
     }
     if (len > run) {
-        if (encode_run(t, text + run, len - run, t->add_space_prefix && prev_special, &v) < 0)
+        if (encode_plain(t, text + run, len - run, prev_special, &v) < 0)
             goto done;
     }
     if (v.n > INT_MAX) goto done;
@@ -658,15 +678,166 @@ static int get_opt_id(const struct gguf_file *f, const char *key, int def, int n
     return 0;
 }
 
+/* Token texts that end a turn in the chat models that use them (llama.cpp
+ * decides its end-of-generation set from the same texts). */
+static const char *const EOG_TEXTS[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "[e~[", "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>",
+    NULL,
+};
+
+/* The end-of-generation set: EOS, tokenizer.ggml.eot/eom_token_id, the FIM
+ * pad/repo/file-separator tokens and the turn-ending texts above (made
+ * CONTROL, so that template text containing them parses as the token). A
+ * vocabulary with both <|return|> and <|call|> (gpt-oss) keeps <|end|> as a
+ * plain separator, one with <|tool_response> (Gemma 4) keeps </s> as text. */
+static int set_eog(struct lm_tokenizer *t, const struct gguf_file *f, char *err, size_t errlen)
+{
+    const char *keys[2] = { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" };
+    for (int k = 0; k < 2; k++) {
+        if (!gguf_find_kv(f, keys[k])) continue;
+        int64_t v;
+        if (gguf_get_i64(f, keys[k], &v, err, errlen) < 0) return -1;
+        if (v == -1) continue;
+        if (v < 0 || v >= t->n) {
+            set_err(err, errlen, "%s: key '%s': id %lld is outside the vocabulary (%d tokens)",
+                    f->path ? f->path : "gguf", keys[k], (long long)v, t->n);
+            return -1;
+        }
+        t->eog[v] = 1;
+    }
+    static const char *const fim[] = { "<|fim_pad|>", "<|fim_repo|>", "<|repo_name|>",
+                                       "<|file_sep|>", NULL };
+    for (int k = 0; fim[k]; k++) {
+        int id = lm_tok_find(t, fim[k]);
+        if (id >= 0) t->eog[id] = 1;
+    }
+    int ret = lm_tok_find(t, "<|return|>"), call = lm_tok_find(t, "<|call|>");
+    int tool_resp = lm_tok_find(t, "<|tool_response>");
+    int changed = 0;
+    for (int k = 0; EOG_TEXTS[k]; k++) {
+        int id = lm_tok_find(t, EOG_TEXTS[k]);
+        if (id < 0) continue;
+        if (ret >= 0 && call >= 0 && strcmp(EOG_TEXTS[k], "<|end|>") == 0) continue;
+        if (tool_resp >= 0 && strcmp(EOG_TEXTS[k], "</s>") == 0 && id != t->eos) continue;
+        t->eog[id] = 1;
+        if (t->type[id] != LM_TOK_CONTROL) {
+            t->type[id] = LM_TOK_CONTROL;
+            t->dlen[id] = 0;
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* Rebuild the special-token index after set_eog changed types. */
+static int index_specials(struct lm_tokenizer *t)
+{
+    int n_spec = 0;
+    for (int i = 0; i < t->n; i++)
+        if (is_special_type(t->type[i]) && t->len[i] > 0) n_spec++;
+    int32_t *spec = malloc(((size_t)n_spec + 1) * sizeof *spec);
+    struct spec_key *keys = malloc(((size_t)n_spec + 1) * sizeof *keys);
+    if (!spec || !keys) {
+        free(spec);
+        free(keys);
+        return -1;
+    }
+    int k = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (is_special_type(t->type[i]) && t->len[i] > 0) {
+            keys[k].first = (unsigned char)t->text[t->off[i]];
+            keys[k].len = t->len[i];
+            keys[k].id = i;
+            k++;
+        }
+    }
+    qsort(keys, (size_t)n_spec, sizeof *keys, cmp_spec);
+    for (int c = 0, j = 0; c <= 256; c++) {
+        while (j < n_spec && keys[j].first < (uint32_t)c) j++;
+        t->spec_start[c] = (uint32_t)j;
+    }
+    for (int j = 0; j < n_spec; j++) spec[j] = keys[j].id;
+    free(keys);
+    free(t->spec);
+    t->spec = spec;
+    return 0;
+}
+
+/* tokenizer.ggml.merges and tokenizer.ggml.pre into a new byte-level BPE
+ * state; info gets the pre-tokenizer's defaults. */
+static struct lm_bpe *bpe_from_gguf(const struct gguf_file *f, struct lm_bpe_pre_info *info,
+                                    char *pre_out, size_t pre_cap, char *err, size_t errlen)
+{
+    const char *path = f->path ? f->path : "gguf";
+    struct gguf_str pre = { "default", 7 };
+    if (gguf_find_kv(f, "tokenizer.ggml.pre") &&
+        gguf_get_str(f, "tokenizer.ggml.pre", &pre, err, errlen) < 0)
+        return NULL;
+    char sub[1600];
+    struct lm_bpe *b = lm_bpe_new(pre.ptr, (size_t)pre.len, info, sub, sizeof sub);
+    if (!b) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.pre': %s", path, sub);
+        return NULL;
+    }
+    snprintf(pre_out, pre_cap, "%.*s", (int)(pre.len < pre_cap ? pre.len : pre_cap - 1), pre.ptr);
+    const struct gguf_kv *mk = gguf_find_kv(f, "tokenizer.ggml.merges");
+    if (!mk) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.merges' is missing (a 'gpt2' tokenizer needs "
+                "its BPE merges)", path);
+        goto fail;
+    }
+    if (mk->type != GGUF_T_ARRAY || mk->arr_type != GGUF_T_STRING) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.merges': expected an array of strings", path);
+        goto fail;
+    }
+    if (mk->arr_n > MAX_VOCAB * 4ULL) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.merges': %llu merges is more than %d",
+                path, (unsigned long long)mk->arr_n, MAX_VOCAB * 4);
+        goto fail;
+    }
+    size_t nm = (size_t)mk->arr_n;
+    const char **ms = malloc((nm + 1) * sizeof *ms);
+    uint64_t *ml = malloc((nm + 1) * sizeof *ml);
+    if (!ms || !ml) {
+        free(ms);
+        free(ml);
+        set_err(err, errlen, "%s: out of memory reading %zu merges", path, nm);
+        goto fail;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        struct gguf_str m = gguf_arr_str(mk, (uint64_t)i);
+        ms[i] = m.ptr;
+        ml[i] = m.len;
+    }
+    int rc = lm_bpe_set_merges(b, ms, ml, nm, sub, sizeof sub);
+    free(ms);
+    free(ml);
+    if (rc < 0) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.merges': %s", path, sub);
+        goto fail;
+    }
+    return b;
+fail:
+    lm_bpe_free(b);
+    return NULL;
+}
+
 struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size_t errlen)
 {
     const char *path = f->path ? f->path : "gguf";
     struct gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model, err, errlen) < 0) return NULL;
-    if (model.len != 5 || memcmp(model.ptr, "llama", 5) != 0) {
+    int kind;
+    if (model.len == 5 && memcmp(model.ptr, "llama", 5) == 0) {
+        kind = LM_TOKENIZER_SPM;
+    } else if (model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0) {
+        kind = LM_TOKENIZER_BPE;
+    } else {
         set_err(err, errlen, "%s: key 'tokenizer.ggml.model': tokenizer '%.*s' is not supported "
-                "(only 'llama', SentencePiece BPE)", path, (int)(model.len > 64 ? 64 : model.len),
-                model.ptr);
+                "(supported: 'llama' = SentencePiece BPE, 'gpt2' = byte-level BPE)", path,
+                (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
     const struct gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -696,21 +867,44 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
                 path, n);
         return NULL;
     }
+
+    struct lm_bpe_pre_info info = { 0 };
+    struct lm_bpe *bpe = NULL;
+    char pre[48] = "";
+    if (kind == LM_TOKENIZER_BPE) {
+        bpe = bpe_from_gguf(f, &info, pre, sizeof pre, err, errlen);
+        if (!bpe) return NULL;
+    }
+    /* defaults as llama.cpp: SentencePiece <s>=1 </s>=2 <unk>=0 with BOS and
+     * the space prefix; byte-level BPE id 11 for both, no UNK, no BOS unless
+     * the pre-tokenizer's family adds one */
+    int def_bos = kind == LM_TOKENIZER_BPE ? 11 : 1, def_eos = kind == LM_TOKENIZER_BPE ? 11 : 2;
+    int def_unk = kind == LM_TOKENIZER_BPE ? -1 : 0;
     int bos, eos, unk, add_bos, add_prefix;
-    if (get_opt_id(f, "tokenizer.ggml.bos_token_id", 1, n, &bos, err, errlen) < 0 ||
-        get_opt_id(f, "tokenizer.ggml.eos_token_id", 2, n, &eos, err, errlen) < 0 ||
-        get_opt_id(f, "tokenizer.ggml.unknown_token_id", 0, n, &unk, err, errlen) < 0 ||
-        get_opt_bool(f, "tokenizer.ggml.add_bos_token", bos >= 0, &add_bos, err, errlen) < 0 ||
-        get_opt_bool(f, "tokenizer.ggml.add_space_prefix", 1, &add_prefix, err, errlen) < 0)
-        return NULL;
+    if (get_opt_id(f, "tokenizer.ggml.bos_token_id", def_bos, n, &bos, err, errlen) < 0 ||
+        get_opt_id(f, "tokenizer.ggml.eos_token_id", def_eos, n, &eos, err, errlen) < 0 ||
+        get_opt_id(f, "tokenizer.ggml.unknown_token_id", def_unk, n, &unk, err, errlen) < 0)
+        goto fail;
+    if (info.no_bos) bos = -1;
+    int def_add_bos = kind == LM_TOKENIZER_BPE ? info.add_bos : 1;
+    if (get_opt_bool(f, "tokenizer.ggml.add_bos_token", def_add_bos && bos >= 0, &add_bos, err,
+                     errlen) < 0 ||
+        get_opt_bool(f, "tokenizer.ggml.add_space_prefix", kind == LM_TOKENIZER_SPM, &add_prefix,
+                     err, errlen) < 0)
+        goto fail;
     const char *names[3] = { "bos_token_id", "eos_token_id", "unknown_token_id" };
     int *ids[3] = { &bos, &eos, &unk };
     for (int i = 0; i < 3; i++) {
         if (*ids[i] >= n) {
             set_err(err, errlen, "%s: key 'tokenizer.ggml.%s': id %d is outside the vocabulary "
                     "(%d tokens)", path, names[i], *ids[i], n);
-            return NULL;
+            goto fail;
         }
+    }
+    if (add_bos && bos < 0) {
+        set_err(err, errlen, "%s: key 'tokenizer.ggml.add_bos_token' is true but the vocabulary "
+                "has no BOS token", path);
+        goto fail;
     }
 
     const char **toks = malloc((size_t)n * sizeof *toks);
@@ -735,13 +929,27 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
     if (sk) memcpy(scores, sk->arr_data, (size_t)n * sizeof *scores);
     if (yk) memcpy(types, yk->arr_data, (size_t)n * sizeof *types);
     char sub[200];
-    t = lm_tok_new(n, toks, lens, scores, types, bos, eos, unk, add_bos, add_prefix,
-                   sub, sizeof sub);
-    if (!t) set_err(err, errlen, "%s: %s", path, sub);
+    t = tok_build(kind, bpe, n, toks, lens, scores, types, bos, eos, unk, add_bos, add_prefix,
+                  sub, sizeof sub);
+    bpe = NULL;
+    if (!t) {
+        set_err(err, errlen, "%s: %s", path, sub);
+        goto done;
+    }
+    memcpy(t->pre, pre, sizeof t->pre);
+    int ch = set_eog(t, f, err, errlen);
+    if (ch < 0 || (ch > 0 && index_specials(t) < 0)) {
+        if (ch > 0) set_err(err, errlen, "%s: out of memory indexing special tokens", path);
+        lm_tok_free(t);
+        t = NULL;
+    }
 done:
     free(toks);
     free(lens);
     free(scores);
     free(types);
     return t;
+fail:
+    lm_bpe_free(bpe);
+    return NULL;
 }

@@ -1,7 +1,10 @@
 /*
- * tokenizer.h - SentencePiece-style BPE tokenizer (tokenizer.ggml.model =
- * "llama"): merges by score, U+2581 for spaces, a leading space prefix,
- * byte fallback through <0xXX> tokens, BOS/EOS/UNK.
+ * tokenizer.h - the tokenizers of GGUF files:
+ *   - "llama": SentencePiece-style BPE: merges by score, U+2581 for spaces, a
+ *     leading space prefix, byte fallback through <0xXX> tokens;
+ *   - "gpt2": byte-level BPE: a pre-tokenizer named by tokenizer.ggml.pre
+ *     splits the text (PCRE2 patterns), the GPT-2 byte->unicode mapping, merges
+ *     ranked by their position in tokenizer.ggml.merges.
  *
  * Built from plain arrays, so it is independent of the GGUF reader; the model
  * loader copies the arrays out of the file. All strings are copied.
@@ -18,6 +21,8 @@ enum { LM_TOK_NORMAL = 1, LM_TOK_UNKNOWN = 2, LM_TOK_CONTROL = 3,
 
 struct lm_tokenizer;
 
+enum { LM_TOKENIZER_SPM = 0, LM_TOKENIZER_BPE, LM_TOKENIZER_WPM, LM_TOKENIZER_UGM };
+
 /* tokens[i] has length lens[i] (not NUL-terminated). scores and types may be
  * NULL (scores 0, types NORMAL except <0xXX> -> BYTE). bos/eos/unk may be -1.
  * Returns NULL with err on invalid input (e.g. special id >= n_vocab). */
@@ -31,6 +36,16 @@ int lm_tok_n_vocab(const struct lm_tokenizer *t);
 int lm_tok_bos(const struct lm_tokenizer *t);
 int lm_tok_eos(const struct lm_tokenizer *t);
 int lm_tok_add_bos(const struct lm_tokenizer *t);
+/* LM_TOKENIZER_* of t, and the GGUF name of that kind ("llama", "gpt2"...). */
+int lm_tok_kind(const struct lm_tokenizer *t);
+const char *lm_tok_kind_name(const struct lm_tokenizer *t);
+/* tokenizer.ggml.pre of a byte-level BPE vocabulary ("" otherwise). */
+const char *lm_tok_pre(const struct lm_tokenizer *t);
+/* 1 if id ends generation: the EOS, EOT and EOM tokens the file names and
+ * the end-of-turn tokens chat models use (<|eot_id|>, <|im_end|>,
+ * <end_of_turn>, <|end|>, <|endoftext|>...), as llama.cpp decides them. */
+int lm_tok_is_eog(const struct lm_tokenizer *t, int32_t id);
+
 /* Id of an exact token string (e.g. "<|eot_id|>"), or -1. */
 int lm_tok_find(const struct lm_tokenizer *t, const char *piece);
 
@@ -72,8 +87,9 @@ int lm_tok_type(const struct lm_tokenizer *t, int32_t id);
  * templates that need the BOS/EOS text. */
 const char *lm_tok_text(const struct lm_tokenizer *t, int32_t id, size_t *len);
 
-/* Build a tokenizer from a GGUF file's metadata: tokenizer.ggml.model must be
- * "llama"; tokens (string array), scores (float32 array of n_vocab, optional),
+/* Build a tokenizer from a GGUF file's metadata: tokenizer.ggml.model
+ * "llama" or "gpt2" (then tokenizer.ggml.merges and tokenizer.ggml.pre, whose
+ * unknown values are refused naming the known ones); tokens (string array), scores (float32 array of n_vocab, optional),
  * token_type (int32 array of n_vocab, optional), bos/eos/unknown_token_id
  * (defaults 1/2/0), add_bos_token (default true), add_space_prefix (default
  * true). Returns NULL with err naming the file and key on failure. The

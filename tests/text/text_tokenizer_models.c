@@ -339,7 +339,7 @@ static struct lm_tokenizer *gguf_variant(int variant, char *err, size_t errlen)
     int32_t types[6] = { 2, 3, 3, 1, 1, 1 };
     struct gb g = { .n = 0, .nkv = 0 };
     gb_key(&g, "tokenizer.ggml.model", GGUF_T_STRING);
-    gb_str(&g, variant == 3 ? "gpt2" : "llama");
+    gb_str(&g, variant == 3 ? "rwkv" : "llama");
     if (variant == 6) gb_arr(&g, "tokenizer.ggml.tokens", GGUF_T_INT32, types, 6);
     else if (variant != 5) gb_strs(&g, "tokenizer.ggml.tokens", toks, 6);
     if (variant == 7) scores[4] = NAN;
@@ -380,7 +380,7 @@ static void test_gguf_errors(void)
         NULL,
         "key 'tokenizer.ggml.scores': expected an array of 6 float32",
         "key 'tokenizer.ggml.token_type': expected an array of 6 int32",
-        "key 'tokenizer.ggml.model': tokenizer 'gpt2' is not supported",
+        "key 'tokenizer.ggml.model': tokenizer 'rwkv' is not supported",
         "key 'tokenizer.ggml.bos_token_id': id 7 is outside the vocabulary (6 tokens)",
         "key 'tokenizer.ggml.tokens' is missing",
         "key 'tokenizer.ggml.tokens': expected an array of strings",
@@ -397,9 +397,111 @@ static void test_gguf_errors(void)
     }
 }
 
+/* A small byte-level BPE vocabulary: the 256 GPT-2 byte characters, "hi",
+ * "\xc4\xa0hi" (" hi"), <|endoftext|> and <|im_end|>. variant: 0 valid,
+ * 1 unknown pre, 2 no merges, 3 a merge without a space, 4 merges not
+ * strings, 5 a pre llama.cpp splits by hand, 6 no pre at all (default). */
+static struct lm_tokenizer *bpe_variant(int variant, char *err, size_t errlen)
+{
+    static char store[260][8];
+    const char *toks[260];
+    int32_t types[260];
+    int n = 0;
+    for (int c = 0, extra = 0; c < 256; c++) {
+        int cp = ((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae))
+                     ? c : 256 + extra++;
+        if (cp < 0x80) { store[n][0] = (char)cp; store[n][1] = 0; }
+        else { store[n][0] = (char)(0xc0 | (cp >> 6)); store[n][1] = (char)(0x80 | (cp & 0x3f));
+               store[n][2] = 0; }
+        toks[n] = store[n];
+        types[n++] = 1;
+    }
+    toks[n] = "hi"; types[n++] = 1;                    /* 256 */
+    toks[n] = "\xc4\xa0hi"; types[n++] = 1;            /* 257 */
+    toks[n] = "<|endoftext|>"; types[n++] = 3;         /* 258 */
+    toks[n] = "<|im_end|>"; types[n++] = 3;            /* 259 */
+    static const char *const merges[] = { "h i", "\xc4\xa0 hi" };
+    static const char *const bad[] = { "h i", "hi" };
+    struct gb g = { .n = 0, .nkv = 0 };
+    static unsigned char big[65536];
+    (void)big;
+    gb_key(&g, "tokenizer.ggml.model", GGUF_T_STRING);
+    gb_str(&g, "gpt2");
+    if (variant != 6) {
+        gb_key(&g, "tokenizer.ggml.pre", GGUF_T_STRING);
+        gb_str(&g, variant == 1 ? "nonesuch" : variant == 5 ? "kimi-k2" : "gpt-2");
+    }
+    gb_strs(&g, "tokenizer.ggml.tokens", toks, n);
+    gb_arr(&g, "tokenizer.ggml.token_type", GGUF_T_INT32, types, n);
+    if (variant == 3) gb_strs(&g, "tokenizer.ggml.merges", bad, 2);
+    else if (variant == 4) gb_arr(&g, "tokenizer.ggml.merges", GGUF_T_INT32, types, 2);
+    else if (variant != 2) gb_strs(&g, "tokenizer.ggml.merges", merges, 2);
+    gb_key(&g, "tokenizer.ggml.eos_token_id", GGUF_T_UINT32);
+    gb_u32(&g, 258);
+    static unsigned char file[16384];
+    size_t len = gb_finish(&g, file);
+    struct gguf_file *f = NULL;
+    if (gguf_open_buffer(file, len, "bpe.gguf", &f, err, errlen) < 0) {
+        CHECK_MSG(0, "variant %d: gguf_open_buffer: %s", variant, err);
+        return NULL;
+    }
+    struct lm_tokenizer *t = lm_tok_from_gguf(f, err, errlen);
+    gguf_close(f);
+    return t;
+}
+
+static void test_bpe_gguf(void)
+{
+    char err[2048];
+    for (int v = 0; v <= 6; v += 6) {
+        struct lm_tokenizer *t = bpe_variant(v, err, sizeof err);
+        CHECK_MSG(t != NULL, "%s", err);
+        if (!t) continue;
+        CHECK_INT(lm_tok_kind(t), LM_TOKENIZER_BPE);
+        CHECK(strcmp(lm_tok_pre(t), v == 6 ? "default" : "gpt-2") == 0);
+        CHECK_INT(lm_tok_add_bos(t), 0);
+        int32_t ids[32];
+        /* "hi hi!": words "hi", " hi", "!" -> 256 257 33 */
+        int n = lm_tok_encode(t, "hi hi!", 6, 0, 0, ids, 32);
+        CHECK(same_ids(ids, n, (int32_t[]){ 256, 257, 33 }, 3));
+        /* typed by a user, the marker is text; from a template, the token */
+        n = lm_tok_encode(t, "<|im_end|>", 10, 0, 0, ids, 32);
+        CHECK(n == 10);
+        n = lm_tok_encode(t, "hi<|im_end|>", 12, 0, 1, ids, 32);
+        CHECK(same_ids(ids, n, (int32_t[]){ 256, 259 }, 2));
+        CHECK(lm_tok_is_eog(t, 258));
+        CHECK(lm_tok_is_eog(t, 259));          /* <|im_end|> ends a turn */
+        CHECK(!lm_tok_is_eog(t, 256));
+        size_t pl;
+        const char *p = lm_tok_piece(t, 256, 257, &pl);
+        CHECK_MEM(p, pl, " hi");
+        p = lm_tok_piece(t, -1, 258, &pl);
+        CHECK_INT(pl, 0);
+        lm_tok_free(t);
+    }
+    static const char *const want[] = {
+        NULL,
+        "key 'tokenizer.ggml.pre': unknown pre-tokenizer 'nonesuch'; known: default llama3",
+        "key 'tokenizer.ggml.merges' is missing",
+        "key 'tokenizer.ggml.merges': merge 1 is 'hi', expected two pieces separated by a space",
+        "key 'tokenizer.ggml.merges': expected an array of strings",
+        "pre-tokenizer 'kimi-k2' is not supported yet",
+    };
+    for (int v = 1; v <= 5; v++) {
+        err[0] = '\0';
+        struct lm_tokenizer *t = bpe_variant(v, err, sizeof err);
+        CHECK_MSG(t == NULL, "variant %d accepted", v);
+        lm_tok_free(t);
+        CHECK_CONTAINS(err, want[v]);
+        CHECK_CONTAINS(err, "bpe.gguf");
+    }
+    CHECK_CONTAINS(err, "qwen2");                 /* the list names the known ones */
+}
+
 int main(void)
 {
     test_gguf_errors();
+    test_bpe_gguf();
     test_stories();
     test_llama2();
     DONE();
