@@ -460,9 +460,13 @@ static struct bigram heap_pop(struct heap *h)
     return top;
 }
 
+/* A piece that merges may produce: any but CONTROL and UNKNOWN. llama.cpp
+ * merges into every type (Gemma's whitespace runs "▁▁"... are USER_DEFINED
+ * pieces that merges form); control tokens are left out so that text cannot
+ * turn into <s> or a turn marker by merging. */
 static int mergeable(const struct lm_tokenizer *t, int id)
 {
-    return id >= 0 && t->type[id] == LM_TOK_NORMAL;
+    return id >= 0 && t->type[id] != LM_TOK_CONTROL && t->type[id] != LM_TOK_UNKNOWN;
 }
 
 static int try_pair(const struct lm_tokenizer *t, const char *e, const struct sym *s,

@@ -6,7 +6,9 @@
  * back byte for byte.
  *
  * usage: text_vocab_vectors [DIR [SET...]]   (default: the shared folder and
- * every set llmpin supports)
+ *        every set llmpin supports)
+ *        text_vocab_vectors --files VOCAB.gguf STRINGS.inp IDS.out
+ *        (the real vocabularies of tests/text/hf, same format)
  */
 #include "localmodel/gguf.h"
 #include "localmodel/tokenizer.h"
@@ -36,10 +38,10 @@ static char *slurp(const char *path, size_t *len)
     return b;
 }
 
-static void run_set(const char *dir, const char *set)
+static void run_files(const char *gguf, const char *inpf, const char *outf, const char *set)
 {
-    char path[1024], err[2048];
-    snprintf(path, sizeof path, "%s/ggml-vocab-%s.gguf", dir, set);
+    char err[2048];
+    const char *path = gguf;
     struct gguf_file *f = NULL;
     if (gguf_open(path, &f, err, sizeof err) < 0) {
         CHECK_MSG(0, "%s", err);
@@ -52,10 +54,8 @@ static void run_set(const char *dir, const char *set)
         return;
     }
     size_t il, ol;
-    snprintf(path, sizeof path, "%s/ggml-vocab-%s.gguf.inp", dir, set);
-    char *inp = slurp(path, &il);
-    snprintf(path, sizeof path, "%s/ggml-vocab-%s.gguf.out", dir, set);
-    char *out = slurp(path, &ol);
+    char *inp = slurp(inpf, &il);
+    char *out = slurp(outf, &ol);
     CHECK_MSG(inp && out, "%s: missing .inp/.out", set);
     if (!inp || !out) goto done;
 
@@ -113,7 +113,7 @@ static void run_set(const char *dir, const char *set)
     }
     free(ids);
     free(dec);
-    printf("%-14s %d/%d strings exact", set, n_ok, n_case);
+    printf("%-16s %d/%d strings exact", set, n_ok, n_case);
     if (n_rt) printf(", %d/%d decode back", n_rt_ok, n_rt);
     printf("\n");
     CHECK_MSG(n_case > 10, "%s: only %d strings read", set, n_case);
@@ -126,8 +126,22 @@ done:
     gguf_close(f);
 }
 
+static void run_set(const char *dir, const char *set)
+{
+    char g[1024], i[1100], o[1100];
+    snprintf(g, sizeof g, "%s/ggml-vocab-%s.gguf", dir, set);
+    snprintf(i, sizeof i, "%s.inp", g);
+    snprintf(o, sizeof o, "%s.out", g);
+    run_files(g, i, o, set);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--files") == 0) {
+        const char *base = strrchr(argv[2], '/');
+        run_files(argv[2], argv[3], argv[4], base ? base + 1 : argv[2]);
+        return failures ? 1 : 0;
+    }
     const char *dir = argc > 1 ? argv[1] : LLMPIN_VOCAB_DIR;
     if (argc > 2) {
         for (int i = 2; i < argc; i++) run_set(dir, argv[i]);
