@@ -213,6 +213,49 @@ int gguf_writer_add_arr_str(struct gguf_writer *w, const char *key, const char *
     return 0;
 }
 
+int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv)
+{
+    char key[512];
+    if (kv->key.len >= sizeof key) return -1;
+    memcpy(key, kv->key.ptr, kv->key.len);
+    key[kv->key.len] = '\0';
+    switch (kv->type) {
+    case GGUF_T_UINT8: return gguf_writer_add_u8(w, key, (uint8_t)kv->v.u64);
+    case GGUF_T_INT8: return gguf_writer_add_i8(w, key, (int8_t)kv->v.i64);
+    case GGUF_T_UINT16: return gguf_writer_add_u16(w, key, (uint16_t)kv->v.u64);
+    case GGUF_T_INT16: return gguf_writer_add_i16(w, key, (int16_t)kv->v.i64);
+    case GGUF_T_UINT32: return gguf_writer_add_u32(w, key, (uint32_t)kv->v.u64);
+    case GGUF_T_INT32: return gguf_writer_add_i32(w, key, (int32_t)kv->v.i64);
+    case GGUF_T_UINT64: return gguf_writer_add_u64(w, key, kv->v.u64);
+    case GGUF_T_INT64: return gguf_writer_add_i64(w, key, kv->v.i64);
+    case GGUF_T_FLOAT32: return gguf_writer_add_f32(w, key, (float)kv->v.f64);
+    case GGUF_T_FLOAT64: return gguf_writer_add_f64(w, key, kv->v.f64);
+    case GGUF_T_BOOL: return gguf_writer_add_bool(w, key, kv->v.u64 != 0);
+    case GGUF_T_STRING: return gguf_writer_add_strn(w, key, kv->v.str.ptr, kv->v.str.len);
+    case GGUF_T_ARRAY:
+        if (kv->arr_type == GGUF_T_STRING) {
+            const char **s = malloc((kv->arr_n + 1) * sizeof *s);
+            if (!s) return -1;
+            int rc = 0;
+            for (uint64_t i = 0; i < kv->arr_n && rc == 0; i++) {
+                struct gguf_str e = gguf_arr_str(kv, i);
+                char *c = malloc(e.len + 1);
+                if (!c || memchr(e.ptr, 0, e.len)) rc = -1;     /* NUL inside: not copyable */
+                else { memcpy(c, e.ptr, e.len); c[e.len] = '\0'; }
+                s[i] = c;
+                if (rc) { free(c); s[i] = NULL; }
+            }
+            if (rc == 0) rc = gguf_writer_add_arr_str(w, key, s, kv->arr_n);
+            for (uint64_t i = 0; i < kv->arr_n; i++) free((void *)s[i]);
+            free(s);
+            return rc;
+        }
+        if (kv->arr_type == GGUF_T_ARRAY) return -1;
+        return gguf_writer_add_arr(w, key, kv->arr_type, kv->arr_data, kv->arr_n);
+    }
+    return -1;
+}
+
 /* ---- tensors ------------------------------------------------------------ */
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
@@ -727,6 +770,14 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         seterr(err, errlen, "%s: %s", path, e2);
         return -1;
     }
+    if (s->vocab_from) {
+        const struct gguf_kv *tk = gguf_find_kv(s->vocab_from, "tokenizer.ggml.tokens");
+        if (!tk || tk->type != GGUF_T_ARRAY || tk->arr_n != s->n_vocab) {
+            seterr(err, errlen, "%s: the vocabulary file has %llu tokens, the shape says %u", path,
+                   tk ? (unsigned long long)tk->arr_n : 0ULL, s->n_vocab);
+            return -1;
+        }
+    }
     struct gguf_writer *w = gguf_writer_new();
     uint64_t nt = llama_layout(s, NULL);
     struct ltensor *lt = calloc((size_t)nt, sizeof(*lt));
@@ -761,7 +812,16 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     gguf_writer_add_f32(w, "llama.rope.freq_base",
                         s->rope_freq_base > 0 ? s->rope_freq_base : 10000.0f);
 
-    for (uint32_t i = 0; i < s->n_vocab; i++) {
+    for (uint64_t k = 0; s->vocab_from && k < s->vocab_from->n_kv; k++) {
+        const struct gguf_kv *kv = &s->vocab_from->kv[k];
+        if (kv->key.len > 10 && memcmp(kv->key.ptr, "tokenizer.", 10) == 0 &&
+            gguf_writer_copy_kv(w, kv) < 0) {
+            seterr(err, errlen, "%s: cannot copy key '%.*s' from the vocabulary file", path,
+                   (int)kv->key.len, kv->key.ptr);
+            goto out;
+        }
+    }
+    for (uint32_t i = 0; !s->vocab_from && i < s->n_vocab; i++) {
         char piece[32];
         if (i == 0) snprintf(piece, sizeof piece, "<unk>");
         else if (i == 1) snprintf(piece, sizeof piece, "<s>");
@@ -776,6 +836,7 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
         scores[i] = i < 259 ? 0.0f : -(float)(i - 259);
     }
+    if (s->vocab_from) goto tensors;
     gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
     gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, s->n_vocab);
     gguf_writer_add_arr(w, "tokenizer.ggml.scores", GGUF_T_FLOAT32, scores, s->n_vocab);
@@ -787,6 +848,7 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
     if (s->chat_template) gguf_writer_add_str(w, "tokenizer.chat_template", s->chat_template);
 
+tensors:
     for (uint64_t k = 0; k < nt; k++)
         gguf_writer_add_tensor(w, lt[k].name, lt[k].n_dims, lt[k].ne,
                                lt[k].is_norm ? GGUF_TT_F32 : s->type, NULL);

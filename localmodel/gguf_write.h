@@ -81,7 +81,14 @@ struct lm_llama_shape {
     uint64_t seed;
     const char *chat_template; /* tokenizer.chat_template, NULL = none */
     const char *name;          /* general.name, NULL = "llmpin-random-llama" */
+    const struct gguf_file *vocab_from; /* copy every tokenizer.* key from this file
+                                           (n_vocab must be its token count) instead of
+                                           the generated vocabulary; NULL = generate */
 };
+
+/* Copy one key (any type, arrays included) from a file being read. */
+struct gguf_kv;
+int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv);
 
 /* Write a llama GGUF with real llama tensor names and metadata, a
  * SentencePiece-style vocabulary (<unk>, <s>, </s>, <0x00>..<0xFF>, then

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "drift/drift.h"
 #include "localmodel/verify.h"
+#include "localmodel/tokcli.h"
 #include "proxy/app.h"
 
 #define LLMPIN_VERSION "0.1.0"
@@ -28,6 +29,7 @@ static void usage(FILE *f) {
           "               [--model FILE --sha256 HEX [--model-name NAME]] [--drift-db FILE]\n"
           "  llmpin check --config FILE\n"
           "  llmpin verify FILE\n"
+          "  llmpin tokenize FILE [--special] [--no-bos] [--ids-only] TEXT|-\n"
           "  llmpin drift status|report|probe|compare ... (--config FILE | --drift-db FILE)\n"
           "  llmpin version\n"
           "\n"
@@ -285,6 +287,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 2, argv + 2);
+    if (strcmp(cmd, "tokenize") == 0) return lm_tokenize_cli(argc - 2, argv + 2);
     if (strcmp(cmd, "drift") == 0) return cmd_drift(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("llmpin %s\n", LLMPIN_VERSION);

@@ -20,8 +20,10 @@ static void usage(FILE *o)
             "usage: llmpin-ggufwrite --out FILE --vocab N --dim D --layers L --heads H\n"
             "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0]\n"
             "                        [--tied] [--seed S] [--rope-base B] [--name NAME]\n"
-            "                        [--chat-template TEXT]\n"
+            "                        [--chat-template TEXT] [--vocab-from VOCAB.gguf]\n"
             "Writes a llama GGUF with random weights (uniform +-1/sqrt(in_dim), norms 1).\n"
+            "--vocab-from copies every tokenizer.* key of another GGUF (e.g. a vocabulary\n"
+            "written by llmpin-hfvocab); --vocab then defaults to its token count.\n"
             "Defaults: --kv-heads = --heads, --ctx 2048, --type f32, --seed 1.\n");
 }
 
@@ -46,7 +48,7 @@ int main(int argc, char **argv)
     s.context_length = 2048;
     s.type = GGUF_TT_F32;
     s.seed = 1;
-    const char *out = NULL;
+    const char *out = NULL, *vocab_from = NULL;
     uint64_t v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -67,6 +69,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--out")) out = val;
         else if (!strcmp(a, "--name")) s.name = val;
         else if (!strcmp(a, "--chat-template")) s.chat_template = val;
+        else if (!strcmp(a, "--vocab-from")) vocab_from = val;
         else if (!strcmp(a, "--type")) {
             if (!strcasecmp(val, "f32")) s.type = GGUF_TT_F32;
             else if (!strcasecmp(val, "f16")) s.type = GGUF_TT_F16;
@@ -102,6 +105,21 @@ int main(int argc, char **argv)
         }
     }
     if (!s.n_kv_heads) s.n_kv_heads = s.n_heads;
+    struct gguf_file *vf = NULL;
+    if (vocab_from) {
+        char e[512];
+        if (gguf_open(vocab_from, &vf, e, sizeof e) < 0) {
+            fprintf(stderr, "llmpin-ggufwrite: --vocab-from: %s\n", e);
+            return 1;
+        }
+        const struct gguf_kv *tk = gguf_find_kv(vf, "tokenizer.ggml.tokens");
+        if (!tk || tk->type != GGUF_T_ARRAY) {
+            fprintf(stderr, "llmpin-ggufwrite: --vocab-from: %s has no tokenizer.ggml.tokens\n", vocab_from);
+            return 1;
+        }
+        if (!s.n_vocab) s.n_vocab = (uint32_t)tk->arr_n;
+        s.vocab_from = vf;
+    }
     if (!out || !s.n_vocab || !s.dim || !s.n_layers || !s.n_heads || !s.ffn_dim) {
         fprintf(stderr, "llmpin-ggufwrite: --out, --vocab, --dim, --layers, --heads and --ffn are required\n");
         usage(stderr);
@@ -110,7 +128,9 @@ int main(int argc, char **argv)
     char err[512];
     if (lm_write_random_llama(out, &s, err, sizeof err) < 0) {
         fprintf(stderr, "llmpin-ggufwrite: %s\n", err);
+        gguf_close(vf);
         return 1;
     }
+    gguf_close(vf);
     return 0;
 }
