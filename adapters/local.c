@@ -26,7 +26,7 @@
 struct local_model {
     struct event_base *base;
     struct lm_engine *eng;
-    char *name, *path, *sha256, *cfg_sha, *tmpl;
+    char *name, *path, *sha256, *cfg_sha, *tmpl, *tmpl_file, *tmpl_name;
     int ctx, threads, max_queue, max_batch;
     char fingerprint[32];
 };
@@ -365,6 +365,8 @@ struct local_model *local_model_open(struct event_base *base, const struct cfg_l
         .context_length = cm->context_length,
         .threads = cm->threads,
         .chat_template = cm->chat_template,
+        .chat_template_file = cm->chat_template_file,
+        .chat_template_name = cm->chat_template_name,
         .max_queue = cm->max_queue,
         .max_batch = cm->max_batch,
     };
@@ -381,6 +383,8 @@ struct local_model *local_model_open(struct event_base *base, const struct cfg_l
     m->path = util_strdup(cm->path);
     m->cfg_sha = util_strdup(cm->sha256);
     m->tmpl = util_strdup(cm->chat_template);
+    m->tmpl_file = util_strdup(cm->chat_template_file);
+    m->tmpl_name = util_strdup(cm->chat_template_name);
     m->ctx = cm->context_length;
     m->threads = cm->threads;
     m->max_queue = cm->max_queue;
@@ -401,6 +405,8 @@ void local_model_close(struct local_model *m) {
     free(m->sha256);
     free(m->cfg_sha);
     free(m->tmpl);
+    free(m->tmpl_file);
+    free(m->tmpl_name);
     free(m);
 }
 
@@ -412,6 +418,7 @@ static int streq(const char *a, const char *b) {
 
 int local_model_same(const struct local_model *m, const struct cfg_local_model *c) {
     return streq(m->path, c->path) && streq(m->cfg_sha, c->sha256) && streq(m->tmpl, c->chat_template) &&
+           streq(m->tmpl_file, c->chat_template_file) && streq(m->tmpl_name, c->chat_template_name) &&
            m->ctx == c->context_length && m->threads == c->threads && m->max_queue == c->max_queue &&
            m->max_batch == c->max_batch;
 }

@@ -200,6 +200,8 @@ void cfg_free(struct cfg *c) {
         free(m->path);
         free(m->sha256);
         free(m->chat_template);
+        free(m->chat_template_file);
+        free(m->chat_template_name);
     }
     free(c->local_models);
 

@@ -88,7 +88,9 @@ struct cfg_local_model {
     char *sha256;                 /* 64 lowercase hex digits, or "unpinned" */
     int context_length;           /* 0 = the model's own (capped at 4096) */
     int threads;                  /* 0 = number of CPUs */
-    char *chat_template;          /* NULL = detect; or llama2|llama3|chatml|zephyr|mistral|gemma|phi3|plain */
+    char *chat_template;          /* NULL = the model's Jinja template; or llama2|llama3|chatml|zephyr|mistral|gemma|phi3|plain */
+    char *chat_template_file;     /* a Jinja file used instead (resolved against the config's folder) */
+    char *chat_template_name;     /* tokenizer.chat_templates.NAME instead of tokenizer.chat_template */
     int max_queue;                /* queued requests before 429, default 64 */
     int max_batch;                /* sequences decoded together, default 8 */
 };

@@ -1103,7 +1103,8 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
 
 static int load_local_models(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
-        "path", "sha256", "context_length", "threads", "chat_template", "max_queue", "max_batch", NULL
+        "path", "sha256", "context_length", "threads", "chat_template", "chat_template_file",
+        "chat_template_name", "max_queue", "max_batch", NULL
     };
     char b[64], p[PATHLEN], q[PATHLEN];
     if (!o) return 0;
@@ -1150,10 +1151,29 @@ static int load_local_models(struct ld *ld, const cJSON *o) {
         sub(q, p, "threads");
         if (get_int(ld, cJSON_GetObjectItemCaseSensitive(m, "threads"), q, 0, 256, &lm->threads) < 0) return -1;
         sub(q, p, "chat_template");
-        static const char *const templates[] = {"llama2", "llama3", "chatml", "zephyr", "mistral", "gemma", "phi3", "plain", NULL};
+        /* "auto" or null: the model's own Jinja template; else a built-in family */
+        static const char *const templates[] = {"auto", "llama2", "llama3", "chatml", "zephyr", "mistral", "gemma", "phi3", "plain", NULL};
         int tpl = -1;
-        if (get_enum(ld, cJSON_GetObjectItemCaseSensitive(m, "chat_template"), q, templates, &tpl) < 0) return -1;
-        if (tpl >= 0 && !(lm->chat_template = cfg__strdup(templates[tpl]))) return oom(ld);
+        const cJSON *ctv = cJSON_GetObjectItemCaseSensitive(m, "chat_template");
+        if (ctv && !cJSON_IsNull(ctv) && get_enum(ld, ctv, q, templates, &tpl) < 0) return -1;
+        if (tpl > 0 && !(lm->chat_template = cfg__strdup(templates[tpl]))) return oom(ld);
+        sub(q, p, "chat_template_file");
+        const cJSON *ctf = cJSON_GetObjectItemCaseSensitive(m, "chat_template_file");
+        if (ctf) {
+            if (get_nonempty_str(ld, ctf, q, 0, &lm->chat_template_file) < 0) return -1;
+            if (resolve_path(ld, &lm->chat_template_file) < 0) return -1;
+            if (lm->chat_template)
+                return fail(ld, q, "cannot be used with chat_template \"%s\" (a file replaces the model's "
+                                   "template; a family replaces both)", lm->chat_template);
+        }
+        sub(q, p, "chat_template_name");
+        const cJSON *ctn = cJSON_GetObjectItemCaseSensitive(m, "chat_template_name");
+        if (ctn) {
+            if (get_nonempty_str(ld, ctn, q, 0, &lm->chat_template_name) < 0) return -1;
+            if (lm->chat_template || lm->chat_template_file)
+                return fail(ld, q, "names one of the model's own templates; it cannot be used with "
+                                   "chat_template or chat_template_file");
+        }
         sub(q, p, "max_queue");
         if (get_int(ld, cJSON_GetObjectItemCaseSensitive(m, "max_queue"), q, 0, 1000000, &lm->max_queue) < 0) return -1;
         sub(q, p, "max_batch");

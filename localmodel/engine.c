@@ -23,9 +23,10 @@
  * a whole 2000-token prompt. Chunk boundaries are the same whatever else is
  * running, so a job's output does not depend on its neighbours.
  *
- * Chat prompts are rendered with the family's template and encoded so that
- * only the template's own markers become control tokens; the messages'
- * content is always plain text (lm_engine_encode).
+ * Chat prompts are rendered with the model's Jinja template (or a built-in
+ * family, prompt.h) and encoded so that only the template's own markers
+ * become control tokens; the messages' content is always plain text
+ * (lm_engine_encode).
  *
  * completion_tokens counts every sampled token, including the EOS or
  * end-of-turn token that ended generation (as OpenAI's usage does).
@@ -47,6 +48,7 @@
 #include "localmodel/chat.h"
 #include "localmodel/gguf.h"
 #include "localmodel/model.h"
+#include "localmodel/prompt.h"
 #include "localmodel/sampler.h"
 #include "localmodel/sha256.h"
 #include "localmodel/tokenizer.h"
@@ -63,6 +65,7 @@ struct lm_job {
     char *text;                  /* the prompt as text, until the scheduler tokenizes it */
     size_t *spans;               /* chat: message contents in text (plain, no special tokens) */
     int n_spans;
+    int add_bos;                 /* the tokenizer adds BOS to text */
     int32_t *prompt;
     int n_prompt;
     struct lm_params params;     /* stop strings point into `stops` */
@@ -89,8 +92,7 @@ struct lm_engine {
     struct gguf_file *gf;
     struct lm_model *m;
     struct lm_tokenizer *tok;
-    enum lm_chat_family family;
-    char *bos_text, *eos_text;
+    struct lm_prompt *prompt;    /* how chat messages become the prompt */
     int32_t stop_ids[MAX_STOP_IDS];
     int n_stop_ids;
     int n_ctx, max_queue, max_batch;
@@ -254,7 +256,7 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
     /* the prompt is tokenized here, on the scheduler thread: a long one
      * costs the running sequences one pause, never the event loop */
     char err[200];
-    int n = tokenize(e, j->text, lm_tok_add_bos(e->tok), j->kind == LM_JOB_CHAT, j->spans, j->n_spans,
+    int n = tokenize(e, j->text, j->add_bos, j->kind == LM_JOB_CHAT, j->spans, j->n_spans,
                      &j->prompt, err, sizeof err);
     free(j->text);
     free(j->spans);
@@ -504,7 +506,7 @@ static int tokenize(struct lm_engine *e, const char *text, int add_bos, int spec
 }
 
 /* The prompt of a request as token ids: chat messages rendered with the
- * family's template, the template's markers as special tokens and the
+ * model's template, the template's markers as special tokens and the
  * messages' content as plain text (a user who writes "<|im_end|>" or "</s>"
  * gets those characters, not the control token); completion and embedding
  * prompts are plain text. */
@@ -516,12 +518,12 @@ int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t 
         return tokenize(e, req->prompt ? req->prompt : "", lm_tok_add_bos(e->tok), 0, NULL, 0,
                         ids, err, errlen);
     size_t *spans = NULL;
-    int n_spans = 0;
-    char *text = lm_chat_render_spans(e->family, req->messages, req->n_messages, e->bos_text,
-                                      e->eos_text, &spans, &n_spans, err, errlen);
+    int n_spans = 0, add_bos, refused;
+    char *text = lm_prompt_render(e->prompt, req->messages, req->n_messages, &spans, &n_spans,
+                                  &add_bos, &refused, err, errlen);
     if (!text)
         return -1;
-    int n = tokenize(e, text, lm_tok_add_bos(e->tok), 1, spans, n_spans, ids, err, errlen);
+    int n = tokenize(e, text, add_bos, 1, spans, n_spans, ids, err, errlen);
     free(text);
     free(spans);
     return n;
@@ -553,8 +555,8 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     j->params.stop = NULL;
     j->params.n_stop = 0;
 
-    /* stop strings: the request's, then the chat family's */
-    const char *const *fam = req->kind == LM_JOB_CHAT ? lm_chat_stops(e->family) : NULL;
+    /* stop strings: the request's, then the built-in family's */
+    const char *const *fam = req->kind == LM_JOB_CHAT ? lm_prompt_stops(e->prompt) : NULL;
     int n_fam = 0;
     while (fam && fam[n_fam])
         n_fam++;
@@ -575,9 +577,11 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     /* the text now (rendering is a copy), the tokens on the scheduler
      * thread; what cannot fit whatever its tokens is refused at once: no
      * token covers more than max_piece bytes of input */
+    j->add_bos = lm_tok_add_bos(e->tok);
     if (req->kind == LM_JOB_CHAT) {
-        j->text = lm_chat_render_spans(e->family, req->messages, req->n_messages, e->bos_text, e->eos_text,
-                                       &j->spans, &j->n_spans, err, errlen);
+        int refused;
+        j->text = lm_prompt_render(e->prompt, req->messages, req->n_messages, &j->spans, &j->n_spans,
+                                   &j->add_bos, &refused, err, errlen);
         if (!j->text) {
             *http_status = 400;
             job_unref(j);
@@ -594,7 +598,7 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
         job_unref(j);
         return NULL;
     }
-    if (len == 0 && !lm_tok_add_bos(e->tok)) {
+    if (len == 0 && !j->add_bos) {
         *http_status = 400;
         snprintf(err, errlen, "prompt is empty");
         job_unref(j);
@@ -636,16 +640,6 @@ oom:
 
 /* ---- open / close ------------------------------------------------------- */
 
-static char *token_text(const struct gguf_file *f, int id)
-{
-    const struct gguf_kv *kv = gguf_find_kv(f, "tokenizer.ggml.tokens");
-    if (!kv || kv->type != GGUF_T_ARRAY || kv->arr_type != GGUF_T_STRING || id < 0 ||
-        (uint64_t)id >= kv->arr_n)
-        return strdup("");
-    struct gguf_str s = gguf_arr_str(kv, (uint64_t)id);
-    return strndup(s.ptr, s.len);
-}
-
 struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size_t errlen)
 {
     if (!o || !o->path || !o->sha256) {
@@ -684,7 +678,7 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
         goto fail;
     }
 
-    /* 2. the file, weights, tokenizer, chat family */
+    /* 2. the file, weights, tokenizer, chat prompt */
     if (gguf_open(o->path, &e->gf, err, errlen) < 0)
         goto fail;
     if (lm_model_load(e->gf, &e->m, err, errlen) < 0)
@@ -697,20 +691,13 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
                  o->path, lm_tok_n_vocab(e->tok), e->m->hp.n_vocab);
         goto fail;
     }
-    if (o->chat_template && *o->chat_template) {
-        int fam = lm_chat_from_name(o->chat_template);
-        if (fam < 0) {
-            snprintf(err, errlen, "%s: unknown chat_template \"%.64s\"", o->path, o->chat_template);
-            goto fail;
-        }
-        e->family = (enum lm_chat_family)fam;
-    } else {
-        struct gguf_str t = { NULL, 0 };
-        char e2[128];
-        if (gguf_get_str(e->gf, "tokenizer.chat_template", &t, e2, sizeof e2) < 0)
-            t.ptr = NULL, t.len = 0;
-        e->family = lm_chat_detect(t.ptr, (size_t)t.len);
-    }
+    char warn[800];
+    e->prompt = lm_prompt_new(e->gf, e->tok, o->chat_template, o->chat_template_file,
+                              o->chat_template_name, warn, sizeof warn, err, errlen);
+    if (!e->prompt)
+        goto fail;
+    if (warn[0])
+        fprintf(stderr, "llmpin: warning: %s\n", warn);
     /* the most input bytes one token can stand for: its text (SentencePiece
      * writes a space as the 3-byte U+2581, so the text is never shorter than
      * the input it covers), or one UTF-8 character for an unknown one */
@@ -721,13 +708,7 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
         if (n > e->max_piece)
             e->max_piece = n;
     }
-    e->bos_text = token_text(e->gf, lm_tok_bos(e->tok));
-    e->eos_text = token_text(e->gf, lm_tok_eos(e->tok));
-    if (!e->bos_text || !e->eos_text) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (const char *const *s = lm_chat_stops(e->family); s && *s && e->n_stop_ids < MAX_STOP_IDS; s++) {
+    for (const char *const *s = lm_prompt_stops(e->prompt); s && *s && e->n_stop_ids < MAX_STOP_IDS; s++) {
         int id = lm_tok_find(e->tok, *s);
         if (id >= 0)
             e->stop_ids[e->n_stop_ids++] = id;
@@ -819,8 +800,7 @@ void lm_engine_close(struct lm_engine *e)
     lm_tok_free(e->tok);
     lm_model_free(e->m);
     gguf_close(e->gf);
-    free(e->bos_text);
-    free(e->eos_text);
+    lm_prompt_free(e->prompt);
     free(e->path);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
@@ -831,7 +811,7 @@ void lm_engine_info(const struct lm_engine *e, struct lm_info *out)
 {
     out->sha256 = e->sha;
     out->architecture = "llama";
-    out->chat_template = lm_chat_name(e->family);
+    out->chat_template = lm_prompt_name(e->prompt);
     out->n_params = e->m->n_params;
     out->context_length = e->n_ctx;
     out->n_vocab = e->m->hp.n_vocab;

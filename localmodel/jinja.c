@@ -1141,6 +1141,7 @@ struct rctx {
     struct scope *globals;
     struct out *out;            /* current output (set blocks, macros redirect it) */
     const val *caller;          /* inside {% call %}: the caller() body */
+    int cur_line;               /* of the statement running, for errors without a node */
 };
 
 enum { CTL_NONE, CTL_BREAK, CTL_CONTINUE };
@@ -1152,7 +1153,9 @@ static _Noreturn void rerr(struct rctx *r, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    snprintf(r->err, r->errlen, "line %d: %s", line, m);
+    if (line <= 0) line = r->cur_line;
+    if (line > 0) snprintf(r->err, r->errlen, "line %d: %s", line, m);
+    else snprintf(r->err, r->errlen, "%s", m);
     longjmp(r->jb, 1);
 }
 
@@ -1224,6 +1227,8 @@ static struct jstr js_lit(const char *s) { return (struct jstr){ s, strlen(s), 0
 static struct jstr js_cat(struct rctx *r, const struct jstr *a, const struct jstr *b)
 {
     struct jstr s;
+    if (a->n + b->n > r->max_output)
+        rerr(r, 0, "a string would exceed %zu bytes", r->max_output);
     char *d = aalloc(&r->ar, a->n + b->n + 1);
     memcpy(d, a->s, a->n);
     memcpy(d + a->n, b->s, b->n);
@@ -1379,7 +1384,7 @@ static val *from_json(struct rctx *r, const cJSON *j, int taint, int depth)
     if (cJSON_IsObject(j)) {
         val *d = mkdict(r, V_DICT);
         for (const cJSON *c = j->child; c; c = c->next)
-            dict_set(r, d->u.d, js_new(r, c->string, strlen(c->string), 0), from_json(r, c, taint, depth + 1));
+            dict_set(r, d->u.d, js_new(r, c->string, strlen(c->string), taint), from_json(r, c, taint, depth + 1));
         return d;
     }
     return &V_UNDEF_VAL;
@@ -1534,8 +1539,12 @@ static const char *type_name(const val *v)
 static int is_num(const val *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
 static double num_of(const val *v) { return v->t == V_FLOAT ? v->u.f : v->t == V_INT ? (double)v->u.i : v->u.b; }
 
-static int vequal(const val *a, const val *b)
+static int vequal_d(const val *a, const val *b, int depth);
+static int vequal(const val *a, const val *b) { return vequal_d(a, b, 0); }
+
+static int vequal_d(const val *a, const val *b, int depth)
 {
+    if (depth > 64) return a == b;
     if (is_num(a) && is_num(b)) return num_of(a) == num_of(b);
     if (a->t != b->t) return (a->t == V_UNDEF && b->t == V_UNDEF);
     switch (a->t) {
@@ -1544,13 +1553,13 @@ static int vequal(const val *a, const val *b)
     case V_STR: return a->u.s.n == b->u.s.n && memcmp(a->u.s.s, b->u.s.s, a->u.s.n) == 0;
     case V_LIST:
         if (a->u.l->n != b->u.l->n) return 0;
-        for (size_t i = 0; i < a->u.l->n; i++) if (!vequal(a->u.l->v[i], b->u.l->v[i])) return 0;
+        for (size_t i = 0; i < a->u.l->n; i++) if (!vequal_d(a->u.l->v[i], b->u.l->v[i], depth + 1)) return 0;
         return 1;
     case V_DICT:
         if (a->u.d->n != b->u.d->n) return 0;
         for (size_t i = 0; i < a->u.d->n; i++) {
             val **o = dict_slot(b->u.d, a->u.d->k[i].s, a->u.d->k[i].n);
-            if (!o || !vequal(a->u.d->v[i], *o)) return 0;
+            if (!o || !vequal_d(a->u.d->v[i], *o, depth + 1)) return 0;
         }
         return 1;
     default: return a == b;
@@ -2884,6 +2893,7 @@ static int exec_block(struct rctx *r, struct node *n, struct scope *s);
 
 static int exec_stmt(struct rctx *r, struct node *n, struct scope *s)
 {
+    r->cur_line = n->line;
     switch (n->k) {
     case N_TEXT: out_str(r, r->out, &n->text, n->line); return CTL_NONE;
     case N_OUT: {

@@ -21,7 +21,9 @@ struct lm_engine_opts {
     const char *sha256;        /* 64 hex digits, or "unpinned" (logs a warning) */
     int context_length;        /* 0 = model's own, capped at 4096 */
     int threads;               /* 0 = number of CPUs */
-    const char *chat_template; /* NULL = detect */
+    const char *chat_template; /* a built-in family name; NULL = the model's Jinja template */
+    const char *chat_template_file; /* a Jinja file instead of the model's template; NULL = none */
+    const char *chat_template_name; /* tokenizer.chat_templates.NAME instead of the default; NULL */
     int max_queue;             /* 0 = 64 */
     int max_batch;             /* 0 = 8 */
 };
@@ -37,7 +39,7 @@ void lm_engine_close(struct lm_engine *e);   /* stops workers; cancels queued jo
 struct lm_info {
     const char *sha256;        /* 64 hex digits actually computed */
     const char *architecture;
-    const char *chat_template; /* family name in use */
+    const char *chat_template; /* "jinja", "jinja:NAME", "file:PATH" or a family name */
     uint64_t n_params;
     int context_length;        /* in use */
     int n_vocab;

@@ -444,7 +444,13 @@ static void test_local_errors(void) {
     EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"threads\": 300}}}",
                "t.json: local_models.m.threads: must be between 0 and 256, got 300");
     EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"chat_template\": \"alpaca\"}}}",
-               "t.json: local_models.m.chat_template: expected one of llama2, llama3, chatml, zephyr, mistral, gemma, phi3, plain, got \"alpaca\"");
+               "t.json: local_models.m.chat_template: expected one of auto, llama2, llama3, chatml, zephyr, mistral, gemma, phi3, plain, got \"alpaca\"");
+    EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"chat_template\": \"chatml\", \"chat_template_file\": \"t.jinja\"}}}",
+               "t.json: local_models.m.chat_template_file: cannot be used with chat_template \"chatml\" (a file replaces the model's template; a family replaces both)");
+    EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"chat_template_file\": \"t.jinja\", \"chat_template_name\": \"tool_use\"}}}",
+               "t.json: local_models.m.chat_template_name: names one of the model's own templates; it cannot be used with chat_template or chat_template_file");
+    EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"chat_template_file\": 3}}}",
+               "t.json: local_models.m.chat_template_file: expected a string, got 3");
     EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"max_batch\": 0}}}",
                "t.json: local_models.m.max_batch: must be between 1 and 256, got 0");
 

@@ -1,0 +1,214 @@
+/*
+ * prompt.c - the chat prompt of a local model (prompt.h).
+ *
+ * Order of choice: a family named in the config (built-in renderer); else a
+ * template file named in the config (Jinja, must parse); else the model's
+ * tokenizer.chat_template (or tokenizer.chat_templates.NAME) run by the Jinja
+ * interpreter; if that does not parse, the family its markers suggest, with a
+ * warning naming the construct; a model with no template gets "plain".
+ *
+ * Jinja data: messages (role, content), add_generation_prompt = true as
+ * untrusted data; bos_token and eos_token (the vocabulary's texts) as
+ * template text. One BOS in the end: the tokenizer adds it only when the
+ * model wants one and the template did not write it, as llama.cpp does.
+ */
+#include "localmodel/prompt.h"
+#include "localmodel/chat.h"
+#include "localmodel/gguf.h"
+#include "localmodel/jinja.h"
+#include "localmodel/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TEMPLATE_FILE (1u << 20)
+
+struct lm_prompt {
+    enum lm_chat_family family;
+    struct jinja_tmpl *jt;       /* NULL = the family renderer */
+    char *name;
+    char *bos_text, *eos_text;
+    int tok_add_bos;
+};
+
+static char *token_text(const struct lm_tokenizer *tok, int id)
+{
+    size_t n = 0;
+    const char *s = id >= 0 ? lm_tok_text(tok, id, &n) : "";
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "chat_template_file %s: cannot be read", path);
+        return NULL;
+    }
+    char *b = malloc(MAX_TEMPLATE_FILE + 1);
+    size_t n = b ? fread(b, 1, MAX_TEMPLATE_FILE + 1, f) : 0;
+    fclose(f);
+    if (!b || n > MAX_TEMPLATE_FILE) {
+        free(b);
+        snprintf(err, errlen, "chat_template_file %s: larger than %u bytes", path, MAX_TEMPLATE_FILE);
+        return NULL;
+    }
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+void lm_prompt_free(struct lm_prompt *p)
+{
+    if (!p) return;
+    jinja_free(p->jt);
+    free(p->name);
+    free(p->bos_text);
+    free(p->eos_text);
+    free(p);
+}
+
+struct lm_prompt *lm_prompt_new(const struct gguf_file *gf, const struct lm_tokenizer *tok,
+                                const char *family, const char *template_file,
+                                const char *template_name, char *warn, size_t warnlen,
+                                char *err, size_t errlen)
+{
+    if (warn && warnlen) warn[0] = '\0';
+    struct lm_prompt *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->bos_text = token_text(tok, lm_tok_bos(tok));
+    p->eos_text = token_text(tok, lm_tok_eos(tok));
+    p->tok_add_bos = lm_tok_add_bos(tok);
+    if (!p->bos_text || !p->eos_text) goto oom;
+    const char *path = gf && gf->path ? gf->path : "model";
+    if (family && *family) {
+        int fam = lm_chat_from_name(family);
+        if (fam < 0) {
+            snprintf(err, errlen, "%s: unknown chat_template \"%.64s\"", path, family);
+            goto fail;
+        }
+        p->family = (enum lm_chat_family)fam;
+        if (!(p->name = strdup(family))) goto oom;
+        return p;
+    }
+    char jerr[512];
+    if (template_file && *template_file) {
+        size_t n;
+        char *text = read_file(template_file, &n, err, errlen);
+        if (!text) goto fail;
+        p->jt = jinja_parse(text, n, jerr, sizeof jerr);
+        p->family = lm_chat_detect(text, n);
+        free(text);
+        if (!p->jt) {
+            snprintf(err, errlen, "chat_template_file %s: %s", template_file, jerr);
+            goto fail;
+        }
+        size_t nl = strlen(template_file) + 6;
+        if (!(p->name = malloc(nl))) goto oom;
+        snprintf(p->name, nl, "file:%s", template_file);
+        return p;
+    }
+    char key[300] = "tokenizer.chat_template";
+    if (template_name && *template_name) snprintf(key, sizeof key, "tokenizer.chat_templates.%s", template_name);
+    struct gguf_str t = { NULL, 0 };
+    const struct gguf_kv *kv = gf ? gguf_find_kv(gf, key) : NULL;
+    if (template_name && *template_name && !kv) {
+        snprintf(err, errlen, "%s: chat_template_name \"%.64s\": the file has no key '%s'", path,
+                 template_name, key);
+        goto fail;
+    }
+    if (kv && (kv->type != GGUF_T_STRING || gguf_get_str(gf, key, &t, jerr, sizeof jerr) < 0)) {
+        snprintf(err, errlen, "%s: key '%s' is not a string", path, key);
+        goto fail;
+    }
+    if (!t.ptr || t.len == 0) {
+        p->family = LM_CHAT_PLAIN;
+        if (!(p->name = strdup("plain"))) goto oom;
+        return p;
+    }
+    p->family = lm_chat_detect(t.ptr, (size_t)t.len);
+    p->jt = jinja_parse(t.ptr, (size_t)t.len, jerr, sizeof jerr);
+    if (!p->jt) {
+        if (warn)
+            snprintf(warn, warnlen, "%s: key '%s' does not parse (%s); rendering with the built-in "
+                     "'%s' family instead", path, key, jerr, lm_chat_name(p->family));
+        if (!(p->name = strdup(lm_chat_name(p->family)))) goto oom;
+        return p;
+    }
+    if (template_name && *template_name) {
+        size_t nl = strlen(template_name) + 7;
+        if (!(p->name = malloc(nl))) goto oom;
+        snprintf(p->name, nl, "jinja:%s", template_name);
+    } else if (!(p->name = strdup("jinja"))) {
+        goto oom;
+    }
+    return p;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    lm_prompt_free(p);
+    return NULL;
+}
+
+char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, int n, size_t **spans,
+                       int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
+{
+    *refused = 0;
+    *add_bos = p->tok_add_bos;
+    if (!p->jt)
+        return lm_chat_render_spans(p->family, m, n, p->bos_text, p->eos_text, spans, n_spans, err, errlen);
+    cJSON *data = cJSON_CreateObject(), *trusted = cJSON_CreateObject();
+    cJSON *msgs = cJSON_AddArrayToObject(data, "messages");
+    char *out = NULL;
+    if (!data || !trusted || !msgs) goto oom;
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "role", m[i].role ? m[i].role : "user") ||
+            !cJSON_AddStringToObject(o, "content", m[i].content ? m[i].content : "")) {
+            cJSON_Delete(o);
+            goto oom;
+        }
+        cJSON_AddItemToArray(msgs, o);
+    }
+    if (!cJSON_AddBoolToObject(data, "add_generation_prompt", 1) ||
+        !cJSON_AddStringToObject(trusted, "bos_token", p->bos_text) ||
+        !cJSON_AddStringToObject(trusted, "eos_token", p->eos_text))
+        goto oom;
+    size_t len;
+    char jerr[1024];
+    out = jinja_render(p->jt, data, trusted, NULL, &len, spans, n_spans, refused, jerr, sizeof jerr);
+    if (!out) {
+        if (*refused) snprintf(err, errlen, "the model's chat template refused the conversation: %s", jerr);
+        else snprintf(err, errlen, "the model's chat template failed on this conversation: %s", jerr);
+    } else if (*p->bos_text && strncmp(out, p->bos_text, strlen(p->bos_text)) == 0 &&
+               !(*n_spans > 0 && (*spans)[0] == 0)) {
+        *add_bos = 0;                 /* the template wrote BOS */
+    }
+    cJSON_Delete(data);
+    cJSON_Delete(trusted);
+    return out;
+oom:
+    cJSON_Delete(data);
+    cJSON_Delete(trusted);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+const char *const *lm_prompt_stops(const struct lm_prompt *p)
+{
+    static const char *const none[] = { NULL };
+    return p->jt ? none : lm_chat_stops(p->family);
+}
+
+const char *lm_prompt_name(const struct lm_prompt *p) { return p->name; }
+int lm_prompt_family(const struct lm_prompt *p) { return (int)p->family; }
