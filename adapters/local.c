@@ -240,7 +240,7 @@ static int handle_done(struct local_call *c, const struct qev *e) {
     return r;
 }
 
-static int submit_current(struct local_call *c, int *status, char *err, size_t errlen);
+static int submit_current(struct local_call *c, int *status, const char **code, char *err, size_t errlen);
 
 /* An OpenAI-shaped error before anything was sent: a 400 names the field
  * the prompt came in (the request's fault); 429 and 5xx are the model's. */
@@ -295,10 +295,10 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
                 if (++c->next_input < c->n_inputs) {
                     int st;
                     char err[256];
-                    if (submit_current(c, &st, err, sizeof err) != 0) {
+                    const char *code = NULL;
+                    if (submit_current(c, &st, &code, err, sizeof err) != 0) {
                         /* as local_start names a refusal of the first input */
-                        stop = send_error(c, st, st == 400 ? "context_length_exceeded" : st == 429 ? "queue_full" : NULL,
-                                          err) != 0;
+                        stop = send_error(c, st, st == 400 ? code : st == 429 ? "queue_full" : NULL, err) != 0;
                         finished = 1;
                     }
                 } else {
@@ -411,6 +411,7 @@ void local_model_close(struct local_model *m) {
 }
 
 const char *local_model_sha256(const struct local_model *m) { return m->sha256; }
+struct lm_engine *local_model_engine(const struct local_model *m) { return m->eng; }
 
 static int streq(const char *a, const char *b) {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -425,12 +426,12 @@ int local_model_same(const struct local_model *m, const struct cfg_local_model *
 
 /* ---- calls ------------------------------------------------------------------------- */
 
-static int submit_current(struct local_call *c, int *status, char *err, size_t errlen) {
+static int submit_current(struct local_call *c, int *status, const char **code, char *err, size_t errlen) {
     if (c->kind == LM_JOB_EMBED) c->jr.prompt = c->inputs[c->next_input];
     pthread_mutex_lock(&c->mu);
     c->refs++; /* the engine side */
     pthread_mutex_unlock(&c->mu);
-    c->job = lm_submit(c->m->eng, &c->jr, status, err, errlen);
+    c->job = lm_submit(c->m->eng, &c->jr, status, code, err, errlen);
     if (!c->job) {
         pthread_mutex_lock(&c->mu);
         c->refs--;
@@ -526,10 +527,11 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         for (int i = 0; i < r->n_inputs; i++) c->inputs[i] = util_strdup(r->inputs[i]);
         c->n_inputs = r->n_inputs;
     }
-    int rc = submit_current(c, status, err, errlen);
+    const char *code = NULL;
+    int rc = submit_current(c, status, &code, err, errlen);
     if (rc != 0) {
         why->status = *status;
-        why->code = *status == 429 ? "queue_full" : *status == 400 ? "context_length_exceeded" : "local_model_error";
+        why->code = *status == 429 ? "queue_full" : *status == 400 && code ? code : "local_model_error";
         why->param = *status != 400 ? NULL : r->ep == LLM_CHAT ? "messages" : r->ep == LLM_COMPLETIONS ? "prompt" : "input";
     }
     free(msgs);

@@ -21,6 +21,7 @@
 struct event_base;
 struct local_model;
 struct local_call;
+struct lm_engine;
 
 /* Verify, load and start a model. Blocking (hashes the whole file): call at
  * start-up or reload, before serving. */
@@ -28,6 +29,8 @@ struct local_model *local_model_open(struct event_base *base, const struct cfg_l
                                      char *err, size_t errlen);
 void local_model_close(struct local_model *m);
 const char *local_model_sha256(const struct local_model *m);
+/* The engine serving it (for /tokenize, /detokenize, /apply-template). */
+struct lm_engine *local_model_engine(const struct local_model *m);
 /* The config entry it was opened with matches c (same path, hash, options)? */
 int local_model_same(const struct local_model *m, const struct cfg_local_model *c);
 

@@ -90,7 +90,7 @@ struct cfg_local_model {
     int threads;                  /* 0 = number of CPUs */
     char *chat_template;          /* NULL = the model's Jinja template; or llama2|llama3|chatml|zephyr|mistral|gemma|phi3|plain */
     char *chat_template_file;     /* a Jinja file used instead (resolved against the config's folder) */
-    char *chat_template_name;     /* tokenizer.chat_templates.NAME instead of tokenizer.chat_template */
+    char *chat_template_name;     /* tokenizer.chat_template.NAME instead of tokenizer.chat_template */
     int max_queue;                /* queued requests before 429, default 64 */
     int max_batch;                /* sequences decoded together, default 8 */
 };

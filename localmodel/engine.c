@@ -65,7 +65,7 @@ struct lm_job {
     char *text;                  /* the prompt as text, until the scheduler tokenizes it */
     size_t *spans;               /* chat: message contents in text (plain, no special tokens) */
     int n_spans;
-    int add_bos;                 /* the tokenizer adds BOS to text */
+    int add_bos;                 /* LM_TOK_ADD_* the tokenizer adds around text */
     int32_t *prompt;
     int n_prompt;
     struct lm_params params;     /* stop strings point into `stops` */
@@ -515,7 +515,7 @@ int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t 
 {
     *ids = NULL;
     if (req->kind != LM_JOB_CHAT)
-        return tokenize(e, req->prompt ? req->prompt : "", lm_tok_add_bos(e->tok), 0, NULL, 0,
+        return tokenize(e, req->prompt ? req->prompt : "", lm_tok_add_special(e->tok), 0, NULL, 0,
                         ids, err, errlen);
     size_t *spans = NULL;
     int n_spans = 0, add_bos, refused;
@@ -529,10 +529,24 @@ int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t 
     return n;
 }
 
-struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
-                         int *http_status, char *err, size_t errlen)
+const struct lm_tokenizer *lm_engine_tokenizer(const struct lm_engine *e) { return e->tok; }
+
+char *lm_engine_render(const struct lm_engine *e, const struct lm_message *m, int n,
+                       const char *tools_json, int add_generation_prompt, size_t **spans,
+                       int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
 {
+    return lm_prompt_render_ex(e->prompt, m, n, tools_json, add_generation_prompt, spans, n_spans,
+                               add_bos, refused, err, errlen);
+}
+
+struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
+                         int *http_status, const char **code, char *err, size_t errlen)
+{
+    const char *code_dummy;
+    if (!code)
+        code = &code_dummy;
     *http_status = 0;
+    *code = NULL;
     if (!req->emit) {
         *http_status = 500;
         snprintf(err, errlen, "job has no emit callback");
@@ -577,13 +591,14 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     /* the text now (rendering is a copy), the tokens on the scheduler
      * thread; what cannot fit whatever its tokens is refused at once: no
      * token covers more than max_piece bytes of input */
-    j->add_bos = lm_tok_add_bos(e->tok);
+    j->add_bos = req->kind == LM_JOB_CHAT ? lm_tok_add_bos(e->tok) : lm_tok_add_special(e->tok);
     if (req->kind == LM_JOB_CHAT) {
         int refused;
         j->text = lm_prompt_render(e->prompt, req->messages, req->n_messages, &j->spans, &j->n_spans,
                                    &j->add_bos, &refused, err, errlen);
         if (!j->text) {
             *http_status = 400;
+            *code = refused ? "template_refused" : "invalid_value";
             job_unref(j);
             return NULL;
         }
@@ -593,6 +608,7 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     size_t len = strlen(j->text);
     if (len / e->max_piece > (size_t)e->n_ctx) {
         *http_status = 400;
+        *code = "context_length_exceeded";
         snprintf(err, errlen, "prompt is at least %zu tokens (%zu bytes); context_length is %d",
                  len / e->max_piece, len, e->n_ctx);
         job_unref(j);
@@ -600,6 +616,7 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     }
     if (len == 0 && !j->add_bos) {
         *http_status = 400;
+        *code = "invalid_value";
         snprintf(err, errlen, "prompt is empty");
         job_unref(j);
         return NULL;

@@ -847,6 +847,8 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
     gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
     if (s->chat_template) gguf_writer_add_str(w, "tokenizer.chat_template", s->chat_template);
+    for (int i = 0; s->str_kv && s->str_kv[i] && s->str_kv[i + 1]; i += 2)
+        gguf_writer_add_str(w, s->str_kv[i], s->str_kv[i + 1]);
 
 tensors:
     for (uint64_t k = 0; k < nt; k++)

@@ -80,6 +80,7 @@ struct lm_llama_shape {
     int tied_output;           /* 1: no output.weight (token_embd is reused) */
     uint64_t seed;
     const char *chat_template; /* tokenizer.chat_template, NULL = none */
+    const char *const *str_kv; /* more string keys: key, value, ..., NULL; NULL = none */
     const char *name;          /* general.name, NULL = "llmpin-random-llama" */
     const struct gguf_file *vocab_from; /* copy every tokenizer.* key from this file
                                            (n_vocab must be its token count) instead of

@@ -23,7 +23,7 @@ struct lm_engine_opts {
     int threads;               /* 0 = number of CPUs */
     const char *chat_template; /* a built-in family name; NULL = the model's Jinja template */
     const char *chat_template_file; /* a Jinja file instead of the model's template; NULL = none */
-    const char *chat_template_name; /* tokenizer.chat_templates.NAME instead of the default; NULL */
+    const char *chat_template_name; /* tokenizer.chat_template.NAME instead of the default; NULL */
     int max_queue;             /* 0 = 64 */
     int max_batch;             /* 0 = 8 */
 };
@@ -99,16 +99,19 @@ struct lm_job_req {
 
 struct lm_job;
 
-/* Queue a job (copies everything in req). Returns the job, or NULL with err
- * and *http_status: 429 when the queue is full, 400 when the prompt cannot
- * fit the context whatever its tokens ("prompt is at least 9000 tokens
- * (144000 bytes); context_length is 512"). Cheap: the calling thread (the
+/* Queue a job (copies everything in req). Returns the job, or NULL with err,
+ * *http_status and (code may be NULL) *code: 429 when the queue is full;
+ * 400 "context_length_exceeded" when the prompt cannot fit the context
+ * whatever its tokens ("prompt is at least 9000 tokens (144000 bytes);
+ * context_length is 512"); 400 "template_refused" when the chat template
+ * raised (err has its words); 400 "invalid_value" for an empty prompt or a
+ * template that failed to render. Cheap: the calling thread (the
  * event loop) renders the chat template, a copy; the prompt is tokenized by
  * the scheduler thread, which ends a prompt that turns out too long with an
  * ERROR event of status 400 ("prompt is 700 tokens; context_length is 512",
  * code "context_length_exceeded"). */
 struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
-                         int *http_status, char *err, size_t errlen);
+                         int *http_status, const char **code, char *err, size_t errlen);
 
 /* The token ids lm_submit would queue for req (chat: the rendered template,
  * where message content is always plain text: a message that contains
@@ -116,6 +119,19 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
  * malloc'd (caller frees); returns the count, or -1 with err. */
 int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t **ids,
                      char *err, size_t errlen);
+
+/* For /tokenize, /detokenize and /apply-template. The tokenizer
+ * (localmodel/tokenizer.h) is read-only: any thread may use it. */
+struct lm_tokenizer;
+const struct lm_tokenizer *lm_engine_tokenizer(const struct lm_engine *e);
+/* The chat prompt text lm_submit would tokenize for messages, with tools (a
+ * JSON array's text, NULL = none) shown to the template and the generation
+ * prompt on or off; *add_bos says whether BOS goes before it, and spans mark
+ * message text (plain, as in lm_tok_encode_spans). Any thread. malloc'd;
+ * NULL with err, *refused = 1 when the template raised. */
+char *lm_engine_render(const struct lm_engine *e, const struct lm_message *m, int n,
+                       const char *tools_json, int add_generation_prompt, size_t **spans,
+                       int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
 
 /* Ask the job to stop (client went away). Thread-safe. After cancel, emit is
  * called at most once more (DONE or ERROR) and then never again. */

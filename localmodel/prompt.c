@@ -3,7 +3,7 @@
  *
  * Order of choice: a family named in the config (built-in renderer); else a
  * template file named in the config (Jinja, must parse); else the model's
- * tokenizer.chat_template (or tokenizer.chat_templates.NAME) run by the Jinja
+ * tokenizer.chat_template (or tokenizer.chat_template.NAME) run by the Jinja
  * interpreter; if that does not parse, the family its markers suggest, with a
  * warning naming the construct; a model with no template gets "plain".
  *
@@ -119,7 +119,7 @@ struct lm_prompt *lm_prompt_new(const struct gguf_file *gf, const struct lm_toke
         return p;
     }
     char key[300] = "tokenizer.chat_template";
-    if (template_name && *template_name) snprintf(key, sizeof key, "tokenizer.chat_templates.%s", template_name);
+    if (template_name && *template_name) snprintf(key, sizeof key, "tokenizer.chat_template.%s", template_name);
     struct gguf_str t = { NULL, 0 };
     const struct gguf_kv *kv = gf ? gguf_find_kv(gf, key) : NULL;
     if (template_name && *template_name && !kv) {
@@ -163,10 +163,30 @@ fail:
 char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, int n, size_t **spans,
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
 {
+    return lm_prompt_render_ex(p, m, n, NULL, 1, spans, n_spans, add_bos, refused, err, errlen);
+}
+
+char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m, int n,
+                          const char *tools_json, int add_generation_prompt, size_t **spans,
+                          int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
+{
     *refused = 0;
     *add_bos = p->tok_add_bos;
-    if (!p->jt)
+    *spans = NULL;
+    *n_spans = 0;
+    if (!p->jt) {
+        if (tools_json) {
+            snprintf(err, errlen, "the built-in '%s' chat format cannot show tools; tools need the "
+                     "model's Jinja template or a chat_template_file", p->name);
+            return NULL;
+        }
+        if (!add_generation_prompt) {
+            snprintf(err, errlen, "the built-in '%s' chat format always ends with the assistant's turn",
+                     p->name);
+            return NULL;
+        }
         return lm_chat_render_spans(p->family, m, n, p->bos_text, p->eos_text, spans, n_spans, err, errlen);
+    }
     cJSON *data = cJSON_CreateObject(), *trusted = cJSON_CreateObject();
     cJSON *msgs = cJSON_AddArrayToObject(data, "messages");
     char *out = NULL;
@@ -180,7 +200,18 @@ char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, in
         }
         cJSON_AddItemToArray(msgs, o);
     }
-    if (!cJSON_AddBoolToObject(data, "add_generation_prompt", 1) ||
+    if (tools_json) {
+        cJSON *tools = cJSON_Parse(tools_json);
+        if (!tools || !cJSON_IsArray(tools)) {
+            cJSON_Delete(tools);
+            cJSON_Delete(data);
+            cJSON_Delete(trusted);
+            snprintf(err, errlen, "tools must be a JSON array");
+            return NULL;
+        }
+        cJSON_AddItemToObject(data, "tools", tools);
+    }
+    if (!cJSON_AddBoolToObject(data, "add_generation_prompt", add_generation_prompt) ||
         !cJSON_AddStringToObject(trusted, "bos_token", p->bos_text) ||
         !cJSON_AddStringToObject(trusted, "eos_token", p->eos_text))
         goto oom;

@@ -16,7 +16,7 @@ struct lm_prompt;
 
 /* family: a built-in family name (chat.h) or NULL/"" (use a template);
  * template_file: a Jinja file to use instead of the model's (NULL = none);
- * template_name: a named template of the file (tokenizer.chat_templates.NAME,
+ * template_name: a named template of the file (tokenizer.chat_template.NAME,
  * NULL = the default one). On a template that does not parse: from a config
  * file it is an error; from the model file, warn says so and which family
  * renders instead. NULL with err on error. */
@@ -34,6 +34,13 @@ void lm_prompt_free(struct lm_prompt *p);
  * words in err and *refused = 1. */
 char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, int n, size_t **spans,
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
+
+/* The same with tools (a JSON array's text given to the template as `tools`,
+ * NULL = none) and add_generation_prompt (0 = end after the last message).
+ * A built-in family renderer refuses both: it cannot show tools. */
+char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m, int n,
+                          const char *tools_json, int add_generation_prompt, size_t **spans,
+                          int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
 
 /* Stop strings of the built-in family in use (NULL-terminated; empty for
  * Jinja templates, whose turns end with end-of-generation tokens). */

@@ -23,7 +23,7 @@ static void usage(FILE *o)
 {
     fprintf(o, "usage: llmpin tokenize FILE.gguf [--special] [--no-bos] [--ids-only] TEXT|-\n"
                "  --special   text such as <|im_start|> becomes that special token\n"
-               "  --no-bos    do not add the BOS token the vocabulary asks for\n"
+               "  --no-bos    do not add the BOS (or EOS) token the vocabulary asks for\n"
                "  --ids-only  print only the ids, as [1, 2, 3]\n"
                "  -           read the text from standard input\n");
 }
@@ -132,7 +132,7 @@ int lm_tokenize_cli(int argc, char **argv)
     } else {
         len = strlen(text);
     }
-    int add_bos = lm_tok_add_bos(t) && !no_bos;
+    int add_bos = no_bos ? 0 : lm_tok_add_special(t);
     int n = lm_tok_encode(t, text, len, add_bos, special, NULL, 0);
     int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
     int rc = 1;

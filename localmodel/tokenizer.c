@@ -331,6 +331,10 @@ int lm_tok_bos(const struct lm_tokenizer *t) { return t->bos; }
 int lm_tok_eos(const struct lm_tokenizer *t) { return t->eos; }
 int lm_tok_unk(const struct lm_tokenizer *t) { return t->unk; }
 int lm_tok_add_bos(const struct lm_tokenizer *t) { return t->add_bos; }
+int lm_tok_add_special(const struct lm_tokenizer *t)
+{
+    return (t->add_bos ? LM_TOK_ADD_BOS : 0) | (t->add_eos && t->eos >= 0 ? LM_TOK_ADD_EOS : 0);
+}
 int lm_tok_kind(const struct lm_tokenizer *t) { return t->kind; }
 const char *lm_tok_pre(const struct lm_tokenizer *t) { return t->pre; }
 
@@ -604,7 +608,7 @@ static int encode_impl(const struct lm_tokenizer *t, const char *text, size_t le
     }
     struct ivec v = { 0 };
     int rc = -1;
-    if (add_bos && t->bos >= 0 && tok_ivec_push(&v, t->bos) < 0) goto done;
+    if ((add_bos & LM_TOK_ADD_BOS) && t->bos >= 0 && tok_ivec_push(&v, t->bos) < 0) goto done;
     int prev_special = 1;
     size_t run = 0;          /* start of the current plain-text run */
     int have_spec = t->spec_start[256] > 0;
@@ -634,6 +638,7 @@ static int encode_impl(const struct lm_tokenizer *t, const char *text, size_t le
         if (encode_plain(t, text + run, len - run, prev_special, &v) < 0)
             goto done;
     }
+    if ((add_bos & LM_TOK_ADD_EOS) && t->eos >= 0 && tok_ivec_push(&v, t->eos) < 0) goto done;
     if (v.n > INT_MAX) goto done;
     size_t ncopy = v.n < (size_t)cap ? v.n : (size_t)cap;
     if (ncopy) memcpy(out, v.v, ncopy * sizeof *out);
@@ -884,7 +889,7 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
      * the pre-tokenizer's family adds one */
     int def_bos = kind == LM_TOKENIZER_BPE ? 11 : 1, def_eos = kind == LM_TOKENIZER_BPE ? 11 : 2;
     int def_unk = kind == LM_TOKENIZER_BPE ? -1 : 0;
-    int bos, eos, unk, add_bos, add_prefix;
+    int bos, eos, unk, add_bos, add_eos, add_prefix;
     if (get_opt_id(f, "tokenizer.ggml.bos_token_id", def_bos, n, &bos, err, errlen) < 0 ||
         get_opt_id(f, "tokenizer.ggml.eos_token_id", def_eos, n, &eos, err, errlen) < 0 ||
         get_opt_id(f, "tokenizer.ggml.unknown_token_id", def_unk, n, &unk, err, errlen) < 0)
@@ -893,6 +898,7 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
     int def_add_bos = kind == LM_TOKENIZER_BPE ? info.add_bos : 1;
     if (get_opt_bool(f, "tokenizer.ggml.add_bos_token", def_add_bos && bos >= 0, &add_bos, err,
                      errlen) < 0 ||
+        get_opt_bool(f, "tokenizer.ggml.add_eos_token", 0, &add_eos, err, errlen) < 0 ||
         get_opt_bool(f, "tokenizer.ggml.add_space_prefix", kind == LM_TOKENIZER_SPM, &add_prefix,
                      err, errlen) < 0)
         goto fail;
@@ -941,6 +947,7 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
         goto done;
     }
     memcpy(t->pre, pre, sizeof t->pre);
+    t->add_eos = add_eos;
     int ch = set_eog(t, f, err, errlen);
     if (ch < 0 || (ch > 0 && index_specials(t) < 0)) {
         if (ch > 0) set_err(err, errlen, "%s: out of memory indexing special tokens", path);

@@ -49,9 +49,16 @@ int lm_tok_is_eog(const struct lm_tokenizer *t, int32_t id);
 /* Id of an exact token string (e.g. "<|eot_id|>"), or -1. */
 int lm_tok_find(const struct lm_tokenizer *t, const char *piece);
 
+/* Flags of the add_bos argument below: LM_TOK_ADD_BOS prepends BOS (so a
+ * plain 1 still means "BOS"), LM_TOK_ADD_EOS appends EOS. */
+enum { LM_TOK_ADD_BOS = 1, LM_TOK_ADD_EOS = 2 };
+/* What the vocabulary asks for around a text: tokenizer.ggml.add_bos_token
+ * and add_eos_token as LM_TOK_ADD_* flags (llama.cpp's add_special). */
+int lm_tok_add_special(const struct lm_tokenizer *t);
+
 /* Encode UTF-8 text. Writes at most cap ids into out and returns the total
  * number of ids the text needs (may exceed cap: call again with more room),
- * or -1 on error. add_bos prepends BOS. parse_special: text such as "<s>" or
+ * or -1 on error. add_bos: LM_TOK_ADD_* flags. parse_special: text such as "<s>" or
  * "<|im_start|>" matching a CONTROL/USER token is emitted as that token. */
 int lm_tok_encode(const struct lm_tokenizer *t, const char *text, size_t len,
                   int add_bos, int parse_special, int32_t *out, int cap);

@@ -19,6 +19,8 @@
 
 #include "localmodel/chat.h"
 #include "localmodel/gguf.h"
+#include "localmodel/jinja.h"
+#include "localmodel/tokenizer.h"
 #include "localmodel/sha256.h"
 
 #define PROGRESS_MIN_BYTES (64ull << 20)
@@ -170,32 +172,50 @@ int lm_verify_report(const char *path, int show_progress, FILE *out, char *err, 
     if (have_ctx) fprintf(out, "context length: %llu\n", (unsigned long long)ctx);
     else fprintf(out, "context length: (not set)\n");
 
+    /* the tokenizer as the engine would load it: a refusal shows here */
     kv = gguf_find_kv(f, "tokenizer.ggml.tokens");
-    struct gguf_str tmodel = {NULL, 0};
-    const struct gguf_kv *tm = gguf_find_kv(f, "tokenizer.ggml.model");
-    if (tm && tm->type == GGUF_T_STRING) tmodel = tm->v.str;
     if (kv && kv->type == GGUF_T_ARRAY) {
+        char terr[256];
+        struct lm_tokenizer *tok = lm_tok_from_gguf(f, terr, sizeof terr);
         fprintf(out, "vocabulary:     %llu tokens", (unsigned long long)kv->arr_n);
-        if (tmodel.ptr) {
-            fprintf(out, " (tokenizer ");
-            print_str(out, tmodel, 32);
-            fputc(')', out);
+        if (tok) {
+            const char *pre = lm_tok_pre(tok);
+            fprintf(out, " (tokenizer %s%s%s)\n", lm_tok_kind_name(tok), pre && *pre ? ", pre " : "",
+                    pre && *pre ? pre : "");
+            lm_tok_free(tok);
+        } else {
+            fprintf(out, "\ntokenizer:      refused: %s\n", terr);
         }
-        fputc('\n', out);
     } else {
         fprintf(out, "vocabulary:     (no tokenizer in file)\n");
     }
 
+    /* the model's Jinja template renders prompts; the family is the fallback */
     enum lm_chat_family fam = lm_chat_detect(has_tmpl ? tmpl.ptr : NULL,
                                              has_tmpl ? (size_t)tmpl.len : 0);
     const char *fname = lm_chat_name(fam);
-    if (!has_tmpl)
+    if (!has_tmpl) {
         fprintf(out, "chat template:  %s (no tokenizer.chat_template in file)\n", fname);
-    else if (fam == LM_CHAT_PLAIN)
-        fprintf(out, "chat template:  %s (template not recognised; set chat_template in the config)\n",
-                fname);
-    else
-        fprintf(out, "chat template:  %s\n", fname);
+    } else {
+        char jerr[256];
+        struct jinja_tmpl *jt = jinja_parse(tmpl.ptr, (size_t)tmpl.len, jerr, sizeof jerr);
+        if (jt)
+            fprintf(out, "chat template:  jinja, %s bytes (family %s)\n",
+                    grouped((uint64_t)tmpl.len, buf, sizeof buf), fname);
+        else
+            fprintf(out, "chat template:  %s (the file's Jinja template does not parse: %s)\n", fname, jerr);
+        jinja_free(jt);
+    }
+    /* named templates (tokenizer.chat_template.NAME): chat_template_name picks one */
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        const struct gguf_str *k = &f->kv[i].key;
+        static const char pfx[] = "tokenizer.chat_template.";
+        if (k->len > sizeof pfx - 1 && memcmp(k->ptr, pfx, sizeof pfx - 1) == 0) {
+            fprintf(out, "named template: ");
+            print_str(out, (struct gguf_str){k->ptr + sizeof pfx - 1, k->len - (sizeof pfx - 1)}, 64);
+            fputc('\n', out);
+        }
+    }
 
     /* Config snippet: key = basename without .gguf */
     const char *base = strrchr(path, '/');

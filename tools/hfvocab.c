@@ -294,7 +294,7 @@ int main(int argc, char **argv)
             if (!strcmp(nm2->valuestring, "default"))
                 snprintf(key, sizeof key, "tokenizer.chat_template");
             else
-                snprintf(key, sizeof key, "tokenizer.chat_templates.%s", nm2->valuestring);
+                snprintf(key, sizeof key, "tokenizer.chat_template.%s", nm2->valuestring);
             rc |= gguf_writer_add_str(w, key, tt->valuestring);
         }
     }

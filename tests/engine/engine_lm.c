@@ -103,7 +103,7 @@ static struct lm_job *submit(struct lm_engine *e, const char *prompt, int max_to
     q.params.temperature = 0;
     q.params.top_p = 1;
     q.params.max_tokens = max_tokens;
-    return lm_submit(e, &q, status, err, errlen);
+    return lm_submit(e, &q, status, NULL, err, errlen);
 }
 
 static void run_one(struct lm_engine *e, const char *prompt, int max_tokens, struct rec *r)
@@ -183,7 +183,7 @@ static void test_generation(void)
         q.params.max_tokens = 64;
         q.params.stop = stops;
         q.params.n_stop = 1;
-        struct lm_job *j = lm_submit(e, &q, &status, err, sizeof err);
+        struct lm_job *j = lm_submit(e, &q, &status, NULL, err, sizeof err);
         REQUIRE(j, "%s", err);
         rec_wait(&r);
         lm_job_release(j);
@@ -222,7 +222,7 @@ static void test_generation(void)
     for (int i = 0; i < 3; i++) {
         int status;
         struct lm_job_req q = { .kind = LM_JOB_EMBED, .prompt = texts[i], .emit = on_event, .ud = rs[i] };
-        struct lm_job *j = lm_submit(e, &q, &status, err, sizeof err);
+        struct lm_job *j = lm_submit(e, &q, &status, NULL, err, sizeof err);
         REQUIRE(j, "%s", err);
         rec_wait(rs[i]);
         lm_job_release(j);
@@ -250,7 +250,7 @@ static void test_generation(void)
         q.params.seed = 7;
         q.params.has_seed = 1;
         q.params.max_tokens = 20;
-        struct lm_job *j = lm_submit(e, &q, &status, err, sizeof err);
+        struct lm_job *j = lm_submit(e, &q, &status, NULL, err, sizeof err);
         REQUIRE(j, "chat submit: %s", err);
         rec_wait(&r);
         lm_job_release(j);

@@ -119,7 +119,7 @@ static void run(struct lm_engine *e, const struct lm_job_req *q)
 {
     char err[256];
     int status;
-    struct lm_job *j = lm_submit(e, q, &status, err, sizeof err);
+    struct lm_job *j = lm_submit(e, q, &status, NULL, err, sizeof err);
     REQUIRE(j, "submit: %d %s", status, err);
     rec_wait(q->ud);
     lm_job_release(j);
@@ -258,6 +258,105 @@ static void test_chat_encoding(void)
     gguf_close(f);
 }
 
+/* ---- the model's own templates ------------------------------------------ */
+
+/* The default template, a named one (tokenizer.chat_template.NAME, as
+ * llama.cpp's converter writes them) picked by chat_template_name, and a
+ * template file; a template that raises is refused by lm_submit with its own
+ * words and code "template_refused". */
+static void test_templates(void)
+{
+    char err[512], path[256], tfile[256];
+    snprintf(path, sizeof path, "/tmp/llmpin-engine-sched-%d-tmpl.gguf", (int)getpid());
+    snprintf(tfile, sizeof tfile, "/tmp/llmpin-engine-sched-%d.jinja", (int)getpid());
+    static const char *const named[] = {
+        "tokenizer.chat_template.tool_use",
+        "{% for t in tools %}<T>{{ t.function.name }}</T>{% endfor %}"
+        "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}",
+        NULL };
+    struct lm_llama_shape s = { .n_vocab = 300, .dim = 32, .n_layers = 1, .n_heads = 2,
+                                .n_kv_heads = 2, .ffn_dim = 64, .context_length = 256,
+                                .type = GGUF_TT_F32, .seed = 5, .str_kv = named,
+                                .chat_template = "{{ bos_token }}{% for m in messages %}"
+                                                 "{% if m.role == 'system' %}{{ raise_exception('no system "
+                                                 "messages, please') }}{% endif %}<{{ m.role }}>{{ m.content }}"
+                                                 "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}" };
+    REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+    FILE *fp = fopen(tfile, "w");
+    REQUIRE(fp, "%s", tfile);
+    fputs("{% for m in messages %}{{ m.role | upper }}: {{ m.content }}\n{% endfor %}", fp);
+    fclose(fp);
+
+    const struct lm_message conv[2] = { { "user", "hi" }, { "assistant", "hello" } };
+    const struct lm_message sys[2] = { { "system", "be nice" }, { "user", "hi" } };
+    size_t *spans;
+    int n_spans, add_bos, refused;
+    struct lm_engine_opts o = { .path = path, .sha256 = "unpinned", .threads = 1, .max_batch = 2 };
+
+    struct lm_engine *e = lm_engine_open(&o, err, sizeof err);
+    REQUIRE(e, "open: %s", err);
+    char *t = lm_engine_render(e, conv, 2, NULL, 1, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(t && strcmp(t, "<s><user>hi<assistant>hello<assistant>") == 0, "default template: [%s] %s",
+          t ? t : "", err);
+    CHECK(t && !add_bos && n_spans >= 2, "the template wrote BOS (%d); contents are spans (%d)", add_bos,
+          n_spans);
+    free(t);
+    free(spans);
+    t = lm_engine_render(e, conv, 2, NULL, 0, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(t && strcmp(t, "<s><user>hi<assistant>hello") == 0, "add_generation_prompt off: [%s]", t ? t : "");
+    free(t);
+    free(spans);
+    t = lm_engine_render(e, sys, 2, NULL, 1, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(!t && refused && strstr(err, "refused the conversation: no system messages, please"), "raise: %d [%s]",
+          refused, err);
+    free(t);
+    struct rec r;
+    rec_init(&r);
+    struct lm_job_req q = { .kind = LM_JOB_CHAT, .messages = sys, .n_messages = 2, .emit = on_event, .ud = &r };
+    int status;
+    const char *code = NULL;
+    struct lm_job *j = lm_submit(e, &q, &status, &code, err, sizeof err);
+    CHECK(!j && status == 400 && code && strcmp(code, "template_refused") == 0 &&
+          strstr(err, "no system messages, please"), "submit: %d %s [%s]", status, code ? code : "-", err);
+    lm_engine_close(e);
+
+    o.chat_template_name = "tool_use";
+    e = lm_engine_open(&o, err, sizeof err);
+    REQUIRE(e, "open tool_use: %s", err);
+    t = lm_engine_render(e, conv, 2, "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]", 1, &spans,
+                         &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(t && strcmp(t, "<T>f</T>[user]hi[assistant]hello") == 0 && add_bos, "named template: [%s] %s",
+          t ? t : "", err);
+    free(t);
+    free(spans);
+    lm_engine_close(e);
+
+    o.chat_template_name = "nope";
+    e = lm_engine_open(&o, err, sizeof err);
+    CHECK(!e && strstr(err, "chat_template_name \"nope\"") && strstr(err, "tokenizer.chat_template.nope"),
+          "unknown name: %s", err);
+    lm_engine_close(e);
+
+    o.chat_template_name = NULL;
+    o.chat_template_file = tfile;
+    e = lm_engine_open(&o, err, sizeof err);
+    REQUIRE(e, "open file: %s", err);
+    t = lm_engine_render(e, conv, 2, NULL, 1, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(t && strcmp(t, "USER: hi\nASSISTANT: hello\n") == 0, "template file: [%s] %s", t ? t : "", err);
+    free(t);
+    free(spans);
+    lm_engine_close(e);
+
+    fp = fopen(tfile, "w");
+    fputs("line one\n{% if %}", fp);
+    fclose(fp);
+    e = lm_engine_open(&o, err, sizeof err);
+    CHECK(!e && strstr(err, tfile) && strstr(err, "line 2"), "bad template file: %s", err);
+    lm_engine_close(e);
+    unlink(tfile);
+    unlink(path);
+}
+
 /* ---- usage --------------------------------------------------------------- */
 
 static void test_usage_length(void)
@@ -335,7 +434,7 @@ static void test_interleave(const char *path)
     qa.params.temperature = 1.0f;      /* greedy meets EOS at once on this model */
     qa.params.seed = 5;
     qa.params.has_seed = 1;
-    struct lm_job *ja = lm_submit(e, &qa, &status, err, sizeof err);
+    struct lm_job *ja = lm_submit(e, &qa, &status, NULL, err, sizeof err);
     REQUIRE(ja, "%s", err);
     /* A's third text event holds the scheduler until B is queued, so B
      * arrives while A is streaming however fast this model decodes */
@@ -348,7 +447,7 @@ static void test_interleave(const char *path)
     rec_init(&b);
     b.watch = &a;
     qb.ud = &b;
-    struct lm_job *jb = lm_submit(e, &qb, &status, err, sizeof err);
+    struct lm_job *jb = lm_submit(e, &qb, &status, NULL, err, sizeof err);
     REQUIRE(jb, "%s", err);
     pthread_mutex_lock(&g_mu);
     int a_at_submit = a.n_text;
@@ -401,6 +500,7 @@ int main(void)
     write_model(big, 512, 2048);
 
     test_chat_encoding();
+    test_templates();
     test_usage_length();
     test_usage_eos(small);
     test_interleave(big);

@@ -60,13 +60,23 @@ int main(void)
     CHECK_MSG(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
     r = report(path, &rc, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
-    CHECK_CONTAINS(r, "chat template:  chatml\n");
+    CHECK_CONTAINS(r, "chat template:  jinja, 127 bytes (family chatml)\n");
+    CHECK_CONTAINS(r, "(tokenizer llama)\n");
     CHECK_CONTAINS(r, "tensor types:   F32: 3, Q8_0: 9\n");
     CHECK_CONTAINS(r, "context length: 256\n");
     char want[256];
     snprintf(want, sizeof want, "{ \"llmpin \\\"v\\\\%d\": { \"path\": \"/tmp/llmpin \\\"v\\\\%d.gguf\"",
              (int)getpid(), (int)getpid());
     CHECK_CONTAINS(r, want);
+    free(r);
+    unlink(path);
+
+    /* a template that does not parse: the family renders, and verify says why */
+    s.chat_template = "{% for m in messages %}<|im_start|>{{ m.content }";
+    CHECK_MSG(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+    r = report(path, &rc, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK_CONTAINS(r, "chat template:  chatml (the file's Jinja template does not parse: line 1");
     free(r);
     unlink(path);
 
