@@ -1269,12 +1269,17 @@ static void handle(struct http_exchange *ex, void *ud) {
     const struct cfg_client_key *key = NULL;
     util_make_id("req_", rid, sizeof rid);
     handle_inner(ex, a, rid, &key);
-    if (ex->ud || ex->on_abort) return; /* an rq or a reload owns it */
+    if (ex->ud || ex->on_abort) return; /* an rq, a reload or a tools job owns it */
+    app_log_request(a, ex, rid, ex->status, NULL, key ? key->name : NULL);
+}
+
+void app_log_request(struct app *a, const struct http_exchange *ex, const char *rid, int status, const char *model,
+                     const char *key_name) {
     char st[8];
-    snprintf(st, sizeof st, "%d", ex->status);
+    snprintf(st, sizeof st, "%d", status);
     metrics_inc(&a->m.requests, 1, "route", "", "target", "", "status", st, NULL);
     if (strcmp(ex->path, "/healthz") && strcmp(ex->path, "/readyz") && strcmp(ex->path, "/metrics"))
-        access_line(ex, rid, ex->status, NULL, NULL, NULL, NULL, key ? key->name : NULL, 0, NULL);
+        access_line(ex, rid, status, model, NULL, NULL, NULL, key_name, 0, NULL);
 }
 
 static void handle_inner(struct http_exchange *ex, struct app *a, const char *rid,
@@ -1297,7 +1302,8 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
     }
     int is_v1 = strncmp(path, "/v1/", 4) == 0;
     int is_admin = strncmp(path, "/admin/", 7) == 0;
-    if (!is_v1 && !is_admin) {
+    int is_tools = app_is_tools_path(path);
+    if (!is_v1 && !is_admin && !is_tools) {
         char msg[200];
         snprintf(msg, sizeof msg, "Unknown path %.100s; llmpin serves the OpenAI API under /v1.", path);
         app_simple_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg, rid);
@@ -1312,6 +1318,10 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
                          ? "Incorrect API key provided. Use a key from llmpin's \"keys\" configuration."
                          : "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
                      rid);
+        return;
+    }
+    if (is_tools) {
+        app_tools_endpoint(a, ex, key, rid);
         return;
     }
     if (is_admin) {

@@ -7,6 +7,7 @@
  *                   endpoints, shadows and probes, the process lifecycle
  *   proxy/reload.c  hot reload: read and check the file on a thread, swap
  *                   the generation on the loop
+ *   proxy/tools_ep.c  /tokenize, /detokenize, /apply-template for local models
  */
 #ifndef LLMPIN_APP_INTERNAL_H
 #define LLMPIN_APP_INTERNAL_H
@@ -74,6 +75,15 @@ void app_simple_error(struct http_exchange *ex, int status, const char *type, co
 /* The HTTP server's and the upstream client's settings from a config. */
 struct http_server_opts app_server_opts(const struct cfg *c);
 int app_max_upstream_conns(const struct cfg *c);
+
+/* Count and log (access line) a request answered outside an rq. */
+void app_log_request(struct app *a, const struct http_exchange *ex, const char *rid, int status, const char *model,
+                     const char *key_name);
+
+/* /tokenize, /detokenize, /apply-template (tools_ep.c): after auth. */
+int app_is_tools_path(const char *path);
+struct cfg_client_key;
+void app_tools_endpoint(struct app *a, struct http_exchange *ex, const struct cfg_client_key *key, const char *rid);
 
 /* Reload the config file: from POST /admin/reload (ex, answered when done)
  * or SIGHUP (ex NULL). reload.c. */
