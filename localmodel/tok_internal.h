@@ -38,6 +38,7 @@ struct lm_tokenizer {
     uint32_t spec_start[257];
     struct lm_bpe *bpe;  /* byte-level BPE: merges and pre-tokenizer */
     char pre[48];        /* tokenizer.ggml.pre as given ("" = none) */
+    size_t max_len;      /* longest token string, bytes */
 };
 
 struct ivec {
@@ -77,5 +78,11 @@ int lm_bpe_encode_run(const struct lm_tokenizer *t, const char *text, size_t len
 size_t lm_bpe_decode_piece(const struct lm_bpe *b, const char *s, size_t n, char *out);
 /* Space-separated list of known pre-tokenizer names (static). */
 const char *lm_bpe_known(void);
+
+/* ---- WordPiece (tok_wpm.c) ---------------------------------------------- */
+
+/* Encode one run of plain text with a BERT vocabulary (word-start pieces
+ * prefixed with U+2581, as llama.cpp's converter writes them). */
+int lm_wpm_encode_run(const struct lm_tokenizer *t, const char *text, size_t len, struct ivec *out);
 
 #endif

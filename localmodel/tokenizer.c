@@ -254,6 +254,7 @@ static struct lm_tokenizer *tok_build(int kind, struct lm_bpe *bpe, int n_vocab,
         t->score[i] = scores ? scores[i] : 0.0f;
         t->off[i] = pos;
         t->len[i] = n;
+        if (n > t->max_len) t->max_len = n;
         if (n) memcpy(t->text + pos, s, n);
         t->text[pos + n] = '\0';
         pos += (size_t)n + 1;
@@ -575,6 +576,7 @@ static int encode_plain(const struct lm_tokenizer *t, const char *text, size_t l
 {
     switch (t->kind) {
     case LM_TOKENIZER_BPE: return lm_bpe_encode_run(t, text, len, out);
+    case LM_TOKENIZER_WPM: return lm_wpm_encode_run(t, text, len, out);
     default: return encode_run(t, text, len, t->add_space_prefix && after_special, out);
     }
 }
@@ -843,9 +845,11 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
         kind = LM_TOKENIZER_SPM;
     } else if (model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0) {
         kind = LM_TOKENIZER_BPE;
+    } else if (model.len == 4 && memcmp(model.ptr, "bert", 4) == 0) {
+        kind = LM_TOKENIZER_WPM;
     } else {
         set_err(err, errlen, "%s: key 'tokenizer.ggml.model': tokenizer '%.*s' is not supported "
-                "(supported: 'llama' = SentencePiece BPE, 'gpt2' = byte-level BPE)", path,
+                "(supported: 'llama' = SentencePiece BPE, 'gpt2' = byte-level BPE, 'bert' = WordPiece)", path,
                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return NULL;
     }
@@ -890,15 +894,27 @@ struct lm_tokenizer *lm_tok_from_gguf(const struct gguf_file *f, char *err, size
     int def_bos = kind == LM_TOKENIZER_BPE ? 11 : 1, def_eos = kind == LM_TOKENIZER_BPE ? 11 : 2;
     int def_unk = kind == LM_TOKENIZER_BPE ? -1 : 0;
     int bos, eos, unk, add_bos, add_eos, add_prefix;
+    if (kind == LM_TOKENIZER_WPM) {
+        /* BERT: [CLS] text [SEP]; [SEP] plays the part of the EOS added */
+        if (get_opt_id(f, "tokenizer.ggml.cls_token_id", 101, n, &def_bos, err, errlen) < 0 ||
+            get_opt_id(f, "tokenizer.ggml.seperator_token_id", 102, n, &def_eos, err, errlen) < 0)
+            goto fail;
+        def_unk = 100;
+    }
     if (get_opt_id(f, "tokenizer.ggml.bos_token_id", def_bos, n, &bos, err, errlen) < 0 ||
         get_opt_id(f, "tokenizer.ggml.eos_token_id", def_eos, n, &eos, err, errlen) < 0 ||
         get_opt_id(f, "tokenizer.ggml.unknown_token_id", def_unk, n, &unk, err, errlen) < 0)
         goto fail;
+    if (kind == LM_TOKENIZER_WPM) {
+        if (get_opt_id(f, "tokenizer.ggml.seperator_token_id", eos, n, &eos, err, errlen) < 0)
+            goto fail;
+    }
     if (info.no_bos) bos = -1;
     int def_add_bos = kind == LM_TOKENIZER_BPE ? info.add_bos : 1;
     if (get_opt_bool(f, "tokenizer.ggml.add_bos_token", def_add_bos && bos >= 0, &add_bos, err,
                      errlen) < 0 ||
-        get_opt_bool(f, "tokenizer.ggml.add_eos_token", 0, &add_eos, err, errlen) < 0 ||
+        get_opt_bool(f, "tokenizer.ggml.add_eos_token", kind == LM_TOKENIZER_WPM, &add_eos, err,
+                     errlen) < 0 ||
         get_opt_bool(f, "tokenizer.ggml.add_space_prefix", kind == LM_TOKENIZER_SPM, &add_prefix,
                      err, errlen) < 0)
         goto fail;

@@ -498,11 +498,63 @@ static void test_bpe_gguf(void)
     CHECK_CONTAINS(err, "qwen2");                 /* the list names the known ones */
 }
 
+/* WordPiece on the real bert-bge vocabulary (../shared/vocab): what the
+ * vectors of text_vocab_vectors do not show on their own */
+static void test_wpm(void)
+{
+    char err[512];
+    struct gguf_file *f = NULL;
+    if (gguf_open(LLMPIN_MODELS_DIR "/../vocab/ggml-vocab-bert-bge.gguf", &f, err, sizeof err) < 0) {
+        CHECK_MSG(0, "%s", err);
+        return;
+    }
+    struct lm_tokenizer *t = lm_tok_from_gguf(f, err, sizeof err);
+    gguf_close(f);
+    CHECK_MSG(t != NULL, "%s", err);
+    if (!t) return;
+    CHECK_INT(lm_tok_kind(t), LM_TOKENIZER_WPM);
+    CHECK(strcmp(lm_tok_kind_name(t), "bert") == 0);
+    int cls = lm_tok_find(t, "[CLS]"), sep = lm_tok_find(t, "[SEP]"), unk = lm_tok_find(t, "[UNK]");
+    CHECK(cls == 101 && sep == 102 && unk == 100);
+    CHECK_INT(lm_tok_add_special(t), LM_TOK_ADD_BOS | LM_TOK_ADD_EOS);
+    int hello = lm_tok_find(t, "\xe2\x96\x81hello"), world = lm_tok_find(t, "\xe2\x96\x81world");
+    int bang = lm_tok_find(t, "\xe2\x96\x81!");
+    CHECK(hello > 0 && world > 0 && bang > 0);
+    int32_t ids[64];
+    /* [CLS] text [SEP]; lower case; punctuation a word of its own; a
+     * control character dropped; accents on precomposed letters gone */
+    int n = lm_tok_encode(t, "Hello,\x01WORLD!", strlen("Hello,\x01WORLD!"), LM_TOK_ADD_BOS | LM_TOK_ADD_EOS, 0, ids, 64);
+    int comma = lm_tok_find(t, "\xe2\x96\x81,");
+    CHECK(same_ids(ids, n, (int32_t[]){ cls, hello, comma, world, bang, sep }, 6));
+    n = lm_tok_encode(t, "h\xc3\xa9llo w\xc3\xb6rld", strlen("h\xc3\xa9llo w\xc3\xb6rld"), 0, 0, ids, 64);   /* héllo wörld */
+    CHECK(same_ids(ids, n, (int32_t[]){ hello, world }, 2));
+    /* each CJK ideograph is a word */
+    int zhong = lm_tok_find(t, "\xe2\x96\x81\xe4\xb8\xad"), wen = lm_tok_find(t, "\xe2\x96\x81\xe6\x96\x87");
+    n = lm_tok_encode(t, "\xe4\xb8\xad\xe6\x96\x87", strlen("\xe4\xb8\xad\xe6\x96\x87"), 0, 0, ids, 64);
+    CHECK(zhong > 0 && wen > 0 && same_ids(ids, n, (int32_t[]){ zhong, wen }, 2));
+    /* a word with a part no piece matches is one [UNK] */
+    n = lm_tok_encode(t, "hello \xe2\x98\x83\xe2\x98\x83x world", strlen("hello \xe2\x98\x83\xe2\x98\x83x world"), 0, 0, ids, 64);
+    CHECK(same_ids(ids, n, (int32_t[]){ hello, unk, world }, 3));
+    /* typed by a user, [SEP] is text; from a template, the token */
+    n = lm_tok_encode(t, "[SEP]", strlen("[SEP]"), 0, 0, ids, 64);
+    CHECK(n == 3 && ids[0] != sep);
+    n = lm_tok_encode(t, "[SEP]", strlen("[SEP]"), 0, 1, ids, 64);
+    CHECK(same_ids(ids, n, (int32_t[]){ sep }, 1));
+    /* broken UTF-8 is dropped, never a crash */
+    n = lm_tok_encode(t, "hello\xff\xfe world", strlen("hello\xff\xfe world"), 0, 0, ids, 64);
+    CHECK(same_ids(ids, n, (int32_t[]){ hello, world }, 2));
+    size_t pl;
+    const char *p = lm_tok_piece(t, hello, world, &pl);
+    CHECK_MEM(p, pl, " world");
+    lm_tok_free(t);
+}
+
 int main(void)
 {
     test_gguf_errors();
     test_bpe_gguf();
     test_stories();
     test_llama2();
+    test_wpm();
     DONE();
 }

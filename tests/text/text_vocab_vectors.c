@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-static const char *const SETS[] = { "llama-spm", "gpt-2", "starcoder", "deepseek-llm", NULL };
+static const char *const SETS[] = { "llama-spm", "gpt-2", "starcoder", "deepseek-llm", "bert-bge", NULL };
 
 static char *slurp(const char *path, size_t *len)
 {
