@@ -1,6 +1,7 @@
 # engine part of localmodel: kernels, worker pool, llama forward pass, engine (lm.h).
 list(APPEND LM_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/kernels.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/quants.c
   ${CMAKE_CURRENT_SOURCE_DIR}/pool.c
   ${CMAKE_CURRENT_SOURCE_DIR}/model.c
 )

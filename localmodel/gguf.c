@@ -214,6 +214,8 @@ static const struct ttype_info ttypes[] = {
     {GGUF_TT_Q5_K, "Q5_K", 256, 176},
     {GGUF_TT_Q6_K, "Q6_K", 256, 210},
     {GGUF_TT_Q8_K, "Q8_K", 256, 292},
+    {GGUF_TT_IQ4_NL, "IQ4_NL", 32, 18},
+    {GGUF_TT_IQ4_XS, "IQ4_XS", 256, 136},
     {GGUF_TT_BF16, "BF16", 1, 2},
 };
 

@@ -570,6 +570,104 @@ int lm_row_from_q8_0(const void *x, float *y, size_t n)
     return 0;
 }
 
+static int round_clamp(float v, int lo, int hi)
+{
+    int q = (int)lrintf(v);
+    return q < lo ? lo : q > hi ? hi : q;
+}
+
+/* Q4_K: 8 sub-blocks of 32, each w = d*sc*q - dmin*m with 6-bit sc and m
+ * and 4-bit q (layout: ../shared/NOTES.md §6). A plain min/max fit per
+ * sub-block, not ggml's iterative search: valid blocks, a little more error. */
+static int row_to_q4_k(const float *x, void *y, size_t n)
+{
+    if (n % 256) return -1;
+    uint8_t *p = y;
+    for (size_t b = 0; b < n; b += 256, p += 144) {
+        const float *xb = x + b;
+        float scale[8], mins[8], dmax = 0.0f, mmax = 0.0f;
+        for (int s = 0; s < 8; s++) {
+            float lo = 0.0f, hi = 0.0f;
+            for (int i = 0; i < 32; i++) {
+                float v = xb[32 * s + i];
+                if (v < lo) lo = v;
+                if (v > hi) hi = v;
+            }
+            scale[s] = (hi - lo) / 15.0f;
+            mins[s] = -lo;
+            if (scale[s] > dmax) dmax = scale[s];
+            if (mins[s] > mmax) mmax = mins[s];
+        }
+        float d = lm_fp16_to_fp32(lm_fp32_to_fp16(dmax / 63.0f));
+        float dmin = lm_fp16_to_fp32(lm_fp32_to_fp16(mmax / 63.0f));
+        uint16_t dh = lm_fp32_to_fp16(d), mh = lm_fp32_to_fp16(dmin);
+        memcpy(p, &dh, 2);
+        memcpy(p + 2, &mh, 2);
+        uint8_t sc[8], mq[8];
+        for (int s = 0; s < 8; s++) {
+            sc[s] = (uint8_t)(d > 0 ? round_clamp(scale[s] / d, 0, 63) : 0);
+            mq[s] = (uint8_t)(dmin > 0 ? round_clamp(mins[s] / dmin, 0, 63) : 0);
+        }
+        uint8_t *k = p + 4;
+        for (int j = 0; j < 4; j++) {
+            k[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+            k[j + 4] = (uint8_t)(mq[j] | ((mq[j + 4] >> 4) << 6));
+            k[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | ((mq[j + 4] & 0xF) << 4));
+        }
+        uint8_t *qs = p + 16;
+        for (int c = 0; c < 4; c++) {
+            for (int l = 0; l < 32; l++) {
+                int q2[2];
+                for (int h = 0; h < 2; h++) {
+                    int s = 2 * c + h;
+                    float step = d * (float)sc[s];
+                    q2[h] = step > 0 ? round_clamp((xb[32 * s + l] + dmin * (float)mq[s]) / step, 0, 15) : 0;
+                }
+                qs[32 * c + l] = (uint8_t)(q2[0] | (q2[1] << 4));
+            }
+        }
+    }
+    return 0;
+}
+
+/* Q6_K: 16 sub-blocks of 16, w = d*sc*(q-32) with int8 sc and 6-bit q. */
+static int row_to_q6_k(const float *x, void *y, size_t n)
+{
+    if (n % 256) return -1;
+    uint8_t *p = y;
+    for (size_t b = 0; b < n; b += 256, p += 210) {
+        const float *xb = x + b;
+        float scale[16], smax = 0.0f;
+        for (int s = 0; s < 16; s++) {
+            float a = 0.0f;
+            for (int i = 0; i < 16; i++) a = fmaxf(a, fabsf(xb[16 * s + i]));
+            scale[s] = a / 31.0f;
+            if (scale[s] > smax) smax = scale[s];
+        }
+        float d = lm_fp16_to_fp32(lm_fp32_to_fp16(smax / 127.0f));
+        int8_t *sc = (int8_t *)(p + 192);
+        for (int s = 0; s < 16; s++) sc[s] = (int8_t)(d > 0 ? round_clamp(scale[s] / d, -128, 127) : 0);
+        uint16_t dh = lm_fp32_to_fp16(d);
+        memcpy(p + 208, &dh, 2);
+        int q[256];
+        for (int i = 0; i < 256; i++) {
+            float step = d * (float)sc[i / 16];
+            q[i] = (step > 0 ? round_clamp(xb[i] / step, -32, 31) : 0) + 32;
+        }
+        uint8_t *ql = p, *qh = p + 128;
+        for (int c = 0; c < 2; c++) {
+            for (int l = 0; l < 32; l++) {
+                const int *v = q + 128 * c + l;
+                ql[64 * c + l] = (uint8_t)((v[0] & 0xF) | ((v[64] & 0xF) << 4));
+                ql[64 * c + l + 32] = (uint8_t)((v[32] & 0xF) | ((v[96] & 0xF) << 4));
+                qh[32 * c + l] = (uint8_t)((v[0] >> 4) | ((v[32] >> 4) << 2) | ((v[64] >> 4) << 4) |
+                                           ((v[96] >> 4) << 6));
+            }
+        }
+    }
+    return 0;
+}
+
 int lm_row_to_type(enum gguf_ttype t, const float *x, void *y, size_t n)
 {
     switch (t) {
@@ -577,6 +675,8 @@ int lm_row_to_type(enum gguf_ttype t, const float *x, void *y, size_t n)
     case GGUF_TT_F16: lm_row_to_f16(x, y, n); return 0;
     case GGUF_TT_BF16: lm_row_to_bf16(x, y, n); return 0;
     case GGUF_TT_Q8_0: return lm_row_to_q8_0(x, y, n);
+    case GGUF_TT_Q4_K: return row_to_q4_k(x, y, n);
+    case GGUF_TT_Q6_K: return row_to_q6_k(x, y, n);
     default: return -1;
     }
 }
@@ -675,8 +775,13 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
         return -1;
     }
     if (s->type != GGUF_TT_F32 && s->type != GGUF_TT_F16 && s->type != GGUF_TT_BF16 &&
-        s->type != GGUF_TT_Q8_0) {
-        seterr(err, errlen, "matrix type must be F32, F16, BF16 or Q8_0");
+        s->type != GGUF_TT_Q8_0 && s->type != GGUF_TT_Q4_K && s->type != GGUF_TT_Q6_K) {
+        seterr(err, errlen, "matrix type must be F32, F16, BF16, Q8_0, Q4_K (the Q4_K_M mix) or Q6_K");
+        return -1;
+    }
+    if ((s->type == GGUF_TT_Q4_K || s->type == GGUF_TT_Q6_K) && (s->dim % 256 || s->ffn_dim % 256)) {
+        seterr(err, errlen, "%s needs dim (%u) and ffn (%u) to be multiples of 256",
+               s->type == GGUF_TT_Q4_K ? "Q4_K" : "Q6_K", s->dim, s->ffn_dim);
         return -1;
     }
     if (s->type == GGUF_TT_Q8_0 && (s->dim % 32 || s->ffn_dim % 32)) {
@@ -748,11 +853,22 @@ struct fill_ctx {
     float *row;
 };
 
+/* The type tensor lt is stored as. Q4_K means llama.cpp's Q4_K_M mix:
+ * Q4_K matrices, Q6_K for attn_v, ffn_down and output, F32 norms. */
+static enum gguf_ttype tensor_type(const struct lm_llama_shape *s, const struct ltensor *lt)
+{
+    if (lt->is_norm) return GGUF_TT_F32;
+    if (s->type == GGUF_TT_Q4_K && (strstr(lt->name, "attn_v.") || strstr(lt->name, "ffn_down.") ||
+                                    strcmp(lt->name, "output.weight") == 0))
+        return GGUF_TT_Q6_K;
+    return s->type;
+}
+
 static int fill_llama(void *ud, uint64_t k, void *dst, uint64_t nbytes)
 {
     struct fill_ctx *c = ud;
     const struct ltensor *lt = &c->lt[k];
-    enum gguf_ttype type = lt->is_norm ? GGUF_TT_F32 : c->s->type;
+    enum gguf_ttype type = tensor_type(c->s, lt);
     uint64_t row_bytes = gguf_ttype_nbytes(type, lt->ne[0]);
     for (uint64_t r = 0; r < lt->ne[1]; r++) {
         gen_row(c->s, lt, k, r * lt->ne[0], c->row, lt->ne[0]);
@@ -793,7 +909,8 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     llama_layout(s, lt);
 
     uint32_t file_type = s->type == GGUF_TT_F32 ? 0 : s->type == GGUF_TT_F16 ? 1
-                       : s->type == GGUF_TT_Q8_0 ? 7 : 32;
+                       : s->type == GGUF_TT_Q8_0 ? 7 : s->type == GGUF_TT_Q4_K ? 15
+                       : s->type == GGUF_TT_Q6_K ? 18 : 32;
     uint32_t head = s->dim / s->n_heads;
     gguf_writer_add_str(w, "general.architecture", "llama");
     gguf_writer_add_str(w, "general.name", s->name ? s->name : "llmpin-random-llama");
@@ -853,7 +970,7 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
 tensors:
     for (uint64_t k = 0; k < nt; k++)
         gguf_writer_add_tensor(w, lt[k].name, lt[k].n_dims, lt[k].ne,
-                               lt[k].is_norm ? GGUF_TT_F32 : s->type, NULL);
+                               tensor_type(s, &lt[k]), NULL);
 
     struct fill_ctx fc = {s, lt, row};
     rc = gguf_writer_write_file(w, path, fill_llama, &fc, err, errlen);

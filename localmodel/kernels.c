@@ -14,6 +14,7 @@
  * __builtin_cpu_supports().
  */
 #include "localmodel/kernels.h"
+#include "localmodel/quants.h"
 
 #include <math.h>
 #include <string.h>
@@ -162,9 +163,27 @@ static float row_get(const struct lm_wmat *w, const uint8_t *row, int i)
     }
 }
 
+/* Block types of quants.c: one integer dot per (row, token) with the Q8
+ * activations; the value does not depend on how many tokens share the call. */
+static void rows_block(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
+                       const int8_t *xq, int n, float *y, size_t ldy)
+{
+    int cols = w->cols, nb = cols / LM_QK8;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < n; t++)
+            y[(size_t)t * ldy + r] = lm_quant_dot_q8(isa, w->type, row, xd + (size_t)t * nb,
+                                                     xq + (size_t)t * cols, cols);
+    }
+}
+
 static void rows_scalar(const struct lm_wmat *w, int r0, int r1, const float *x,
                         const float *xd, const int8_t *xq, int n, float *y, size_t ldy)
 {
+    if (lm_quant_is_block(w->type)) {
+        rows_block(LM_ISA_SCALAR, w, r0, r1, xd, xq, n, y, ldy);
+        return;
+    }
     int cols = w->cols;
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -867,7 +886,10 @@ void lm_matmul_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
         (isa == LM_ISA_AVX512VNNI ? rows_q8_vnni : rows_q8_avx2)(w, r0, r1, xd, xq, n, y, ldy);
         break;
     default:
-        rows_scalar(w, r0, r1, x, xd, xq, n, y, ldy);
+        if (lm_quant_is_block(w->type))
+            rows_block(isa, w, r0, r1, xd, xq, n, y, ldy);
+        else
+            rows_scalar(w, r0, r1, x, xd, xq, n, y, ldy);
         break;
     }
 }
@@ -1168,6 +1190,11 @@ void lm_dequant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int nr, f
         return;
     }
     default:
+        if (lm_quant_is_block(w->type)) {
+            for (int r = 0; r < nr; r++)
+                lm_quant_dequant(w->type, base + (size_t)r * w->row_bytes, out + (size_t)r * cols, cols);
+            return;
+        }
         memset(out, 0, (size_t)nr * cols * 4);
         return;
     }

@@ -18,6 +18,7 @@
  * across threads); the element-wise steps are cheap and run on the caller.
  */
 #include "localmodel/model.h"
+#include "localmodel/quants.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -111,15 +112,17 @@ static int get_tensor(const struct gguf_file *f, const char *name, int cols, int
         return -1;
     }
     if (t->type != GGUF_TT_F32 && t->type != GGUF_TT_F16 && t->type != GGUF_TT_BF16 &&
-        t->type != GGUF_TT_Q8_0) {
+        t->type != GGUF_TT_Q8_0 && !lm_quant_is_block(t->type)) {
         const char *tn = gguf_ttype_name(t->type);
-        snprintf(err, errlen, "%s: tensor '%s': type %s (%u) is not supported (F32, F16, BF16, Q8_0 are)",
+        snprintf(err, errlen, "%s: tensor '%s': type %s (%u) is not supported (F32, F16, BF16, Q8_0, "
+                 "Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS are)",
                  f->path ? f->path : "model", name, tn ? tn : "unknown", (unsigned)t->type);
         return -1;
     }
-    if (t->type == GGUF_TT_Q8_0 && cols % LM_QK8 != 0) {
-        snprintf(err, errlen, "%s: tensor '%s': Q8_0 rows of %d are not a multiple of 32",
-                 f->path ? f->path : "model", name, cols);
+    uint32_t blk = gguf_ttype_block(t->type);
+    if (blk > 1 && cols % (int)blk != 0) {
+        snprintf(err, errlen, "%s: tensor '%s': %s rows of %d are not a multiple of %u",
+                 f->path ? f->path : "model", name, gguf_ttype_name(t->type), cols, blk);
         return -1;
     }
     uint64_t need = gguf_ttype_nbytes(t->type, (uint64_t)cols) * (uint64_t)(rows ? rows : 1);
@@ -568,7 +571,7 @@ static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
     if (!op.gemm) {
         int q8 = 0;
         for (int j = 0; j < nm; j++)
-            if (op.w[j]->type == GGUF_TT_Q8_0)
+            if (op.w[j]->type == GGUF_TT_Q8_0 || lm_quant_is_block(op.w[j]->type))
                 q8 = 1;
         if (q8)
             lm_quantize_q8_isa(c->isa, x, n, w0->cols, c->xd, c->xq);

@@ -18,7 +18,7 @@ static void usage(FILE *o)
 {
     fprintf(o,
             "usage: llmpin-ggufwrite --out FILE --vocab N --dim D --layers L --heads H\n"
-            "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0]\n"
+            "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0|q4_k_m|q6_k]\n"
             "                        [--tied] [--seed S] [--rope-base B] [--name NAME]\n"
             "                        [--chat-template TEXT] [--vocab-from VOCAB.gguf]\n"
             "Writes a llama GGUF with random weights (uniform +-1/sqrt(in_dim), norms 1).\n"
@@ -75,8 +75,10 @@ int main(int argc, char **argv)
             else if (!strcasecmp(val, "f16")) s.type = GGUF_TT_F16;
             else if (!strcasecmp(val, "bf16")) s.type = GGUF_TT_BF16;
             else if (!strcasecmp(val, "q8_0")) s.type = GGUF_TT_Q8_0;
+            else if (!strcasecmp(val, "q4_k_m")) s.type = GGUF_TT_Q4_K;
+            else if (!strcasecmp(val, "q6_k")) s.type = GGUF_TT_Q6_K;
             else {
-                fprintf(stderr, "llmpin-ggufwrite: --type: '%s' is not f32, f16, bf16 or q8_0\n", val);
+                fprintf(stderr, "llmpin-ggufwrite: --type: '%s' is not f32, f16, bf16, q8_0, q4_k_m or q6_k\n", val);
                 return 2;
             }
         } else if (!strcmp(a, "--rope-base")) {

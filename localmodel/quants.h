@@ -1,0 +1,32 @@
+/*
+ * quants.h - ggml's block-quantized weight types beyond Q8_0: Q4_0, Q4_1,
+ * Q5_0, Q5_1, the K-quants Q2_K..Q6_K, IQ4_NL and IQ4_XS (block layouts:
+ * ../shared/NOTES.md §6). Dequantization gives exactly the floats ggml's
+ * to_float gives (tests/engine/engine_kquant.c checks it against stored
+ * output of the libggml node-llama-cpp 3.21.1 bundles).
+ *
+ * Dot products use the activations quantized by lm_quantize_q8 (blocks of 32
+ * int8 with a float scale): every type's sub-blocks are 16 or 32 weights
+ * wide and aligned to those blocks, so the inner loops are integer.
+ */
+#ifndef LLMPIN_QUANTS_H
+#define LLMPIN_QUANTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "localmodel/gguf.h"
+#include "localmodel/kernels.h"
+
+/* 1 for the types of this file. */
+int lm_quant_is_block(enum gguf_ttype t);
+
+/* n (a multiple of the type's block size) values of a row of type t. */
+void lm_quant_dequant(enum gguf_ttype t, const void *row, float *out, size_t n);
+
+/* dot(row of type t, activation) for cols values (a multiple of the block
+ * size), the activation given as lm_quantize_q8 made it: xd[cols/32]
+ * scales, xq[cols] int8. */
+float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const float *xd,
+                      const int8_t *xq, int cols);
+
+#endif
