@@ -1538,6 +1538,16 @@ static const char *type_name(const val *v)
 
 static int is_num(const val *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
 static double num_of(const val *v) { return v->t == V_FLOAT ? v->u.f : v->t == V_INT ? (double)v->u.i : v->u.b; }
+/* integer value of an int or bool */
+static int64_t ival(const val *v) { return v->t == V_INT ? v->u.i : v->u.b; }
+/* a double as int64, saturated (NaN is 0): never an out-of-range cast */
+static int64_t d2i(double d)
+{
+    if (d != d) return 0;
+    if (d >= 9.2233720368547758e18) return INT64_MAX;
+    if (d <= -9.2233720368547758e18) return INT64_MIN;
+    return (int64_t)d;
+}
 
 static int vequal_d(const val *a, const val *b, int depth);
 static int vequal(const val *a, const val *b) { return vequal_d(a, b, 0); }
@@ -1664,7 +1674,7 @@ static int64_t need_int(struct rctx *r, const val *v, const char *what, int line
 {
     if (!v || (v->t != V_INT && v->t != V_BOOL && !(v->t == V_FLOAT && v->u.f == floor(v->u.f))))
         rerr(r, line, "%s: expected an integer, got %s", what, v ? type_name(v) : "nothing");
-    return v->t == V_FLOAT ? (int64_t)v->u.f : v->t == V_INT ? v->u.i : v->u.b;
+    return v->t == V_FLOAT ? d2i(v->u.f) : v->t == V_INT ? v->u.i : v->u.b;
 }
 
 static int ws_char(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -2300,7 +2310,7 @@ static val *apply_filter(struct rctx *r, const char *name, val *v, struct args *
     }
     if (!strcmp(name, "int")) {
         if (v->t == V_INT) return v;
-        if (v->t == V_FLOAT) return mkint(r, (int64_t)v->u.f);
+        if (v->t == V_FLOAT) return mkint(r, d2i(v->u.f));
         if (v->t == V_BOOL) return mkint(r, v->u.b);
         if (v->t == V_STR) {
             char *e;
@@ -2308,7 +2318,7 @@ static val *apply_filter(struct rctx *r, const char *name, val *v, struct args *
             long long x = strtoll(z, &e, 10);
             if (*z && !*e) return mkint(r, x);
             double d = strtod(z, &e);
-            if (*z && !*e) return mkint(r, (int64_t)d);
+            if (*z && !*e) return mkint(r, d2i(d));
         }
         val *dv = arg(a, 0, "default");
         return dv ? dv : mkint(r, 0);
@@ -2378,7 +2388,7 @@ static val *apply_filter(struct rctx *r, const char *name, val *v, struct args *
             if (!is_num(x)) rerr(r, line, "sum: %s is not a number", type_name(x));
             if (x->t == V_FLOAT) isf = 1;
             sf += num_of(x);
-            si += x->t == V_INT ? x->u.i : (int64_t)num_of(x);
+            if (x->t != V_FLOAT && __builtin_add_overflow(si, ival(x), &si)) isf = 1;
         }
         return isf ? mkfloat(r, sf) : mkint(r, si);
     }
@@ -2642,19 +2652,30 @@ static val *binop(struct rctx *r, int op, val *x, val *y, int line)
     int both_int = x->t != V_FLOAT && y->t != V_FLOAT;
     double a = num_of(x), b = num_of(y);
     switch (op) {
-    case B_ADD: return both_int ? mkint(r, (int64_t)a + (int64_t)b) : mkfloat(r, a + b);
-    case B_SUB: return both_int ? mkint(r, (int64_t)a - (int64_t)b) : mkfloat(r, a - b);
-    case B_MUL: return both_int ? mkint(r, (int64_t)a * (int64_t)b) : mkfloat(r, a * b);
+    /* integers that overflow become floats, as JavaScript numbers would */
+    case B_ADD: {
+        int64_t z;
+        return both_int && !__builtin_add_overflow(ival(x), ival(y), &z) ? mkint(r, z) : mkfloat(r, a + b);
+    }
+    case B_SUB: {
+        int64_t z;
+        return both_int && !__builtin_sub_overflow(ival(x), ival(y), &z) ? mkint(r, z) : mkfloat(r, a - b);
+    }
+    case B_MUL: {
+        int64_t z;
+        return both_int && !__builtin_mul_overflow(ival(x), ival(y), &z) ? mkint(r, z) : mkfloat(r, a * b);
+    }
     case B_DIV:
         if (b == 0) rerr(r, line, "division by zero");
         return mkfloat(r, a / b);
     case B_FLOORDIV:
         if (b == 0) rerr(r, line, "division by zero");
-        return both_int ? mkint(r, (int64_t)floor(a / b)) : mkfloat(r, floor(a / b));
+        return both_int ? mkint(r, d2i(floor(a / b))) : mkfloat(r, floor(a / b));
     case B_MOD:
         if (b == 0) rerr(r, line, "modulo by zero");
         /* JavaScript's remainder (sign of the dividend), as @huggingface/jinja */
-        return both_int ? mkint(r, (int64_t)a % (int64_t)b) : mkfloat(r, fmod(a, b));
+        if (both_int) return mkint(r, ival(y) == -1 ? 0 : ival(x) % ival(y));
+        return mkfloat(r, fmod(a, b));
     case B_POW: {
         double p = pow(a, b);
         if (both_int && b >= 0 && fabs(p) < 9.2e18) return mkint(r, (int64_t)p);
@@ -2830,7 +2851,8 @@ static val *eval(struct rctx *r, struct node *n, struct scope *s)
         val *v = eval(r, n->a, s);
         if (!is_num(v)) rerr(r, n->line, "unary %c on a %s", n->k == N_NEG ? '-' : '+', type_name(v));
         if (n->k == N_POS) return v;
-        return v->t == V_FLOAT ? mkfloat(r, -v->u.f) : mkint(r, -(int64_t)num_of(v));
+        if (v->t == V_FLOAT) return mkfloat(r, -v->u.f);
+        return ival(v) == INT64_MIN ? mkfloat(r, -(double)ival(v)) : mkint(r, -ival(v));
     }
     case N_AND: {
         val *l = eval(r, n->a, s);

@@ -169,12 +169,9 @@ static void rows_block(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1,
                        const int8_t *xq, int n, float *y, size_t ldy)
 {
     int cols = w->cols, nb = cols / LM_QK8;
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (int t = 0; t < n; t++)
-            y[(size_t)t * ldy + r] = lm_quant_dot_q8(isa, w->type, row, xd + (size_t)t * nb,
-                                                     xq + (size_t)t * cols, cols);
-    }
+    (void)cols;
+    (void)nb;
+    lm_quant_rows(isa, w, r0, r1, xd, xq, n, y, ldy);
 }
 
 static void rows_scalar(const struct lm_wmat *w, int r0, int r1, const float *x,

@@ -537,9 +537,13 @@ static void mm_chunk(void *arg, int call, int ith)
  * op) beat dequantizing weight tiles to F32 for sgemm. 128-token prompt in
  * 64-token chunks, 1 thread, 2-core EPYC: 330 tok/s with sgemm; 557 with
  * the lm_matmul_rows tiles; ~1000 with lm_gemm_q8 (VNNI, 16 tokens or
- * more); without VNNI, 350 with the AVX2 tiles against 310 with sgemm. */
+ * more); without VNNI, 350 with the AVX2 tiles against 310 with sgemm.
+ * Q4_K and Q6_K (the Q4_K_M mix): the AVX2 dots of quants.c, 4 tokens per
+ * weight unpacking, beat unpacking to F32 for sgemm. */
 static int int8_gemm(const struct lm_ctx *c, const struct lm_wmat *w)
 {
+    if (w->type == GGUF_TT_Q4_K || w->type == GGUF_TT_Q6_K)   /* quants.c's AVX2 dots */
+        return c->isa >= LM_ISA_AVX2;
     return w->type == GGUF_TT_Q8_0 && c->isa >= INT8_GEMM_ISA;
 }
 

@@ -10,6 +10,7 @@
  */
 #include "localmodel/quants.h"
 
+#include <immintrin.h>
 #include <string.h>
 
 #define QK 32
@@ -247,10 +248,179 @@ void lm_quant_dequant(enum gguf_ttype t, const void *row, float *out, size_t n)
 
 /* ---- dot products with Q8 activations ------------------------------------ */
 
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static inline T_AVX2 float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* sum over pairs of u8 (unsigned weights) times s8 (activations), as 8 int32 */
+static inline T_AVX2 __m256i dot_u8s8(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* The AVX2 dots below take G tokens at once (G <= 4, a constant once
+ * inlined): each weight block is unpacked once and dotted with every
+ * token's activations while in registers, so batched decode and prompts
+ * share one read and one unpacking of the weights. Each (row, token) value is
+ * computed by the same operations in the same order whatever G is. */
+#define MAXG_Q 4
+
+/* Q4_K: per sub-block of 32, d*sc * sum(q*x) - dmin*m * sum(x), times xd */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
+          int G, const float *xsd, float *y, size_t ldy)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[MAXG_Q];
+    float macc[MAXG_Q];
+    for (int g = 0; g < G; g++) {
+        acc[g] = _mm256_setzero_ps();
+        macc[g] = 0.0f;
+    }
+    for (int done = 0; done < cols; done += QKK, p += 144) {
+        float d = half_at(p), dmin = half_at(p + 2);
+        const uint8_t *qs = p + 16;
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i qv[2] = { _mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) };
+            for (int h = 0; h < 2; h++) {
+                int sb = 2 * c + h, xb = (done + 32 * sb) / QK;
+                uint8_t sc, m;
+                scale_min_k4(sb, p + 4, &sc, &m);
+                float fs = d * (float)sc, fm = dmin * (float)m;
+                for (int g = 0; g < G; g++) {
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + done + 32 * sb));
+                    __m256 vq = _mm256_cvtepi32_ps(dot_u8s8(qv[h], x));
+                    acc[g] = _mm256_fmadd_ps(vq, _mm256_set1_ps(xd[g * ldd + xb] * fs), acc[g]);
+                    macc[g] += fm * xsd[g * ldd + xb];
+                }
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]) - macc[g];
+}
+
+/* Q6_K: weights q-32 with an int8 scale per 16; the sign trick keeps
+ * maddubs's unsigned operand |x| and moves the signs onto the weights */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
+          int G, const float *xsd, float *y, size_t ldy)
+{
+    (void)xsd;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    __m256 acc[MAXG_Q];
+    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+    for (int done = 0; done < cols; done += QKK, p += 210) {
+        float d = half_at(p + 208);
+        const int8_t *sc = (const int8_t *)(p + 192);
+        for (int c = 0; c < 2; c++) {
+            const uint8_t *ql = p + 64 * c, *qh = p + 128 + 32 * c;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+            for (int k = 0; k < 4; k++) {
+                int pos = done + 128 * c + 32 * k;
+                __m256i w = _mm256_sub_epi8(q[k], off);
+                const int8_t *s2 = sc + 8 * c + 2 * k;
+                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1]));
+                for (int g = 0; g < G; g++) {
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + pos));
+                    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+                    __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));
+                    acc[g] = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[g * ldd + pos / QK] * d), acc[g]);
+                }
+            }
+        }
+    }
+    for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]);
+}
+
+/* xsd[b] = xd[b] * sum(xq of block b): the activation side of the min
+ * terms, once per token for all the rows of a call */
+static T_AVX2 void block_sums(const float *xd, const int8_t *xq, int cols, float *xsd)
+{
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int b = 0; b < cols / QK; b++) {
+        __m256i v = dot_u8s8(ones, _mm256_loadu_si256((const __m256i *)(xq + QK * b)));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+        xsd[b] = xd[b] * (float)_mm_cvtsi128_si32(s4);
+    }
+}
+
+#define ROWS_G(BODY, G) do {                                                             \
+        for (int r = r0; r < r1; r++)                                                     \
+            BODY(base + (size_t)r * rb, xd + t * ldd, ldd, xq + (size_t)t * cols, (size_t)cols, \
+                 cols, G, xsd, y + (size_t)t * ldy + r, ldy);                             \
+    } while (0)
+
+#define DEF_ROWS(NAME, BODY, SUMS)                                                      \
+static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const float *xd,  \
+                        const int8_t *xq, int cols, int n, float *y, size_t ldy)          \
+{                                                                                       \
+    size_t ldd = (size_t)cols / QK;                                                     \
+    float xsd[MAXG_Q * (MAX_COLS / QK)];                                                \
+    for (int t = 0; t < n; t += MAXG_Q) {                                               \
+        int G = n - t < MAXG_Q ? n - t : MAXG_Q;                                        \
+        for (int g = 0; SUMS && g < G; g++)                                             \
+            block_sums(xd + (t + g) * ldd, xq + (size_t)(t + g) * cols, cols, xsd + g * ldd); \
+        switch (G) {                                                                    \
+        case 4: ROWS_G(BODY, 4); break;                                                 \
+        case 3: ROWS_G(BODY, 3); break;                                                 \
+        case 2: ROWS_G(BODY, 2); break;                                                 \
+        default: ROWS_G(BODY, 1); break;                                                \
+        }                                                                               \
+    }                                                                                   \
+}
+#define MAX_COLS 65536
+DEF_ROWS(rows_q4k_avx2, dot_q4k_g, 1)
+DEF_ROWS(rows_q6k_avx2, dot_q6k_g, 0)
+
+void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
+                   const int8_t *xq, int n, float *y, size_t ldy)
+{
+    const uint8_t *base = w->data;
+    int cols = w->cols, nb = cols / QK;
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K) {
+        rows_q4k_avx2(base, w->row_bytes, r0, r1, xd, xq, cols, n, y, ldy);
+        return;
+    }
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q6_K) {
+        rows_q6k_avx2(base, w->row_bytes, r0, r1, xd, xq, cols, n, y, ldy);
+        return;
+    }
+    for (int r = r0; r < r1; r++)
+        for (int t = 0; t < n; t++)
+            y[(size_t)t * ldy + r] = lm_quant_dot_q8(LM_ISA_SCALAR, w->type, base + (size_t)r * w->row_bytes,
+                                                     xd + (size_t)t * nb, xq + (size_t)t * cols, cols);
+}
+
 float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const float *xd,
                       const int8_t *xq, int cols)
 {
-    (void)isa;
+    if (isa >= LM_ISA_AVX2 && (t == GGUF_TT_Q4_K || t == GGUF_TT_Q6_K) && cols <= MAX_COLS) {
+        struct lm_wmat w = { .data = row, .type = t, .rows = 1, .cols = cols,
+                             .row_bytes = (size_t)gguf_ttype_nbytes(t, (uint64_t)cols) };
+        float y;
+        lm_quant_rows(isa, &w, 0, 1, xd, xq, 1, &y, 1);
+        return y;
+    }
     const uint8_t *p = row;
     size_t bs = gguf_ttype_nbytes(t, gguf_ttype_block(t));
     int8_t q[QKK];

@@ -29,4 +29,10 @@ void lm_quant_dequant(enum gguf_ttype t, const void *row, float *out, size_t n);
 float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const float *xd,
                       const int8_t *xq, int cols);
 
+/* y[t*ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t < n
+ * (activation t at xd + t*cols/32, xq + t*cols). Batch-invariant: each
+ * value is what lm_quant_dot_q8 gives for that token alone with that isa. */
+void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
+                   const int8_t *xq, int n, float *y, size_t ldy);
+
 #endif

@@ -14,7 +14,7 @@
  * Ratios are the figures to report; absolute numbers on a shared machine
  * are noise. Models are generated once into --dir (default /tmp).
  *
- * usage: llmpin-bench-lm [--dir DIR] [--types f32,f16,q8_0] [--threads N]
+ * usage: llmpin-bench-lm [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N]
  *                        [--gen 64] [--quick]
  */
 #include <cblas.h>
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else {
-            fprintf(stderr, "usage: %s [--dir DIR] [--types f32,f16,q8_0] [--threads N] [--gen N] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N] [--gen N] [--quick]\n", argv[0]);
             return 2;
         }
     }
@@ -209,10 +209,11 @@ int main(int argc, char **argv)
 
     static const struct { const char *name; enum gguf_ttype type; } all[] = {
         { "f32", GGUF_TT_F32 }, { "f16", GGUF_TT_F16 }, { "bf16", GGUF_TT_BF16 }, { "q8_0", GGUF_TT_Q8_0 },
+        { "q4_k_m", GGUF_TT_Q4_K }, { "q6_k", GGUF_TT_Q6_K },
     };
     printf("\n%-5s %3s %10s %10s %9s %8s %12s %7s\n", "type", "thr", "pp tok/s", "tg tok/s",
            "roofline", "%roof", "4-seq tok/s", "x vs 1");
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
         if (!strstr(types, all[k].name))
             continue;
         char path[512], err[512];

@@ -148,9 +148,10 @@ static void test_kquants(enum lm_isa best)
                    types[t] == GGUF_TT_Q4_K ? "_M mix" : "", lm_isa_name((enum lm_isa)isa), e, bound[t]);
             CHECK(e < bound[t], "%s [%s]: rel error %g", gguf_ttype_name(types[t]),
                   lm_isa_name((enum lm_isa)isa), e);
-            /* every ISA computes the same integer dots: the same logits to rounding */
-            if (first) CHECK(rel_err(got, first, 5 * (size_t)V) < 1e-4, "%s: ISAs differ",
-                             gguf_ttype_name(types[t]));
+            /* (ISAs differ by more than rounding here: with AVX2 the 12-token
+             * prompt goes through the integer dots with quantized activations,
+             * the scalar build dequantizes for sgemm; engine_kquant checks each
+             * ISA's dots) */
             if (first) free(got);
             else first = got;
         }

@@ -127,6 +127,14 @@ static void test_spans(void)
 
 static void test_hostile(void)
 {
+    /* integers at the edges of int64 never overflow (fuzz_jinja found a
+     * negation of 2^63); results too big for an integer become floats */
+    expect("{{ -(9223372036854775807 + 1) < 0 }}", NULL, "true");
+    expect("{{ 9223372036854775807 * 3 > 9223372036854775807 }}", NULL, "true");
+    expect("{{ -9223372036854775807 - 1 }}", NULL, "-9223372036854775808");
+    expect("{{ (-9223372036854775807 - 1) % -1 }}", NULL, "0");
+    expect("{{ (10.0 ** 300) | int > 0 }}{{ [9223372036854775807, 1] | sum > 0 }}", NULL, "truetrue");
+    expect("{{ ---------33333333333333333333333333333333333333 < 0 }}", NULL, "true");
     /* parse errors name the line */
     expect_err("ok\n{% for x in y %}\nno end", NULL, "line 2: '{% for %}' is never closed");
     expect_err("{% if x %}a{% endfor %}", NULL, "line 1: unexpected 'endfor'");
