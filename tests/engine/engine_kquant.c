@@ -14,11 +14,12 @@
  * bench/llamacpp/llamacpp_bench --prompt 16 --dump-logits, node-llama-cpp
  * 3.21.1, 1 thread): llmpin's logits after the same 16-token prompt have the
  * same argmax and the same top-10 set, and differ by a relative L2 error
- * below 2e-2. llama.cpp dots K-quant weights with activations quantized to
- * Q8_K (one scale per 256), llmpin with Q8_0-style blocks (one per 32), so the
- * activation rounding differs by up to half a step of max|x|/127 per block:
- * ~0.4% per product, compounding over 15 products to the 1.3% (Q4_K_M) and
- * 1.6% (Q6_K) measured. The same model in F32 agrees to 6e-4 (llama.cpp's F16
+ * below 2e-2. Both engines quantize the activations of these products to 8
+ * bits (llama.cpp to Q8_K, one scale per 256; llmpin one scale per 32), each
+ * with its own rounding, up to half a step of max|x|/127: ~0.4% per product,
+ * independent between the engines, compounding over 15 products to the 1.3%
+ * (Q4_K_M) and 1.6% (Q6_K) measured (per-256 scales in llmpin were tried: the
+ * gap stayed 1.4-1.7%). The same model in F32 agrees to 6e-4 (llama.cpp's F16
  * KV cache), which the F32 case checks too.
  */
 #include <math.h>
