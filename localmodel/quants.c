@@ -392,11 +392,56 @@ static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const fl
 DEF_ROWS(rows_q4k_avx2, dot_q4k_g, 1)
 DEF_ROWS(rows_q6k_avx2, dot_q6k_g, 0)
 
+/* Decode (one token): the same sums as dot_q4k_g / dot_q6k_g with G = 1,
+ * written out so that every accumulator is a register, the fp16 scales
+ * converted by F16C, and the 6-bit scales unpacked with two 32-bit loads. */
+static inline T_AVX2 float f16c(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static T_AVX2 float dot_q4k_1(const uint8_t *p, const float *xd, const int8_t *xq, const float *xsd,
+                              int cols)
+{
+    /* operations and their order exactly as dot_q4k_g's for one token, so a
+     * sequence gets the same values alone as batched */
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one16 = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    float macc = 0.0f;
+    for (int done = 0; done < cols; done += QKK, p += 144, xd += QKK / QK, xq += QKK, xsd += QKK / QK) {
+        float d = f16c(p), dmin = f16c(p + 2);
+        const uint8_t *qs = p + 16;
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i qv[2] = { _mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) };
+            for (int h = 0; h < 2; h++) {
+                int sb = 2 * c + h;
+                uint8_t sc, m;
+                scale_min_k4(sb, p + 4, &sc, &m);
+                float fs = d * (float)sc, fm = dmin * (float)m;
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + 32 * sb));
+                __m256 vq = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(qv[h], x), one16));
+                acc = _mm256_fmadd_ps(vq, _mm256_set1_ps(xd[sb] * fs), acc);
+                macc += fm * xsd[sb];
+            }
+        }
+    }
+    return hsum_ps(acc) - macc;
+}
+
 void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
                    const int8_t *xq, int n, float *y, size_t ldy)
 {
     const uint8_t *base = w->data;
     int cols = w->cols, nb = cols / QK;
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K && n == 1) {
+        float xsd[MAX_COLS / QK];
+        block_sums(xd, xq, cols, xsd);
+        for (int r = r0; r < r1; r++) y[r] = dot_q4k_1(base + (size_t)r * w->row_bytes, xd, xq, xsd, cols);
+        return;
+    }
     if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K) {
         rows_q4k_avx2(base, w->row_bytes, r0, r1, xd, xq, cols, n, y, ldy);
         return;

@@ -181,6 +181,25 @@ int main(void)
                 CHECK(fabs(dot - ref) <= 1e-5 * mag, "%s %s: dot %.7g, float %.7g", name,
                       lm_isa_name((enum lm_isa)isa), dot, ref);
             }
+            /* batch invariance: 3 tokens at once give each token's value alone */
+            {
+                enum { T = 3 };
+                float *x3 = malloc((size_t)T * n * 4), *d3 = malloc((size_t)T * n / 32 * 4), y3[T], y1;
+                int8_t *q3 = malloc((size_t)T * n);
+                for (uint32_t i = 0; i < T * n; i++) x3[i] = cosf(0.11f * (float)i) * (float)(1 + i % 5);
+                lm_quantize_q8(x3, T, (int)n, d3, q3);
+                struct lm_wmat w = { .data = q, .type = t, .rows = 1, .cols = (int)n, .row_bytes = bytes };
+                for (int isa = 0; isa <= (int)lm_isa_detect(); isa++) {
+                    lm_quant_rows((enum lm_isa)isa, &w, 0, 1, d3, q3, T, y3, 1);
+                    for (int k = 0; k < T; k++) {
+                        lm_quant_rows((enum lm_isa)isa, &w, 0, 1, d3 + (size_t)k * n / 32, q3 + (size_t)k * n, 1,
+                                      &y1, 1);
+                        CHECK(memcmp(&y1, &y3[k], 4) == 0, "%s %s: token %d alone %.9g, batched %.9g", name,
+                              lm_isa_name((enum lm_isa)isa), k, y1, y3[k]);
+                    }
+                }
+                free(x3); free(d3); free(q3);
+            }
             free(x); free(xd); free(xr); free(xq);
         }
         printf("%-7s %u values bit-identical to ggml: %s; relative RMS error of ggml's quantization %.4f\n",
