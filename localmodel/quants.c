@@ -223,25 +223,13 @@ void lm_quant_dequant(enum gguf_ttype t, const void *row, float *out, size_t n)
         int nw = unpack(t, p, q, a, b);
         if (nw == 0) return;
         float *y = out + done;
-        switch (t) {
-        case GGUF_TT_Q4_0: case GGUF_TT_Q5_0: case GGUF_TT_IQ4_NL:
-            for (int i = 0; i < nw; i++) y[i] = (float)q[i] * a[0];
-            break;
-        case GGUF_TT_Q4_1: case GGUF_TT_Q5_1:
-            for (int i = 0; i < nw; i++) y[i] = (float)q[i] * a[0] + b[0];
-            break;
-        case GGUF_TT_Q6_K: {
-            /* ggml: d * sc * q, i.e. (d * sc) * q */
-            for (int i = 0; i < nw; i++) y[i] = a[i / 16] * (float)q[i];
-            break;
-        }
-        case GGUF_TT_Q3_K: case GGUF_TT_IQ4_XS:
-            for (int i = 0; i < nw; i++) y[i] = a[i / 16] * (float)q[i];
-            break;
-        default:        /* Q2_K, Q4_K, Q5_K: dl * q - ml */
-            for (int i = 0; i < nw; i++) y[i] = a[i / 16] * (float)q[i] + b[i / 16];
-            break;
-        }
+        /* ggml computes d*q (times a sub-block scale first where there is
+         * one) and adds a min only for the types that have one: adding a
+         * zero offset would turn its -0.0 results into +0.0 */
+        int offset = t == GGUF_TT_Q4_1 || t == GGUF_TT_Q5_1 || t == GGUF_TT_Q2_K || t == GGUF_TT_Q4_K ||
+                     t == GGUF_TT_Q5_K;
+        for (int i = 0; i < nw; i++)
+            y[i] = offset ? a[i / 16] * (float)q[i] + b[i / 16] : a[i / 16] * (float)q[i];
         done += (size_t)nw;
     }
 }
@@ -392,9 +380,10 @@ static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const fl
 DEF_ROWS(rows_q4k_avx2, dot_q4k_g, 1)
 DEF_ROWS(rows_q6k_avx2, dot_q6k_g, 0)
 
-/* Decode (one token): the same sums as dot_q4k_g / dot_q6k_g with G = 1,
- * written out so that every accumulator is a register, the fp16 scales
- * converted by F16C, and the 6-bit scales unpacked with two 32-bit loads. */
+/* Decode (one token): dot_q4k_g's sums for G = 1 written out, so that every
+ * accumulator is a register (the generic kernel keeps its per-token arrays
+ * on the stack: 69 against 112 tok/s decode in one run on the 110M Q4_K_M
+ * model), with the fp16 scales converted by F16C. */
 static inline T_AVX2 float f16c(const uint8_t *p)
 {
     uint16_t h;

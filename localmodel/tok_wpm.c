@@ -96,9 +96,8 @@ static int emit_word(const struct lm_tokenizer *t, const char *w, size_t n, stru
 int lm_wpm_encode_run(const struct lm_tokenizer *t, const char *text, size_t len, struct ivec *out)
 {
     const unsigned char *s = (const unsigned char *)text;
-    /* a word never grows beyond 4 bytes per input byte (a lower-cased
-     * character may take more bytes than its upper case: at most 3 vs 1) */
-    size_t cap = len * 3 + 8;
+    /* the current word; grown below when lower-casing makes it longer */
+    size_t cap = len + 8;
     char *w = malloc(cap);
     if (!w) return -1;
     memcpy(w, "\xe2\x96\x81", 3);

@@ -20,6 +20,7 @@
  */
 #include <cjson/cJSON.h>
 #include <event2/event.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "common/llm.h"
 #include "common/log.h"
 #include "localmodel/lm.h"
+#include "localmodel/sampler.h"
 #include "localmodel/tokenizer.h"
 #include "policy/policy.h"
 #include "proxy/app_internal.h"
@@ -58,44 +60,29 @@ struct tool_job {
 
 static int running;                     /* loop thread only */
 
-/* A JSON string of s[0..n): bytes that are not UTF-8 become U+FFFD, as
- * Hugging Face decodes them (errors="replace"). */
-static void json_utf8(struct buf *b, const char *s, size_t n) {
-    struct buf clean = {0};
-    size_t i = 0, run = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t l = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = l > 0 && i + l <= n;
-        for (size_t k = 1; ok && k < l; k++) ok = ((unsigned char)s[i + k] >> 6) == 2;
-        if (ok && l > 1) {
-            uint32_t cp = l == 2 ? c & 0x1f : l == 3 ? c & 0x0f : c & 0x07;
-            for (size_t k = 1; k < l; k++) cp = cp << 6 | ((unsigned char)s[i + k] & 0x3f);
-            ok = cp >= (l == 2 ? 0x80u : l == 3 ? 0x800u : 0x10000u) && cp <= 0x10ffff &&
-                 !(cp >= 0xd800 && cp <= 0xdfff);
-        }
-        if (ok) {
-            i += l;
-            continue;
-        }
-        buf_append(&clean, s + run, i - run);
-        buf_appends(&clean, "\xef\xbf\xbd");
-        i++;
-        run = i;
-    }
-    if (run == 0) {
+/* A JSON string of s[0..n), bytes that are not UTF-8 replaced by U+FFFD
+ * the way streamed local answers replace them (lm_textout). Returns 1 if
+ * something was replaced. */
+static int json_utf8(struct buf *b, const char *s, size_t n) {
+    struct lm_textout *t = lm_textout_new(NULL, 0);
+    if (!t) {
         buf_json_strn(b, s, n);
-    } else {
-        buf_append(&clean, s + run, n - run);
-        buf_json_strn(b, clean.p, clean.len);
+        return 0;
     }
-    buf_free(&clean);
+    lm_textout_push(t, s, n);
+    lm_textout_finish(t);
+    size_t len;
+    const char *v = lm_textout_take(t, &len);
+    buf_json_strn(b, v, len);
+    int changed = len != n || memcmp(v, s, n) != 0;
+    lm_textout_free(t);
+    return changed;
 }
 
 static void job_error(struct tool_job *j, int status, const char *code, const char *param, const char *msg) {
     j->status = status;
     j->out.len = 0;
-    app_error_json(&j->out, msg, "invalid_request_error", param, code);
+    app_error_json(&j->out, msg, status >= 500 ? "server_error" : "invalid_request_error", param, code);
     buf_appends(&j->out, "\n");
 }
 
@@ -113,11 +100,20 @@ static void run_tokenize(struct tool_job *j) {
     const char *text = c->valuestring;
     size_t len = strlen(text);
     int add = j->add_special ? lm_tok_add_special(t) : 0;
-    int n = lm_tok_encode(t, text, len, add, j->parse_special, NULL, 0);
-    int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
-    if (n < 0 || (n > 0 && (!ids || lm_tok_encode(t, text, len, add, j->parse_special, ids, n) != n))) {
+    /* a token covers at least one byte, bar the added specials and a space
+     * prefix: one pass fills a buffer of that size; a second only if not */
+    int cap = len < (size_t)INT_MAX - 8 ? (int)len + 8 : INT_MAX;
+    int32_t *ids = malloc((size_t)cap * sizeof *ids);
+    int n = ids ? lm_tok_encode(t, text, len, add, j->parse_special, ids, cap) : -2;
+    if (n > cap) {
+        int32_t *more = realloc(ids, (size_t)n * sizeof *ids);
+        ids = more ? more : ids;
+        n = more && lm_tok_encode(t, text, len, add, j->parse_special, ids, n) == n ? n : -2;
+    }
+    if (n < 0) {
         free(ids);
-        job_error(j, 400, "invalid_value", "content", "The local model cannot tokenize this 'content'.");
+        if (n == -2) job_error(j, 500, "out_of_memory", NULL, "Out of memory tokenizing 'content'.");
+        else job_error(j, 400, "invalid_value", "content", "The local model cannot tokenize this 'content'.");
         return;
     }
     j->status = 200;
@@ -134,8 +130,7 @@ static void run_tokenize(struct tool_job *j) {
         /* a piece that is not whole UTF-8 (one byte of a character) is
          * given as its bytes, as llama-server does */
         struct buf tmp = {0};
-        json_utf8(&tmp, p, pl);
-        if (memmem(tmp.p, tmp.len, "\xef\xbf\xbd", 3) && !memmem(p, pl, "\xef\xbf\xbd", 3)) {
+        if (json_utf8(&tmp, p, pl)) {
             buf_appends(&j->out, "[");
             for (size_t k = 0; k < pl; k++) buf_printf(&j->out, "%s%u", k ? "," : "", (unsigned char)p[k]);
             buf_appends(&j->out, "]");
@@ -303,6 +298,24 @@ static int want_bool(struct http_exchange *ex, const cJSON *body, const char *na
     return 0;
 }
 
+/* body[name], present and of cJSON type `type`; else NULL with the error sent. */
+static const cJSON *need(struct http_exchange *ex, const cJSON *body, const char *name, int type,
+                         const char *expected, const char *rid) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
+    char msg[200];
+    if (!v) {
+        snprintf(msg, sizeof msg, "Missing required parameter: '%s'.", name);
+        app_simple_error(ex, 400, "invalid_request_error", "missing_required_parameter", name, msg, rid);
+        return NULL;
+    }
+    if ((v->type & 0xFF) != type) {
+        snprintf(msg, sizeof msg, "Invalid type for '%s': expected %s.", name, expected);
+        app_simple_error(ex, 400, "invalid_request_error", "invalid_type", name, msg, rid);
+        return NULL;
+    }
+    return v;
+}
+
 void app_tools_endpoint(struct app *a, struct http_exchange *ex, const struct cfg_client_key *key, const char *rid) {
     if (strcmp(ex->method, "POST") != 0) {
         char msg[160];
@@ -355,33 +368,14 @@ void app_tools_endpoint(struct app *a, struct http_exchange *ex, const struct cf
     const struct lm_tokenizer *t = lm_engine_tokenizer(j->eng);
 
     if (kind == TOOL_TOKENIZE) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(body, "content");
-        if (!c) {
-            app_simple_error(ex, 400, "invalid_request_error", "missing_required_parameter", "content",
-                             "Missing required parameter: 'content'.", rid);
-            goto refuse;
-        }
-        if (!cJSON_IsString(c)) {
-            app_simple_error(ex, 400, "invalid_request_error", "invalid_type", "content",
-                             "Invalid type for 'content': expected a string.", rid);
-            goto refuse;
-        }
+        if (!need(ex, body, "content", cJSON_String, "a string", rid)) goto refuse;
         if (want_bool(ex, body, "add_special", 0, &j->add_special, rid) ||
             want_bool(ex, body, "parse_special", 1, &j->parse_special, rid) ||
             want_bool(ex, body, "with_pieces", 0, &j->with_pieces, rid))
             goto refuse;
     } else if (kind == TOOL_DETOKENIZE) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, "tokens");
-        if (!arr) {
-            app_simple_error(ex, 400, "invalid_request_error", "missing_required_parameter", "tokens",
-                             "Missing required parameter: 'tokens'.", rid);
-            goto refuse;
-        }
-        if (!cJSON_IsArray(arr)) {
-            app_simple_error(ex, 400, "invalid_request_error", "invalid_type", "tokens",
-                             "Invalid type for 'tokens': expected an array of token ids.", rid);
-            goto refuse;
-        }
+        const cJSON *arr = need(ex, body, "tokens", cJSON_Array, "an array of token ids", rid);
+        if (!arr) goto refuse;
         int i = 0, nv = lm_tok_n_vocab(t);
         const cJSON *it;
         cJSON_ArrayForEach(it, arr) {

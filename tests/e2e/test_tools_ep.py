@@ -221,6 +221,13 @@ class Llama3VocabularyTest(E2ETestCase):
         pieces = [t["piece"] for t in d["tokens"]]
         self.assertEqual(b"".join(bytes(p) if isinstance(p, list) else p.encode() for p in pieces),
                          "🙂".encode())
+        # ids that end inside a character: its bytes become one U+FFFD, as a
+        # streamed answer shows them
+        ids = [t["id"] for t in d["tokens"]]
+        self.assertGreater(len(ids), 1)
+        st, h, d, raw = self.post("/detokenize", {"model": "llama3", "tokens": ids[:-1]})
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(d["content"], "\ufffd")
 
     def test_prompt_equals_huggingface_jinja_and_is_what_a_chat_request_is_fed(self):
         convs = json.loads(read(os.path.join(HF, "conversations.json")))

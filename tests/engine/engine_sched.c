@@ -331,6 +331,22 @@ static void test_templates(void)
     free(spans);
     lm_engine_close(e);
 
+    /* a built-in family cannot show tools, nor end before the assistant's turn */
+    o.chat_template_name = NULL;
+    o.chat_template = "chatml";
+    e = lm_engine_open(&o, err, sizeof err);
+    REQUIRE(e, "open chatml: %s", err);
+    t = lm_engine_render(e, conv, 2, "[]", 1, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(!t && !refused && strstr(err, "'chatml' chat format cannot show tools"), "family + tools: %s", err);
+    t = lm_engine_render(e, conv, 2, NULL, 0, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(!t && strstr(err, "always ends with the assistant's turn"), "family, no generation prompt: %s", err);
+    t = lm_engine_render(e, conv, 2, NULL, 1, &spans, &n_spans, &add_bos, &refused, err, sizeof err);
+    CHECK(t && strstr(t, "<|im_start|>assistant\n"), "family render: %s", t ? t : err);
+    free(t);
+    free(spans);
+    lm_engine_close(e);
+    o.chat_template = NULL;
+
     o.chat_template_name = "nope";
     e = lm_engine_open(&o, err, sizeof err);
     CHECK(!e && strstr(err, "chat_template_name \"nope\"") && strstr(err, "tokenizer.chat_template.nope"),
