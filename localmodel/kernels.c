@@ -1083,9 +1083,10 @@ static float kv_at(int f16, const void *base, size_t i)
 }
 
 void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
-                  int kv_f16, size_t stride, int npos, float scale, float *sc, float *out)
+                  int kv_f16, size_t stride, int npos, float scale, float softcap, float *sc,
+                  float *out)
 {
-    if (isa >= LM_ISA_AVX512 && hd % 16 == 0 &&
+    if (isa >= LM_ISA_AVX512 && hd % 16 == 0 && softcap == 0.0f &&
         attn_512_any(hd / 16, kv_f16, q, k, v, stride, npos, scale, sc, out))
         return;
     float mx = -INFINITY;
@@ -1099,6 +1100,8 @@ void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const 
                 s += q[i] * kv_at(1, k, o + i);
         }
         s *= scale;
+        if (softcap != 0.0f)
+            s = softcap * tanhf(s / softcap);
         sc[p] = s;
         if (s > mx) mx = s;
     }

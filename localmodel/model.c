@@ -1,18 +1,22 @@
 /*
- * model.c - llama weights from GGUF, and the forward pass.
+ * model.c - the forward pass of every architecture model_load.c reads.
  *
- * The forward pass reads top to bottom like llama2.c's run.c, but over a
- * batch of tokens (each with its own position and KV cache) so that one read
- * of the weights serves a whole prompt chunk or one decode step of several
- * sequences:
+ * It reads top to bottom like llama2.c's run.c, but over a batch of tokens
+ * (each with its own position and KV cache) so that one read of the weights
+ * serves a whole prompt chunk or one decode step of several sequences. The
+ * architectures differ only in the steps in brackets:
  *
- *   x = embedding rows
- *   per layer:  xb = rmsnorm(x)         q,k,v = xb Wq, xb Wk, xb Wv
- *               rope(q, k)              cache k, v at each token's position
- *               att = softmax(q k^T / sqrt(hd)) v   (grouped-query heads)
- *               x += att Wo
- *               xb = rmsnorm(x)         x += (silu(xb Wg) * (xb Wu)) Wd
- *   x = rmsnorm(x);  logits = x Wout
+ *   x = embedding rows [* sqrt(dim)]
+ *   per layer:  xb = rmsnorm(x)         q,k,v = xb Wq, xb Wk, xb Wv [+ biases]
+ *               [per-head rmsnorm(q), rmsnorm(k)]
+ *               rope(q, k) (adjacent or [NEOX] pairs; the layer's base, factors, scaling)
+ *               cache k, v at each token's position
+ *               att = softmax([softcap](scale q k^T)) v   (grouped-query heads,
+ *                     [over the layer's sliding window])
+ *               x += [rmsnorm](att Wo)
+ *               xb = rmsnorm(x)         x += [rmsnorm]((act(xb Wg) * (xb Wu)) Wd)
+ *                                       act = silu, or [gelu]
+ *   x = rmsnorm(x);  logits = [softcap](x Wout [+ bias])
  *
  * Matrix products and attention run on the worker pool (rows and heads split
  * across threads); the element-wise steps are cheap and run on the caller.
@@ -33,274 +37,6 @@
 #ifndef INT8_GEMM_ISA
 #define INT8_GEMM_ISA LM_ISA_AVX2
 #endif
-
-/* ---- loading ------------------------------------------------------------ */
-
-static int kv_int(const struct gguf_file *f, const char *key, int required, int64_t def,
-                  int64_t lo, int64_t hi, int *out, char *err, size_t errlen)
-{
-    int64_t v = def;
-    if (gguf_find_kv(f, key)) {
-        char e2[256];
-        if (gguf_get_i64(f, key, &v, e2, sizeof e2) < 0) {
-            snprintf(err, errlen, "%s: %s", f->path ? f->path : "model", e2);
-            return -1;
-        }
-    } else if (required) {
-        snprintf(err, errlen, "%s: missing key '%s'", f->path ? f->path : "model", key);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        snprintf(err, errlen, "%s: key '%s': %lld out of range %lld..%lld",
-                 f->path ? f->path : "model", key, (long long)v, (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-static int kv_float(const struct gguf_file *f, const char *key, double def, double lo, double hi,
-                    float *out, char *err, size_t errlen)
-{
-    double v = def;
-    if (gguf_find_kv(f, key)) {
-        char e2[256];
-        if (gguf_get_f64(f, key, &v, e2, sizeof e2) < 0) {
-            snprintf(err, errlen, "%s: %s", f->path ? f->path : "model", e2);
-            return -1;
-        }
-    }
-    if (!(v >= lo && v <= hi)) {
-        snprintf(err, errlen, "%s: key '%s': %g out of range %g..%g",
-                 f->path ? f->path : "model", key, v, lo, hi);
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
-}
-
-/* Find tensor `name` with shape [cols, rows] (rows 0 = a vector of cols).
- * Returns 1 if absent and optional, 0 ok, -1 error. */
-static int get_tensor(const struct gguf_file *f, const char *name, int cols, int rows,
-                      int optional, const struct gguf_tensor **out, char *err, size_t errlen)
-{
-    const struct gguf_tensor *t = gguf_find_tensor(f, name);
-    if (!t) {
-        if (optional)
-            return 1;
-        snprintf(err, errlen, "%s: missing tensor '%s'", f->path ? f->path : "model", name);
-        return -1;
-    }
-    int want_dims = rows ? 2 : 1;
-    int ok = t->n_dims >= (uint32_t)want_dims && t->ne[0] == (uint64_t)cols &&
-             (!rows || t->ne[1] == (uint64_t)rows);
-    for (uint32_t d = (uint32_t)want_dims; ok && d < t->n_dims; d++)
-        if (t->ne[d] != 1)
-            ok = 0;
-    if (!ok) {
-        char got[128];
-        int len = 0;
-        for (uint32_t d = 0; d < t->n_dims && d < GGUF_MAX_DIMS; d++)
-            len += snprintf(got + len, sizeof got - (size_t)len, "%s%llu", d ? ", " : "",
-                            (unsigned long long)t->ne[d]);
-        if (rows)
-            snprintf(err, errlen, "%s: tensor '%s': expected shape [%d, %d], got [%s]",
-                     f->path ? f->path : "model", name, cols, rows, got);
-        else
-            snprintf(err, errlen, "%s: tensor '%s': expected shape [%d], got [%s]",
-                     f->path ? f->path : "model", name, cols, got);
-        return -1;
-    }
-    if (t->type != GGUF_TT_F32 && t->type != GGUF_TT_F16 && t->type != GGUF_TT_BF16 &&
-        t->type != GGUF_TT_Q8_0 && !lm_quant_is_block(t->type)) {
-        const char *tn = gguf_ttype_name(t->type);
-        snprintf(err, errlen, "%s: tensor '%s': type %s (%u) is not supported (F32, F16, BF16, Q8_0, "
-                 "Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS are)",
-                 f->path ? f->path : "model", name, tn ? tn : "unknown", (unsigned)t->type);
-        return -1;
-    }
-    uint32_t blk = gguf_ttype_block(t->type);
-    if (blk > 1 && cols % (int)blk != 0) {
-        snprintf(err, errlen, "%s: tensor '%s': %s rows of %d are not a multiple of %u",
-                 f->path ? f->path : "model", name, gguf_ttype_name(t->type), cols, blk);
-        return -1;
-    }
-    uint64_t need = gguf_ttype_nbytes(t->type, (uint64_t)cols) * (uint64_t)(rows ? rows : 1);
-    if (need == 0 || t->nbytes < need) {
-        snprintf(err, errlen, "%s: tensor '%s': data is %llu bytes, need %llu",
-                 f->path ? f->path : "model", name, (unsigned long long)t->nbytes,
-                 (unsigned long long)need);
-        return -1;
-    }
-    *out = t;
-    return 0;
-}
-
-static int get_mat(const struct gguf_file *f, const char *name, int cols, int rows, int optional,
-                   struct lm_wmat *w, struct lm_model *m, char *err, size_t errlen)
-{
-    const struct gguf_tensor *t;
-    int rc = get_tensor(f, name, cols, rows, optional, &t, err, errlen);
-    if (rc != 0)
-        return rc;
-    w->data = t->data;
-    w->type = t->type;
-    w->rows = rows;
-    w->cols = cols;
-    w->row_bytes = (size_t)gguf_ttype_nbytes(t->type, (uint64_t)cols);
-    m->n_params += (uint64_t)rows * (uint64_t)cols;
-    m->weight_bytes += (uint64_t)rows * w->row_bytes;
-    return 0;
-}
-
-/* Copy a norm vector to F32 at dst. */
-static int get_norm(const struct gguf_file *f, const char *name, int dim, float *dst,
-                    struct lm_model *m, char *err, size_t errlen)
-{
-    const struct gguf_tensor *t;
-    if (get_tensor(f, name, dim, 0, 0, &t, err, errlen) != 0)
-        return -1;
-    struct lm_wmat w = { t->data, t->type, 1, dim, (size_t)gguf_ttype_nbytes(t->type, (uint64_t)dim) };
-    lm_dequant_rows(LM_ISA_SCALAR, &w, 0, 1, dst);
-    m->n_params += (uint64_t)dim;
-    return 0;
-}
-
-int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, size_t errlen)
-{
-    const char *path = f->path ? f->path : "model";
-    *out = NULL;
-    struct gguf_str arch;
-    char e2[256];
-    if (gguf_get_str(f, "general.architecture", &arch, e2, sizeof e2) < 0) {
-        snprintf(err, errlen, "%s: %s", path, e2);
-        return -1;
-    }
-    if (arch.len != 5 || memcmp(arch.ptr, "llama", 5) != 0) {
-        snprintf(err, errlen, "%s: general.architecture is '%.*s'; only 'llama' is supported",
-                 path, (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-        return -1;
-    }
-
-    struct lm_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    struct lm_hparams *hp = &m->hp;
-    if (kv_int(f, "llama.embedding_length", 1, 0, 1, 65536, &hp->dim, err, errlen) ||
-        kv_int(f, "llama.block_count", 1, 0, 1, LM_MAX_LAYERS, &hp->n_layers, err, errlen) ||
-        kv_int(f, "llama.feed_forward_length", 1, 0, 1, 1 << 20, &hp->ffn_dim, err, errlen) ||
-        kv_int(f, "llama.attention.head_count", 1, 0, 1, 4096, &hp->n_heads, err, errlen) ||
-        kv_int(f, "llama.context_length", 1, 0, 1, 1 << 24, &hp->n_ctx_train, err, errlen))
-        goto fail;
-    if (kv_int(f, "llama.attention.head_count_kv", 0, hp->n_heads, 1, hp->n_heads,
-               &hp->n_kv_heads, err, errlen))
-        goto fail;
-    if (hp->dim % hp->n_heads != 0) {
-        snprintf(err, errlen, "%s: embedding_length %d is not a multiple of head_count %d",
-                 path, hp->dim, hp->n_heads);
-        goto fail;
-    }
-    if (hp->n_heads % hp->n_kv_heads != 0) {
-        snprintf(err, errlen, "%s: head_count %d is not a multiple of head_count_kv %d",
-                 path, hp->n_heads, hp->n_kv_heads);
-        goto fail;
-    }
-    hp->head_dim = hp->dim / hp->n_heads;
-    if (kv_int(f, "llama.rope.dimension_count", 0, hp->head_dim, 2, hp->head_dim,
-               &hp->rope_dim, err, errlen))
-        goto fail;
-    if (hp->rope_dim % 2 != 0) {
-        snprintf(err, errlen, "%s: rope.dimension_count %d is odd", path, hp->rope_dim);
-        goto fail;
-    }
-    if (kv_float(f, "llama.rope.freq_base", 10000.0, 1.0, 1e12, &hp->rope_base, err, errlen) ||
-        kv_float(f, "llama.attention.layer_norm_rms_epsilon", 1e-5, 0.0, 1.0, &hp->norm_eps, err, errlen))
-        goto fail;
-
-    const struct gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
-    if (!emb) {
-        snprintf(err, errlen, "%s: missing tensor 'token_embd.weight'", path);
-        goto fail;
-    }
-    if (emb->n_dims < 2 || emb->ne[1] == 0 || emb->ne[1] > (1u << 22)) {
-        snprintf(err, errlen, "%s: tensor 'token_embd.weight': bad vocabulary dimension", path);
-        goto fail;
-    }
-    hp->n_vocab = (int)emb->ne[1];
-    if (gguf_find_kv(f, "llama.vocab_size")) {
-        int vs;
-        if (kv_int(f, "llama.vocab_size", 1, 0, 1, 1 << 22, &vs, err, errlen))
-            goto fail;
-        if (vs != hp->n_vocab) {
-            snprintf(err, errlen, "%s: llama.vocab_size is %d but token_embd.weight has %d rows",
-                     path, vs, hp->n_vocab);
-            goto fail;
-        }
-    }
-
-    int dim = hp->dim, kv_dim = hp->n_kv_heads * hp->head_dim, ffn = hp->ffn_dim;
-    if (get_mat(f, "token_embd.weight", dim, hp->n_vocab, 0, &m->tok_embd, m, err, errlen))
-        goto fail;
-    int rc = get_mat(f, "output.weight", dim, hp->n_vocab, 1, &m->output, m, err, errlen);
-    if (rc < 0)
-        goto fail;
-    if (rc == 1) {
-        m->output = m->tok_embd;
-        m->tied_output = 1;
-        m->weight_bytes += (uint64_t)hp->n_vocab * m->output.row_bytes;
-    }
-    /* only one embedding row is read per token */
-    m->weight_bytes -= (uint64_t)hp->n_vocab * m->tok_embd.row_bytes;
-
-    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
-    m->owned = malloc(sizeof(float) * (size_t)dim * (size_t)(2 * hp->n_layers + 1));
-    if (!m->layers || !m->owned) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto fail;
-    }
-    for (int l = 0; l < hp->n_layers; l++) {
-        struct lm_layer *L = &m->layers[l];
-        char name[96];
-        float *an = m->owned + (size_t)(2 * l) * dim, *fn = an + dim;
-#define MAT(field, suffix, c, r)                                                       \
-        snprintf(name, sizeof name, "blk.%d." suffix ".weight", l);                    \
-        if (get_mat(f, name, c, r, 0, &L->field, m, err, errlen)) goto fail;
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if (get_norm(f, name, dim, an, m, err, errlen)) goto fail;
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if (get_norm(f, name, dim, fn, m, err, errlen)) goto fail;
-        L->attn_norm = an;
-        L->ffn_norm = fn;
-        MAT(wq, "attn_q", dim, dim)
-        MAT(wk, "attn_k", dim, kv_dim)
-        MAT(wv, "attn_v", dim, kv_dim)
-        MAT(wo, "attn_output", dim, dim)
-        MAT(w_gate, "ffn_gate", dim, ffn)
-        MAT(w_up, "ffn_up", dim, ffn)
-        MAT(w_down, "ffn_down", ffn, dim)
-#undef MAT
-    }
-    float *on = m->owned + (size_t)(2 * hp->n_layers) * dim;
-    if (get_norm(f, "output_norm.weight", dim, on, m, err, errlen))
-        goto fail;
-    m->out_norm = on;
-    *out = m;
-    return 0;
-fail:
-    lm_model_free(m);
-    return -1;
-}
-
-void lm_model_free(struct lm_model *m)
-{
-    if (!m)
-        return;
-    free(m->layers);
-    free(m->owned);
-    free(m);
-}
 
 /* ---- KV cache ----------------------------------------------------------- */
 
@@ -352,7 +88,7 @@ struct lm_ctx {
     enum lm_isa isa;
     int max_tokens, n_ctx, nth, max_cols;
     float *x, *xb, *xb2;         /* [max_tokens][dim] */
-    float *q, *k, *v, *att;      /* [max_tokens][dim or kv_dim] */
+    float *q, *k, *v, *att;      /* [max_tokens][q_dim or kv_dim] */
     float *hb, *hb2;             /* [max_tokens][ffn] */
     float *xd;                   /* Q8 scales [max_tokens][max_cols/32] */
     int8_t *xq;                  /* Q8 values [max_tokens][max_cols] */
@@ -360,8 +96,10 @@ struct lm_ctx {
     uint8_t *qt;
     float *scores;               /* [nth][n_ctx] */
     float *tiles;                /* [nth][GEMM_TILE_ROWS * max_cols] */
-    float *rope_inv;             /* [rope_dim/2] */
-    float *rope_cs;              /* [max_tokens][rope_dim]: cos, sin pairs */
+    struct lm_rope rope[2];      /* full-attention layers, sliding-window layers */
+    int n_rope;                  /* 2 if the sliding layers rotate differently */
+    float *rope_theta[2];        /* [rope_dim/2]: base^(-2i/rope_dim) / factor_i */
+    float *rope_cs[2];           /* [max_tokens][rope_dim]: cos, sin pairs */
     atomic_int *lane_next;       /* [nth] matmul piece cursors, see mm_chunk */
     int *lane_end;               /* [nth] */
 };
@@ -373,7 +111,11 @@ void lm_ctx_free(struct lm_ctx *c)
     free(c->x); free(c->xb); free(c->xb2);
     free(c->q); free(c->k); free(c->v); free(c->att);
     free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->dt); free(c->qt);
-    free(c->scores); free(c->tiles); free(c->rope_inv); free(c->rope_cs);
+    free(c->scores); free(c->tiles);
+    for (int i = 0; i < 2; i++) {
+        free(c->rope_theta[i]);
+        free(c->rope_cs[i]);
+    }
     free(c->lane_next); free(c->lane_end);
     free(c);
 }
@@ -381,6 +123,12 @@ void lm_ctx_free(struct lm_ctx *c)
 int lm_ctx_max_tokens(const struct lm_ctx *c)
 {
     return c->max_tokens;
+}
+
+static int max3(int a, int b, int c)
+{
+    int m = a > b ? a : b;
+    return m > c ? m : c;
 }
 
 struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int max_tokens,
@@ -402,17 +150,17 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     c->max_tokens = max_tokens;
     c->n_ctx = n_ctx;
     c->nth = lm_pool_size(pool);
-    c->max_cols = hp->dim > hp->ffn_dim ? hp->dim : hp->ffn_dim;
-    size_t T = (size_t)max_tokens, dim = (size_t)hp->dim;
+    c->max_cols = max3(hp->dim, hp->ffn_dim, hp->q_dim);
+    size_t T = (size_t)max_tokens, dim = (size_t)hp->dim, qd = (size_t)hp->q_dim;
     size_t kv_dim = (size_t)hp->n_kv_heads * hp->head_dim, ffn = (size_t)hp->ffn_dim;
     size_t mc = (size_t)c->max_cols;
     c->x = malloc(T * dim * 4);
     c->xb = malloc(T * dim * 4);
     c->xb2 = malloc(T * dim * 4);
-    c->q = malloc(T * dim * 4);
+    c->q = malloc(T * qd * 4);
     c->k = malloc(T * kv_dim * 4);
     c->v = malloc(T * kv_dim * 4);
-    c->att = malloc(T * dim * 4);
+    c->att = malloc(T * qd * 4);
     c->hb = malloc(T * ffn * 4);
     c->hb2 = malloc(T * ffn * 4);
     c->xd = malloc(T * (mc / LM_QK8 + 1) * 4);
@@ -422,19 +170,37 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     c->qt = malloc(T16 * mc);
     c->scores = malloc((size_t)c->nth * (size_t)n_ctx * 4);
     c->tiles = malloc((size_t)c->nth * GEMM_TILE_ROWS * mc * 4);
-    c->rope_inv = malloc((size_t)hp->rope_dim / 2 * 4);
-    c->rope_cs = malloc(T * (size_t)hp->rope_dim * 4);
     c->lane_next = malloc(sizeof(atomic_int) * (size_t)c->nth);
     c->lane_end = malloc(sizeof(int) * (size_t)c->nth);
-    if (!c->lane_next || !c->lane_end ||
+    int any_swa = 0;
+    for (int l = 0; l < hp->n_layers; l++)
+        any_swa |= m->layers[l].swa;
+    lm_model_rope(m, 0, n_ctx, &c->rope[0]);
+    lm_model_rope(m, 1, n_ctx, &c->rope[1]);
+    c->n_rope = any_swa && memcmp(&c->rope[0], &c->rope[1], sizeof c->rope[0]) != 0 ? 2 : 1;
+    int rope_ok = 1;
+    for (int i = 0; i < c->n_rope; i++) {
+        c->rope_theta[i] = malloc((size_t)hp->rope_dim / 2 * 4);
+        c->rope_cs[i] = malloc(T * (size_t)hp->rope_dim * 4);
+        rope_ok &= c->rope_theta[i] && c->rope_cs[i];
+    }
+    if (!c->lane_next || !c->lane_end || !rope_ok ||
         !c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb ||
-        !c->hb2 || !c->xd || !c->xq || !c->dt || !c->qt || !c->scores || !c->tiles || !c->rope_inv || !c->rope_cs) {
+        !c->hb2 || !c->xd || !c->xq || !c->dt || !c->qt || !c->scores || !c->tiles) {
         snprintf(err, errlen, "forward context: out of memory");
         lm_ctx_free(c);
         return NULL;
     }
-    for (int i = 0; i < hp->rope_dim / 2; i++)
-        c->rope_inv[i] = powf(hp->rope_base, -(float)(2 * i) / (float)hp->rope_dim);
+    /* theta_i = base^(-2i/n) as ggml builds it (a running product of
+     * base^(-2/n)), divided by the file's frequency factor */
+    for (int s = 0; s < c->n_rope; s++) {
+        const struct lm_rope *r = &c->rope[s];
+        float ts = powf(r->base, -2.0f / (float)hp->rope_dim), th = 1.0f;
+        for (int i = 0; i < hp->rope_dim / 2; i++) {
+            c->rope_theta[s][i] = th / (r->factors ? r->factors[i] : 1.0f);
+            th *= ts;
+        }
+    }
     return c;
 }
 
@@ -466,7 +232,9 @@ struct mm_op {
     int n;
     int gemm;                    /* dequantized tiles + sgemm */
     int q8gemm;                  /* Q8_0 matrices: lm_gemm_q8 */
-    int glu;                     /* w[0] gate, w[1] up: pieces cover both, y[0] = silu(g) * u */
+    int glu;                     /* w[0] gate, w[1] up: pieces cover both, y[0] = act(g) * u */
+    int gelu;                    /* act = gelu (else silu) */
+    const float *b[3];           /* biases of w[j] or NULL */
 };
 
 static void gemm_rows(struct lm_ctx *c, int ith, const struct lm_wmat *w, int r0, int r1,
@@ -502,6 +270,26 @@ static void mm_rows(struct mm_op *op, int ith, int j, int r0, int r1)
         lm_matmul_rows(c->isa, w, r0, r1, op->x, c->xd, c->xq, op->n, op->y[j], (size_t)w->rows);
 }
 
+static void add_bias(float *y, const float *b, int n, int ldy, int r0, int r1)
+{
+    if (!b)
+        return;
+    for (int t = 0; t < n; t++)
+        for (int r = r0; r < r1; r++)
+            y[(size_t)t * ldy + r] += b[r];
+}
+
+/* g = gelu(g) * u with the tanh form of GELU, as ggml_gelu (which rounds
+ * its input to F16 for a table; here it is computed in F32). */
+static void gelu_mul(float *g, const float *u, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float x = g[i];
+        float gx = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x)));
+        g[i] = gx * u[i];
+    }
+}
+
 static void mm_chunk(void *arg, int call, int ith)
 {
     struct mm_op *op = arg;
@@ -524,12 +312,19 @@ static void mm_chunk(void *arg, int call, int ith)
     int r0 = (chunk - op->first_chunk[j]) * op->chunk_rows[j];
     int r1 = r0 + op->chunk_rows[j] < w->rows ? r0 + op->chunk_rows[j] : w->rows;
     mm_rows(op, ith, j, r0, r1);
+    add_bias(op->y[j], op->b[j], op->n, w->rows, r0, r1);
     if (op->glu) {
-        /* the same rows of the up projection, then silu(gate) * up */
+        /* the same rows of the up projection, then act(gate) * up */
         mm_rows(op, ith, 1, r0, r1);
-        for (int t = 0; t < op->n; t++)
-            lm_silu_mul(c->isa, op->y[0] + (size_t)t * w->rows + r0,
-                        op->y[1] + (size_t)t * w->rows + r0, r1 - r0);
+        add_bias(op->y[1], op->b[1], op->n, w->rows, r0, r1);
+        for (int t = 0; t < op->n; t++) {
+            float *g = op->y[0] + (size_t)t * w->rows + r0;
+            const float *u = op->y[1] + (size_t)t * w->rows + r0;
+            if (op->gelu)
+                gelu_mul(g, u, r1 - r0);
+            else
+                lm_silu_mul(c->isa, g, u, r1 - r0);
+        }
     }
 }
 
@@ -547,14 +342,25 @@ static int int8_gemm(const struct lm_ctx *c, const struct lm_wmat *w)
     return w->type == GGUF_TT_Q8_0 && c->isa >= INT8_GEMM_ISA;
 }
 
+/* One product of up to three matrices over the same input. */
+struct mm_out {
+    const struct lm_wmat *w;
+    const float *b;              /* bias or NULL */
+    float *y;
+};
+
 static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
-                   const struct lm_wmat *w0, float *y0, const struct lm_wmat *w1, float *y1,
-                   const struct lm_wmat *w2, float *y2, int glu)
+                   const struct mm_out *o, int glu, int gelu)
 {
-    struct mm_op op = { .c = c, .nm = nm, .w = { w0, w1, w2 }, .y = { y0, y1, y2 }, .x = x, .n = n,
-                        .glu = glu,
-                        .gemm = prefill && n >= GEMM_MIN_TOKENS && !int8_gemm(c, w0),
+    struct mm_op op = { .c = c, .nm = nm, .x = x, .n = n, .glu = glu, .gelu = gelu,
+                        .gemm = prefill && n >= GEMM_MIN_TOKENS && !int8_gemm(c, o[0].w),
                         .q8gemm = prefill && n >= 16 && c->isa == LM_ISA_AVX512VNNI };
+    for (int j = 0; j < nm; j++) {
+        op.w[j] = o[j].w;
+        op.b[j] = o[j].b;
+        op.y[j] = o[j].y;
+    }
+    const struct lm_wmat *w0 = o[0].w;
     op.first_chunk[0] = 0;
     for (int j = 0; j < nm; j++) {
         int rows;
@@ -607,12 +413,15 @@ static void att_chunk(void *arg, int it, int ith)
     int hd = hp->head_dim, nh = hp->n_heads, group = hp->n_heads / hp->n_kv_heads;
     int t = it / nh, h = it % nh, kh = h / group;
     const struct lm_kv *kv = op->b->kv[t];
-    size_t lbase = ((size_t)op->layer * hp->n_kv_heads + kh) * kv->n_ctx * hd;
+    int pos = op->b->pos[t];
+    /* a sliding layer sees the positions p with pos - p < n_swa */
+    int first = c->m->layers[op->layer].swa && pos >= hp->n_swa ? pos - hp->n_swa + 1 : 0;
+    size_t lbase = (((size_t)op->layer * hp->n_kv_heads + kh) * kv->n_ctx + (size_t)first) * hd;
     size_t es = kv->type == LM_KV_F16 ? 2 : 4;
-    lm_attn_head(c->isa, c->q + (size_t)t * hp->dim + (size_t)h * hd, hd,
+    lm_attn_head(c->isa, c->q + (size_t)t * hp->q_dim + (size_t)h * hd, hd,
                  (const char *)kv->k + lbase * es, (const char *)kv->v + lbase * es,
-                 kv->type == LM_KV_F16, (size_t)hd, op->b->pos[t] + 1, 1.0f / sqrtf((float)hd),
-                 c->scores + (size_t)ith * c->n_ctx, c->att + (size_t)t * hp->dim + (size_t)h * hd);
+                 kv->type == LM_KV_F16, (size_t)hd, pos + 1 - first, hp->attn_scale, hp->attn_softcap,
+                 c->scores + (size_t)ith * c->n_ctx, c->att + (size_t)t * hp->q_dim + (size_t)h * hd);
 }
 
 /* ---- element-wise steps ------------------------------------------------- */
@@ -627,19 +436,47 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = w[i] * (ss * x[i]);
 }
 
-/* Rotate adjacent pairs (x[2i], x[2i+1]) of the first rope_dim dims of each
- * head by pos * base^(-2i/rope_dim) (llama.cpp "norm" mode, llama2.c). */
-static void rope(float *x, int n_heads, int hd, int rope_dim, const float *cs)
+/* Rotate the first rope_dim dims of each head: adjacent pairs (x[2i],
+ * x[2i+1]) (llama.cpp "norm" mode, llama2.c), or with neox the pairs
+ * (x[i], x[i + rope_dim/2]); pair i by cs[2i], cs[2i+1]. */
+static void rope(float *x, int n_heads, int hd, int rope_dim, int neox, const float *cs)
 {
+    int half = rope_dim / 2;
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * hd;
-        for (int i = 0; i < rope_dim; i += 2) {
-            float c = cs[i], s = cs[i + 1];
-            float a = v[i], b = v[i + 1];
-            v[i] = a * c - b * s;
-            v[i + 1] = a * s + b * c;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * c - b * s;
+            v[i1] = a * s + b * c;
         }
     }
+}
+
+/* cos and sin of pair i at pos as ggml's rope_yarn: the interpolated angle
+ * freq_scale * theta, blended toward the extrapolated one below the YaRN
+ * ramp, times mscale. */
+static void rope_table(const struct lm_rope *r, const float *theta, int rope_dim, int pos, float *cs)
+{
+    for (int i = 0; i < rope_dim / 2; i++) {
+        float ex = (float)pos * theta[i];
+        float ang = r->freq_scale * ex, ms = r->mscale;
+        if (r->ext_factor != 0.0f) {
+            float y = ((float)i - r->corr[0]) / fmaxf(0.001f, r->corr[1] - r->corr[0]);
+            float mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * r->ext_factor;
+            ang = ang * (1.0f - mix) + ex * mix;
+            ms *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
+        }
+        cs[2 * i] = cosf(ang) * ms;
+        cs[2 * i + 1] = sinf(ang) * ms;
+    }
+}
+
+static void residual(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -648,7 +485,7 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
 {
     const struct lm_model *m = c->m;
     const struct lm_hparams *hp = &m->hp;
-    int n = b->n, dim = hp->dim, hd = hp->head_dim;
+    int n = b->n, dim = hp->dim, hd = hp->head_dim, qd = hp->q_dim;
     int kv_dim = hp->n_kv_heads * hd;
 
     if (n < 1 || n > c->max_tokens) {
@@ -668,33 +505,43 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
 
     /* embeddings and per-token rotary tables */
     for (int t = 0; t < n; t++) {
-        lm_dequant_rows(c->isa, &m->tok_embd, b->tokens[t], 1, c->x + (size_t)t * dim);
-        float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
-        for (int i = 0; i < hp->rope_dim / 2; i++) {
-            float ang = (float)b->pos[t] * c->rope_inv[i];
-            cs[2 * i] = cosf(ang);
-            cs[2 * i + 1] = sinf(ang);
-        }
+        float *xt = c->x + (size_t)t * dim;
+        lm_dequant_rows(c->isa, &m->tok_embd, b->tokens[t], 1, xt);
+        if (hp->emb_scale != 0.0f)
+            for (int i = 0; i < dim; i++)
+                xt[i] *= hp->emb_scale;
+        for (int s = 0; s < c->n_rope; s++)
+            rope_table(&c->rope[s], c->rope_theta[s], hp->rope_dim, b->pos[t],
+                       c->rope_cs[s] + (size_t)t * hp->rope_dim);
     }
 
     for (int l = 0; l < hp->n_layers; l++) {
         const struct lm_layer *L = &m->layers[l];
+        const float *rcs = c->rope_cs[L->swa && c->n_rope > 1];
 
         /* attention block */
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
-        matmul(c, b->prefill, c->xb, n, 3, &L->wq, c->q, &L->wk, c->k, &L->wv, c->v, 0);
+        struct mm_out qkv[3] = { { &L->wq, L->bq, c->q }, { &L->wk, L->bk, c->k }, { &L->wv, L->bv, c->v } };
+        matmul(c, b->prefill, c->xb, n, 3, qkv, 0, 0);
         for (int t = 0; t < n; t++) {
-            const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
-            rope(c->q + (size_t)t * dim, hp->n_heads, hd, hp->rope_dim, cs);
-            rope(c->k + (size_t)t * kv_dim, hp->n_kv_heads, hd, hp->rope_dim, cs);
+            float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kv_dim;
+            if (L->q_norm) {
+                for (int h = 0; h < hp->n_heads; h++)
+                    rmsnorm(qt + (size_t)h * hd, qt + (size_t)h * hd, L->q_norm, hd, hp->norm_eps);
+                for (int h = 0; h < hp->n_kv_heads; h++)
+                    rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, hp->norm_eps);
+            }
+            const float *cs = rcs + (size_t)t * hp->rope_dim;
+            rope(qt, hp->n_heads, hd, hp->rope_dim, hp->rope_neox, cs);
+            rope(kt, hp->n_kv_heads, hd, hp->rope_dim, hp->rope_neox, cs);
             struct lm_kv *kv = b->kv[t];
             /* cache layout [layer][kv head][position][head_dim]: one head's
              * keys (and values) are contiguous, read as one stream */
-            const float *ks = c->k + (size_t)t * kv_dim, *vs = c->v + (size_t)t * kv_dim;
+            const float *vs = c->v + (size_t)t * kv_dim;
             for (int h = 0; h < hp->n_kv_heads; h++) {
                 size_t o = (((size_t)l * hp->n_kv_heads + h) * kv->n_ctx + (size_t)b->pos[t]) * hd;
-                const float *kh = ks + (size_t)h * hd, *vh = vs + (size_t)h * hd;
+                const float *kh = kt + (size_t)h * hd, *vh = vs + (size_t)h * hd;
                 if (kv->type == LM_KV_F32) {
                     memcpy((float *)kv->k + o, kh, sizeof(float) * (size_t)hd);
                     memcpy((float *)kv->v + o, vh, sizeof(float) * (size_t)hd);
@@ -708,17 +555,24 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         }
         struct att_op aop = { c, b, l };
         lm_pool_run(c->pool, n * hp->n_heads, att_chunk, &aop);
-        matmul(c, b->prefill, c->att, n, 1, &L->wo, c->xb2, NULL, NULL, NULL, NULL, 0);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->xb2[i];
+        struct mm_out wo = { &L->wo, L->bo, c->xb2 };
+        matmul(c, b->prefill, c->att, n, 1, &wo, 0, 0);
+        if (L->attn_post_norm)
+            for (int t = 0; t < n; t++)
+                rmsnorm(c->xb2 + (size_t)t * dim, c->xb2 + (size_t)t * dim, L->attn_post_norm, dim, hp->norm_eps);
+        residual(c->x, c->xb2, (size_t)n * dim);
 
         /* feed-forward block */
         for (int t = 0; t < n; t++)
             rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
-        matmul(c, b->prefill, c->xb, n, 2, &L->w_gate, c->hb, &L->w_up, c->hb2, NULL, NULL, 1);
-        matmul(c, b->prefill, c->hb, n, 1, &L->w_down, c->xb2, NULL, NULL, NULL, NULL, 0);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->xb2[i];
+        struct mm_out gu[2] = { { &L->w_gate, L->b_gate, c->hb }, { &L->w_up, L->b_up, c->hb2 } };
+        matmul(c, b->prefill, c->xb, n, 2, gu, 1, hp->gelu);
+        struct mm_out down = { &L->w_down, L->b_down, c->xb2 };
+        matmul(c, b->prefill, c->hb, n, 1, &down, 0, 0);
+        if (L->ffn_post_norm)
+            for (int t = 0; t < n; t++)
+                rmsnorm(c->xb2 + (size_t)t * dim, c->xb2 + (size_t)t * dim, L->ffn_post_norm, dim, hp->norm_eps);
+        residual(c->x, c->xb2, (size_t)n * dim);
     }
 
     /* final norm, hidden states, logits of the tokens that want them */
@@ -731,7 +585,14 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
     }
     if (b->hidden)
         memcpy(b->hidden, c->x, sizeof(float) * (size_t)n * dim);
-    if (n_out > 0 && b->logits)
-        matmul(c, b->prefill, c->xb, n_out, 1, &m->output, b->logits, NULL, NULL, NULL, NULL, 0);
+    if (n_out > 0 && b->logits) {
+        struct mm_out out = { &m->output, m->out_bias, b->logits };
+        matmul(c, b->prefill, c->xb, n_out, 1, &out, 0, 0);
+        if (hp->final_softcap != 0.0f) {
+            float cap = hp->final_softcap;
+            for (size_t i = 0; i < (size_t)n_out * hp->n_vocab; i++)
+                b->logits[i] = cap * tanhf(b->logits[i] / cap);
+        }
+    }
     return 0;
 }

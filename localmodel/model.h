@@ -1,9 +1,13 @@
 /*
- * model.h - the llama-architecture transformer on the CPU.
+ * model.h - decoder-only transformers on the CPU: llama (incl. Llama 3.x
+ * rope factors and scaling), qwen2, qwen3, phi3, gemma2 and gemma3, as one
+ * forward pass driven by each architecture's description (hyperparameters
+ * and flags), not one copy per model.
  *
  * lm_model: hyperparameters and weight views into a GGUF mapping (no copies
- * for F32/F16/BF16/Q8_0 matrices). Loading checks the architecture, every
- * hyperparameter's range, and every tensor's presence, exact shape and type.
+ * of matrices; fused QKV and gate/up tensors are viewed as their parts).
+ * Loading checks the architecture, every hyperparameter's range, and every
+ * tensor's presence, exact shape and type (model_load.c).
  *
  * lm_kv: one sequence's key/value cache (F32 or F16), allocated lazily by
  * the kernel (anonymous mmap), so a large context costs memory only as far
@@ -28,23 +32,59 @@
 
 #define LM_MAX_LAYERS 512
 
+enum lm_arch {
+    LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3, LM_ARCH_PHI3, LM_ARCH_GEMMA2, LM_ARCH_GEMMA3,
+};
+/* "llama, qwen2, qwen3, phi3, gemma2, gemma3": the architectures that load. */
+extern const char LM_ARCHS_SUPPORTED[];
+
+enum lm_rope_scaling { LM_ROPE_NONE, LM_ROPE_LINEAR, LM_ROPE_YARN, LM_ROPE_LONGROPE };
+
+/* One rotary embedding as ggml_rope_ext computes it: for pair i of
+ * rope_dim/2, theta = pos * base^(-2i/rope_dim) / factors[i], interpolated
+ * by freq_scale (YaRN: blended with the extrapolated angle by ext_factor
+ * between the correction dims corr[0..1]); cos and sin scaled by mscale. */
+struct lm_rope {
+    float base, freq_scale, ext_factor, mscale, corr[2];
+    const float *factors;        /* [rope_dim/2] or NULL */
+};
+
 struct lm_hparams {
+    enum lm_arch arch;
     int n_vocab;
     int dim;                 /* embedding_length */
     int n_layers;            /* block_count */
     int n_heads, n_kv_heads;
-    int head_dim;            /* dim / n_heads */
+    int head_dim;            /* attention.key_length (default dim / n_heads) */
+    int q_dim;               /* n_heads * head_dim: rows of attn_q, columns of attn_output */
     int ffn_dim;             /* feed_forward_length */
     int n_ctx_train;         /* context_length */
     int rope_dim;            /* rope.dimension_count (default head_dim) */
+    int rope_neox;           /* rotate (i, i + rope_dim/2) pairs, not (2i, 2i+1) */
     float rope_base;         /* rope.freq_base (default 10000) */
     float norm_eps;          /* attention.layer_norm_rms_epsilon */
+    enum lm_rope_scaling rope_scaling;
+    float rope_freq_scale;   /* 1 / rope.scaling.factor */
+    float rope_attn_factor;  /* rope.scaling.attn_factor (default 1) */
+    int n_ctx_orig;          /* rope.scaling.original_context_length (default context_length) */
+    float rope_base_swa;     /* sliding-window layers' rope base (gemma3) */
+    int n_swa;               /* sliding window (0: none): a key at p0 is seen from p1 iff p1 - p0 < n_swa */
+    int gelu;                /* GeGLU feed-forward (gemma), else SwiGLU */
+    float emb_scale;         /* embeddings times this (gemma: sqrt(dim)); 0 = 1 */
+    float attn_scale;        /* q.k multiplier (default 1/sqrt(head_dim)) */
+    float attn_softcap;      /* scores -> c tanh(s / c) before the softmax; 0 = none */
+    float final_softcap;     /* the same on the logits */
 };
 
 struct lm_layer {
     const float *attn_norm, *ffn_norm;   /* [dim] */
-    struct lm_wmat wq, wk, wv, wo;       /* wq: dim x dim, wk/wv: kv_dim x dim, wo: dim x dim */
+    const float *attn_post_norm, *ffn_post_norm; /* [dim] (gemma2/3) or NULL */
+    const float *q_norm, *k_norm;        /* [head_dim] per-head RMSNorm (qwen3, gemma3) or NULL */
+    struct lm_wmat wq, wk, wv, wo;       /* wq: q_dim x dim, wk/wv: kv_dim x dim, wo: dim x q_dim */
     struct lm_wmat w_gate, w_up, w_down; /* ffn x dim, ffn x dim, dim x ffn */
+    const float *bq, *bk, *bv, *bo;      /* biases or NULL (qwen2: q, k, v) */
+    const float *b_gate, *b_up, *b_down;
+    int swa;                             /* this layer attends over a sliding window */
 };
 
 struct lm_model {
@@ -52,11 +92,15 @@ struct lm_model {
     struct lm_wmat tok_embd;             /* n_vocab x dim */
     struct lm_wmat output;               /* n_vocab x dim (= tok_embd when tied) */
     const float *out_norm;
+    const float *out_bias;               /* [n_vocab] or NULL */
+    const float *rope_freqs;             /* [rope_dim/2] Llama 3.x factors, or NULL */
+    const float *rope_long, *rope_short; /* phi3 longrope factors, or NULL */
     struct lm_layer *layers;
     int tied_output;
     uint64_t n_params;                   /* elements of all tensors */
     uint64_t weight_bytes;               /* bytes read per decoded token (all matrices) */
-    float *owned;                        /* F32 copies of norms stored in other types */
+    float **owned;                       /* F32 copies of vectors stored in other types */
+    int n_owned;
 };
 
 /* Build a model over f (f must outlive the model). 0 or <0 with err naming
@@ -64,6 +108,12 @@ struct lm_model {
  * [64, 32], got [64, 64]". *out freed with lm_model_free. */
 int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, size_t errlen);
 void lm_model_free(struct lm_model *m);
+const char *lm_arch_name(enum lm_arch a);
+
+/* The rotary embedding of layer-kind swa (0: full-attention layers) for
+ * contexts of n_ctx positions (phi3 picks its long factors past
+ * n_ctx_orig), with llama.cpp's defaults for YaRN. */
+void lm_model_rope(const struct lm_model *m, int swa, int n_ctx, struct lm_rope *r);
 
 enum lm_kv_type { LM_KV_F32 = 0, LM_KV_F16 = 1 };
 

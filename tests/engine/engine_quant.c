@@ -197,7 +197,7 @@ static void write_flawed(const char *path, enum flaw flaw)
 static void test_errors(void)
 {
     static const struct { enum flaw flaw; const char *a, *b; } cases[] = {
-        { FLAW_ARCH, "general.architecture is 'gpt2'", "only 'llama'" },
+        { FLAW_ARCH, "general.architecture is 'gpt2'", "supported: llama, qwen2, qwen3, phi3, gemma2, gemma3" },
         { FLAW_SHAPE, "'blk.0.attn_k.weight'", "expected shape [64, 32], got [64, 64]" },
         { FLAW_TYPE, "'blk.0.attn_v.weight'", "type Q8_1" },
         { FLAW_MISSING, "missing tensor", "'blk.0.ffn_up.weight'" },
