@@ -694,37 +694,64 @@ int lm_row_from_type(enum gguf_ttype t, const void *x, float *y, size_t n)
 
 /* ---- random llama ------------------------------------------------------- */
 
-/* The tensor list of a llama model, in the order real files use. */
+/* The tensor list of a model, in the order real files use. */
+enum tkind { T_MAT, T_NORM, T_BIAS, T_ROPE };
 struct ltensor {
     char name[48];
     uint32_t n_dims;
     uint64_t ne[2];
-    int is_norm;
+    enum tkind kind;
 };
+
+static const char *arch_of(const struct lm_llama_shape *s) { return s->arch ? s->arch : "llama"; }
+static int is_arch(const struct lm_llama_shape *s, const char *a) { return strcmp(arch_of(s), a) == 0; }
+static uint32_t head_of(const struct lm_llama_shape *s)
+{
+    return s->head_dim ? s->head_dim : s->dim / s->n_heads;
+}
 
 /* Fills out (may be NULL to count). Returns the number of tensors. */
 static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out)
 {
     uint64_t n = 0;
-    uint64_t kv_dim = (uint64_t)s->dim / s->n_heads * s->n_kv_heads;
-#define ADD(nd, a, b, norm, ...) do { if (out) { \
+    uint64_t hd = head_of(s), qd = hd * s->n_heads, kv_dim = hd * s->n_kv_heads;
+    int qwen2 = is_arch(s, "qwen2"), phi3 = is_arch(s, "phi3");
+    int qk_norm = is_arch(s, "qwen3") || is_arch(s, "gemma3");
+    int post = is_arch(s, "gemma2") || is_arch(s, "gemma3");
+#define ADD(nd, a, b, kind_, ...) do { if (out) { \
         snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__); \
-        out[n].n_dims = (nd); out[n].ne[0] = (a); out[n].ne[1] = (b); out[n].is_norm = (norm); } \
+        out[n].n_dims = (nd); out[n].ne[0] = (a); out[n].ne[1] = (b); out[n].kind = (kind_); } \
         n++; } while (0)
-    ADD(2, s->dim, s->n_vocab, 0, "token_embd.weight");
+    ADD(2, s->dim, s->n_vocab, T_MAT, "token_embd.weight");
+    if (s->rope_freqs) ADD(1, hd / 2, 1, T_ROPE, "rope_freqs.weight");
     for (uint32_t l = 0; l < s->n_layers; l++) {
-        ADD(1, s->dim, 1, 1, "blk.%u.attn_norm.weight", l);
-        ADD(2, s->dim, s->dim, 0, "blk.%u.attn_q.weight", l);
-        ADD(2, s->dim, kv_dim, 0, "blk.%u.attn_k.weight", l);
-        ADD(2, s->dim, kv_dim, 0, "blk.%u.attn_v.weight", l);
-        ADD(2, s->dim, s->dim, 0, "blk.%u.attn_output.weight", l);
-        ADD(1, s->dim, 1, 1, "blk.%u.ffn_norm.weight", l);
-        ADD(2, s->dim, s->ffn_dim, 0, "blk.%u.ffn_gate.weight", l);
-        ADD(2, s->ffn_dim, s->dim, 0, "blk.%u.ffn_down.weight", l);
-        ADD(2, s->dim, s->ffn_dim, 0, "blk.%u.ffn_up.weight", l);
+        ADD(1, s->dim, 1, T_NORM, "blk.%u.attn_norm.weight", l);
+        if (phi3) {
+            ADD(2, s->dim, qd + 2 * kv_dim, T_MAT, "blk.%u.attn_qkv.weight", l);
+        } else {
+            ADD(2, s->dim, qd, T_MAT, "blk.%u.attn_q.weight", l);
+            ADD(2, s->dim, kv_dim, T_MAT, "blk.%u.attn_k.weight", l);
+            ADD(2, s->dim, kv_dim, T_MAT, "blk.%u.attn_v.weight", l);
+        }
+        if (qwen2) {
+            ADD(1, qd, 1, T_BIAS, "blk.%u.attn_q.bias", l);
+            ADD(1, kv_dim, 1, T_BIAS, "blk.%u.attn_k.bias", l);
+            ADD(1, kv_dim, 1, T_BIAS, "blk.%u.attn_v.bias", l);
+        }
+        if (qk_norm) {
+            ADD(1, hd, 1, T_NORM, "blk.%u.attn_q_norm.weight", l);
+            ADD(1, hd, 1, T_NORM, "blk.%u.attn_k_norm.weight", l);
+        }
+        ADD(2, qd, s->dim, T_MAT, "blk.%u.attn_output.weight", l);
+        if (post) ADD(1, s->dim, 1, T_NORM, "blk.%u.post_attention_norm.weight", l);
+        ADD(1, s->dim, 1, T_NORM, "blk.%u.ffn_norm.weight", l);
+        if (!phi3) ADD(2, s->dim, s->ffn_dim, T_MAT, "blk.%u.ffn_gate.weight", l);
+        ADD(2, s->ffn_dim, s->dim, T_MAT, "blk.%u.ffn_down.weight", l);
+        ADD(2, s->dim, (uint64_t)s->ffn_dim * (phi3 ? 2 : 1), T_MAT, "blk.%u.ffn_up.weight", l);
+        if (post) ADD(1, s->dim, 1, T_NORM, "blk.%u.post_ffw_norm.weight", l);
     }
-    ADD(1, s->dim, 1, 1, "output_norm.weight");
-    if (!s->tied_output) ADD(2, s->dim, s->n_vocab, 0, "output.weight");
+    ADD(1, s->dim, 1, T_NORM, "output_norm.weight");
+    if (!s->tied_output && !is_arch(s, "gemma2")) ADD(2, s->dim, s->n_vocab, T_MAT, "output.weight");
 #undef ADD
     return n;
 }
@@ -740,7 +767,7 @@ static uint64_t mix64(uint64_t z)
 static void gen_row(const struct lm_llama_shape *s, const struct ltensor *lt, uint64_t k,
                     uint64_t first, float *out, uint64_t n)
 {
-    if (lt->is_norm) {
+    if (lt->kind == T_NORM && is_arch(s, "llama")) {
         for (uint64_t i = 0; i < n; i++) out[i] = 1.0f;
         return;
     }
@@ -749,7 +776,12 @@ static void gen_row(const struct lm_llama_shape *s, const struct ltensor *lt, ui
     for (uint64_t i = 0; i < n; i++) {
         uint64_t r = mix64(key + (first + i + 1) * 0x9e3779b97f4a7c15ULL);
         float u = (float)(r >> 40) * (1.0f / 16777216.0f);     /* [0,1) */
-        out[i] = (2.0f * u - 1.0f) * scale;
+        switch (lt->kind) {
+        case T_NORM: out[i] = 0.75f + 0.5f * u; break;
+        case T_BIAS: out[i] = (2.0f * u - 1.0f) * 0.5f; break;
+        case T_ROPE: out[i] = 1.0f + 3.0f * u; break;
+        default: out[i] = (2.0f * u - 1.0f) * scale; break;
+        }
     }
 }
 
@@ -765,9 +797,18 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
         seterr(err, errlen, "dim, layers, heads, kv heads, ffn and context must be nonzero");
         return -1;
     }
-    if (s->dim % s->n_heads || (s->dim / s->n_heads) % 2) {
+    if ((!s->head_dim && s->dim % s->n_heads) || head_of(s) % 2) {
         seterr(err, errlen, "dim %u must be a multiple of heads %u with an even head size",
                s->dim, s->n_heads);
+        return -1;
+    }
+    static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3" };
+    int known = 0;
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        known |= is_arch(s, archs[i]);
+    if (!known) {
+        seterr(err, errlen, "architecture '%s': the writer knows llama, qwen2, qwen3, phi3, gemma2, gemma3",
+               arch_of(s));
         return -1;
     }
     if (s->n_heads % s->n_kv_heads) {
@@ -779,14 +820,16 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
         seterr(err, errlen, "matrix type must be F32, F16, BF16, Q8_0, Q4_K (the Q4_K_M mix) or Q6_K");
         return -1;
     }
-    if ((s->type == GGUF_TT_Q4_K || s->type == GGUF_TT_Q6_K) && (s->dim % 256 || s->ffn_dim % 256)) {
-        seterr(err, errlen, "%s needs dim (%u) and ffn (%u) to be multiples of 256",
-               s->type == GGUF_TT_Q4_K ? "Q4_K" : "Q6_K", s->dim, s->ffn_dim);
+    uint32_t qd = head_of(s) * s->n_heads;
+    if ((s->type == GGUF_TT_Q4_K || s->type == GGUF_TT_Q6_K) &&
+        (s->dim % 256 || s->ffn_dim % 256 || qd % 256)) {
+        seterr(err, errlen, "%s needs dim (%u), ffn (%u) and heads x head size (%u) to be multiples of 256",
+               s->type == GGUF_TT_Q4_K ? "Q4_K" : "Q6_K", s->dim, s->ffn_dim, qd);
         return -1;
     }
-    if (s->type == GGUF_TT_Q8_0 && (s->dim % 32 || s->ffn_dim % 32)) {
-        seterr(err, errlen, "Q8_0 needs dim (%u) and ffn (%u) to be multiples of 32",
-               s->dim, s->ffn_dim);
+    if (s->type == GGUF_TT_Q8_0 && (s->dim % 32 || s->ffn_dim % 32 || qd % 32)) {
+        seterr(err, errlen, "Q8_0 needs dim (%u), ffn (%u) and heads x head size (%u) to be multiples of 32",
+               s->dim, s->ffn_dim, qd);
         return -1;
     }
     return 0;
@@ -857,7 +900,7 @@ struct fill_ctx {
  * Q4_K matrices, Q6_K for attn_v, ffn_down and output, F32 norms. */
 static enum gguf_ttype tensor_type(const struct lm_llama_shape *s, const struct ltensor *lt)
 {
-    if (lt->is_norm) return GGUF_TT_F32;
+    if (lt->kind != T_MAT) return GGUF_TT_F32;
     if (s->type == GGUF_TT_Q4_K && (strstr(lt->name, "attn_v.") || strstr(lt->name, "ffn_down.") ||
                                     strcmp(lt->name, "output.weight") == 0))
         return GGUF_TT_Q6_K;
@@ -897,7 +940,10 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     struct gguf_writer *w = gguf_writer_new();
     uint64_t nt = llama_layout(s, NULL);
     struct ltensor *lt = calloc((size_t)nt, sizeof(*lt));
-    float *row = malloc((size_t)(s->dim > s->ffn_dim ? s->dim : s->ffn_dim) * sizeof(float));
+    size_t row_n = s->dim > s->ffn_dim ? s->dim : s->ffn_dim;
+    if ((size_t)head_of(s) * s->n_heads + 2u * head_of(s) * s->n_kv_heads > row_n)
+        row_n = (size_t)head_of(s) * s->n_heads + 2u * head_of(s) * s->n_kv_heads;
+    float *row = malloc(row_n * sizeof(float));
     float *scores = malloc((size_t)s->n_vocab * sizeof(float));
     int32_t *types = malloc((size_t)s->n_vocab * sizeof(int32_t));
     char **tok = calloc(s->n_vocab, sizeof(char *));
@@ -911,23 +957,45 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
     uint32_t file_type = s->type == GGUF_TT_F32 ? 0 : s->type == GGUF_TT_F16 ? 1
                        : s->type == GGUF_TT_Q8_0 ? 7 : s->type == GGUF_TT_Q4_K ? 15
                        : s->type == GGUF_TT_Q6_K ? 18 : 32;
-    uint32_t head = s->dim / s->n_heads;
-    gguf_writer_add_str(w, "general.architecture", "llama");
+    uint32_t head = head_of(s);
+    const char *a = arch_of(s);
+    char key[96];
+#define AKEY(suffix) (snprintf(key, sizeof key, "%s." suffix, a), key)
+    gguf_writer_add_str(w, "general.architecture", a);
     gguf_writer_add_str(w, "general.name", s->name ? s->name : "llmpin-random-llama");
     gguf_writer_add_u32(w, "general.file_type", file_type);
     gguf_writer_add_u32(w, "general.alignment", 32);
-    gguf_writer_add_u32(w, "llama.vocab_size", s->n_vocab);
-    gguf_writer_add_u32(w, "llama.context_length", s->context_length);
-    gguf_writer_add_u32(w, "llama.embedding_length", s->dim);
-    gguf_writer_add_u32(w, "llama.block_count", s->n_layers);
-    gguf_writer_add_u32(w, "llama.feed_forward_length", s->ffn_dim);
-    gguf_writer_add_u32(w, "llama.attention.head_count", s->n_heads);
-    gguf_writer_add_u32(w, "llama.attention.head_count_kv", s->n_kv_heads);
-    gguf_writer_add_u32(w, "llama.rope.dimension_count", head);
-    gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon",
+    gguf_writer_add_u32(w, AKEY("vocab_size"), s->n_vocab);
+    gguf_writer_add_u32(w, AKEY("context_length"), s->context_length);
+    gguf_writer_add_u32(w, AKEY("embedding_length"), s->dim);
+    gguf_writer_add_u32(w, AKEY("block_count"), s->n_layers);
+    gguf_writer_add_u32(w, AKEY("feed_forward_length"), s->ffn_dim);
+    gguf_writer_add_u32(w, AKEY("attention.head_count"), s->n_heads);
+    gguf_writer_add_u32(w, AKEY("attention.head_count_kv"), s->n_kv_heads);
+    if (s->head_dim) {
+        gguf_writer_add_u32(w, AKEY("attention.key_length"), head);
+        gguf_writer_add_u32(w, AKEY("attention.value_length"), head);
+    }
+    gguf_writer_add_u32(w, AKEY("rope.dimension_count"), head);
+    gguf_writer_add_f32(w, AKEY("attention.layer_norm_rms_epsilon"),
                         s->rms_eps > 0 ? s->rms_eps : 1e-5f);
-    gguf_writer_add_f32(w, "llama.rope.freq_base",
+    gguf_writer_add_f32(w, AKEY("rope.freq_base"),
                         s->rope_freq_base > 0 ? s->rope_freq_base : 10000.0f);
+    if (s->sliding_window)
+        gguf_writer_add_u32(w, AKEY("attention.sliding_window"), s->sliding_window);
+    if (s->swa_pattern)
+        gguf_writer_add_u32(w, AKEY("attention.sliding_window_pattern"), s->swa_pattern);
+    if (s->attn_softcap > 0)
+        gguf_writer_add_f32(w, AKEY("attn_logit_softcapping"), s->attn_softcap);
+    if (s->final_softcap > 0)
+        gguf_writer_add_f32(w, AKEY("final_logit_softcapping"), s->final_softcap);
+    if (s->rope_scaling) {
+        gguf_writer_add_str(w, AKEY("rope.scaling.type"), s->rope_scaling);
+        gguf_writer_add_f32(w, AKEY("rope.scaling.factor"), s->rope_factor);
+    }
+    if (s->rope_orig_ctx)
+        gguf_writer_add_u32(w, AKEY("rope.scaling.original_context_length"), s->rope_orig_ctx);
+#undef AKEY
 
     for (uint64_t k = 0; s->vocab_from && k < s->vocab_from->n_kv; k++) {
         const struct gguf_kv *kv = &s->vocab_from->kv[k];

@@ -85,6 +85,20 @@ struct lm_llama_shape {
     const struct gguf_file *vocab_from; /* copy every tokenizer.* key from this file
                                            (n_vocab must be its token count) instead of
                                            the generated vocabulary; NULL = generate */
+    /* Other architectures (NULL = "llama"): "qwen2" adds Q/K/V biases,
+     * "qwen3" per-head Q/K norms, "phi3" fused attn_qkv and a [dim, 2 ffn]
+     * ffn_up, "gemma2" post-attention/post-FFN norms and no output.weight,
+     * "gemma3" both norms kinds. Outside llama, norms are random in
+     * [0.75, 1.25] so that a missed norm shows. */
+    const char *arch;
+    uint32_t head_dim;         /* attention.key_length; 0 = dim / n_heads */
+    int rope_freqs;            /* write rope_freqs.weight (Llama 3.x factors, in [1, 4]) */
+    uint32_t sliding_window;   /* <arch>.attention.sliding_window; 0 = not written */
+    uint32_t swa_pattern;      /* <arch>.attention.sliding_window_pattern; 0 = not written */
+    float attn_softcap, final_softcap; /* <arch>.*_logit_softcapping; 0 = not written */
+    const char *rope_scaling;  /* <arch>.rope.scaling.type ("linear", "yarn"); NULL = not written */
+    float rope_factor;         /* <arch>.rope.scaling.factor (with rope_scaling) */
+    uint32_t rope_orig_ctx;    /* <arch>.rope.scaling.original_context_length; 0 = not written */
 };
 
 /* Copy one key (any type, arrays included) from a file being read. */

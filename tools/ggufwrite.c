@@ -21,6 +21,10 @@ static void usage(FILE *o)
             "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0|q4_k_m|q6_k]\n"
             "                        [--tied] [--seed S] [--rope-base B] [--name NAME]\n"
             "                        [--chat-template TEXT] [--vocab-from VOCAB.gguf]\n"
+            "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3] [--head-dim N]\n"
+            "                        [--rope-freqs] [--sliding-window N] [--attn-softcap X]\n"
+            "                        [--final-softcap X] [--rope-scaling linear|yarn --rope-factor X]\n"
+            "                        [--rope-orig-ctx N] [--swa-pattern N]\n"
             "Writes a llama GGUF with random weights (uniform +-1/sqrt(in_dim), norms 1).\n"
             "--vocab-from copies every tokenizer.* key of another GGUF (e.g. a vocabulary\n"
             "written by llmpin-hfvocab); --vocab then defaults to its token count.\n"
@@ -56,6 +60,10 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (!strcmp(a, "--rope-freqs")) {
+            s.rope_freqs = 1;
+            continue;
+        }
         if (!strcmp(a, "--tied")) {
             s.tied_output = 1;
             continue;
@@ -70,6 +78,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--name")) s.name = val;
         else if (!strcmp(a, "--chat-template")) s.chat_template = val;
         else if (!strcmp(a, "--vocab-from")) vocab_from = val;
+        else if (!strcmp(a, "--arch")) s.arch = val;
+        else if (!strcmp(a, "--rope-scaling")) s.rope_scaling = val;
+        else if (!strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap") ||
+                 !strcmp(a, "--rope-factor")) {
+            char *end;
+            float x = strtof(val, &end);
+            if (*end || !(x > 0)) {
+                fprintf(stderr, "llmpin-ggufwrite: %s: '%s' is not a positive number\n", a, val);
+                return 2;
+            }
+            *(!strcmp(a, "--attn-softcap") ? &s.attn_softcap
+              : !strcmp(a, "--rope-factor") ? &s.rope_factor : &s.final_softcap) = x;
+        }
         else if (!strcmp(a, "--type")) {
             if (!strcasecmp(val, "f32")) s.type = GGUF_TT_F32;
             else if (!strcasecmp(val, "f16")) s.type = GGUF_TT_F16;
@@ -92,7 +113,11 @@ int main(int argc, char **argv)
             uint32_t *dst = !strcmp(a, "--vocab") ? &s.n_vocab : !strcmp(a, "--dim") ? &s.dim
                           : !strcmp(a, "--layers") ? &s.n_layers : !strcmp(a, "--heads") ? &s.n_heads
                           : !strcmp(a, "--kv-heads") ? &s.n_kv_heads : !strcmp(a, "--ffn") ? &s.ffn_dim
-                          : !strcmp(a, "--ctx") ? &s.context_length : NULL;
+                          : !strcmp(a, "--ctx") ? &s.context_length
+                          : !strcmp(a, "--head-dim") ? &s.head_dim
+                          : !strcmp(a, "--sliding-window") ? &s.sliding_window
+                          : !strcmp(a, "--swa-pattern") ? &s.swa_pattern
+                          : !strcmp(a, "--rope-orig-ctx") ? &s.rope_orig_ctx : NULL;
             if (dst) {
                 if (num(a, val, UINT32_MAX, &v) < 0) return 2;
                 *dst = (uint32_t)v;

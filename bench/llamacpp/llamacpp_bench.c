@@ -34,13 +34,15 @@
  *
  * usage: llamacpp_bench --lib PATH/libllama.so --model FILE.gguf
  *            [--threads 1,2] [--prompt 128] [--gen 128] [--ctx 512]
- *            [--label NAME] [--dump-logits FILE] [--verbose]
+ *            [--label NAME] [--dump-logits FILE] [--dump-greedy FILE] [--verbose]
  *
  * --dump-logits writes the logits after the prompt (first thread count) as
  * n_vocab little-endian float32, for checking that another engine computes
  * the same thing on the same file. Prompt token i is
  *   s = s * 6364136223846793005 + 1442695040888963407  (s0 = 0x9E3779B97F4A7C15)
  *   tok[i] = 3 + (s >> 33) % (n_vocab - 3)
+ * --dump-greedy writes the gen + 1 greedy token ids after the prompt (the
+ * argmax of the prompt's logits, then of each decode step) as int32.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -234,7 +236,8 @@ struct result {
 };
 
 static int run(const struct lc_api *api, struct llama_model *m, int threads, int n_prompt,
-               int n_gen, uint32_t n_ctx, const char *dump, struct result *r)
+               int n_gen, uint32_t n_ctx, const char *dump, const char *dump_greedy,
+               struct result *r)
 {
     struct lc_blob cp = api->context_default_params();
     memcpy(cp.b, &n_ctx, sizeof n_ctx);   /* n_ctx: offset 0 in every release */
@@ -296,6 +299,12 @@ static int run(const struct lc_api *api, struct llama_model *m, int threads, int
     }
 
     /* greedy decode */
+    int32_t *greedy = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
+    if (!greedy) {
+        fprintf(stderr, "llamacpp_bench: out of memory\n");
+        goto out_toks;
+    }
+    greedy[0] = tok;
     t0 = now();
     for (int g = 0; g < n_gen; g++) {
         if (decode_or_fail(api, c, &tok, 1, "decode") < 0)
@@ -306,9 +315,19 @@ static int run(const struct lc_api *api, struct llama_model *m, int threads, int
             goto out_toks;
         }
         tok = argmax(logits, n_vocab);
+        greedy[g + 1] = tok;
     }
     r->tg = n_gen / (now() - t0);
     rc = 0;
+    if (dump_greedy) {
+        FILE *f = fopen(dump_greedy, "wb");
+        if (!f || fwrite(greedy, sizeof(int32_t), (size_t)n_gen + 1, f) != (size_t)n_gen + 1 ||
+            fclose(f) != 0) {
+            fprintf(stderr, "llamacpp_bench: cannot write %s\n", dump_greedy);
+            rc = -1;
+        }
+    }
+    free(greedy);
 out_toks:
     free(toks);
 out:
@@ -335,6 +354,7 @@ static const char *label_from_path(const char *path, char *buf, size_t len)
 int main(int argc, char **argv)
 {
     const char *lib = NULL, *model = NULL, *threads = "1,2", *label = NULL, *dump = NULL;
+    const char *dump_greedy = NULL;
     int n_prompt = 128, n_gen = 128, verbose = 0;
     long n_ctx = 512;
     for (int i = 1; i < argc; i++) {
@@ -346,6 +366,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) n_ctx = atol(argv[++i]);
         else if (!strcmp(argv[i], "--label") && i + 1 < argc) label = argv[++i];
         else if (!strcmp(argv[i], "--dump-logits") && i + 1 < argc) dump = argv[++i];
+        else if (!strcmp(argv[i], "--dump-greedy") && i + 1 < argc) dump_greedy = argv[++i];
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else {
             lib = NULL;
@@ -355,7 +376,7 @@ int main(int argc, char **argv)
     if (!lib || !model) {
         fprintf(stderr, "usage: %s --lib PATH/libllama.so --model FILE.gguf [--threads 1,2] "
                         "[--prompt 128] [--gen 128] [--ctx 512] [--label NAME] [--dump-logits FILE] "
-                        "[--verbose]\n",
+                        "[--dump-greedy FILE] [--verbose]\n",
                 argv[0]);
         return 2;
     }
@@ -416,7 +437,7 @@ int main(int argc, char **argv)
             break;
         }
         struct result r;
-        if (run(&api, m, (int)t, n_prompt, n_gen, (uint32_t)n_ctx, dump, &r) < 0) {
+        if (run(&api, m, (int)t, n_prompt, n_gen, (uint32_t)n_ctx, dump, dump_greedy, &r) < 0) {
             rc = 1;
             break;
         }
@@ -424,6 +445,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         p = *end ? end + 1 : end;
         dump = NULL;
+        dump_greedy = NULL;
     }
     api.model_free(m);
     api.backend_free();
