@@ -369,6 +369,7 @@ struct local_model *local_model_open(struct event_base *base, const struct cfg_l
         .chat_template_name = cm->chat_template_name,
         .max_queue = cm->max_queue,
         .max_batch = cm->max_batch,
+        .kv_f32 = cm->kv_f32,
     };
     char e2[768];
     struct lm_engine *eng = lm_engine_open(&o, e2, sizeof e2);

@@ -93,6 +93,7 @@ struct cfg_local_model {
     char *chat_template_name;     /* tokenizer.chat_template.NAME instead of tokenizer.chat_template */
     int max_queue;                /* queued requests before 429, default 64 */
     int max_batch;                /* sequences decoded together, default 8 */
+    int kv_f32;                   /* kv_cache "f32" (default "f16") */
 };
 
 /* ---- routes ------------------------------------------------------------ */

@@ -1104,7 +1104,7 @@ static int load_upstreams(struct ld *ld, const cJSON *o) {
 static int load_local_models(struct ld *ld, const cJSON *o) {
     static const char *const known[] = {
         "path", "sha256", "context_length", "threads", "chat_template", "chat_template_file",
-        "chat_template_name", "max_queue", "max_batch", NULL
+        "chat_template_name", "max_queue", "max_batch", "kv_cache", NULL
     };
     char b[64], p[PATHLEN], q[PATHLEN];
     if (!o) return 0;
@@ -1150,6 +1150,12 @@ static int load_local_models(struct ld *ld, const cJSON *o) {
         if (get_int(ld, cJSON_GetObjectItemCaseSensitive(m, "context_length"), q, 0, 1 << 20, &lm->context_length) < 0) return -1;
         sub(q, p, "threads");
         if (get_int(ld, cJSON_GetObjectItemCaseSensitive(m, "threads"), q, 0, 256, &lm->threads) < 0) return -1;
+        sub(q, p, "kv_cache");
+        static const char *const kv_types[] = {"f16", "f32", NULL};
+        int kvt = 0;
+        const cJSON *kvv = cJSON_GetObjectItemCaseSensitive(m, "kv_cache");
+        if (kvv && get_enum(ld, kvv, q, kv_types, &kvt) < 0) return -1;
+        lm->kv_f32 = kvt == 1;
         sub(q, p, "chat_template");
         /* "auto" or null: the model's own Jinja template; else a built-in family */
         static const char *const templates[] = {"auto", "llama2", "llama3", "chatml", "zephyr", "mistral", "gemma", "phi3", "plain", NULL};

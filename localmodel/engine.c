@@ -96,6 +96,7 @@ struct lm_engine {
     int32_t stop_ids[MAX_STOP_IDS];
     int n_stop_ids;
     int n_ctx, max_queue, max_batch;
+    enum lm_kv_type kv_type;     /* of every slot's cache */
     size_t max_piece;            /* input bytes one token can cover, at most */
     enum lm_isa isa;
 
@@ -743,6 +744,20 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
     e->max_batch = o->max_batch > 0 ? o->max_batch : 8;
     if (e->max_batch > 256)
         e->max_batch = 256;
+    e->kv_type = o->kv_f32 ? LM_KV_F32 : LM_KV_F16;
+    {
+        /* weights stay mapped: the tensor data must fit beside every
+         * sequence's full cache, or the machine pages the model in and out */
+        uint64_t wbytes = 0;
+        for (uint64_t i = 0; i < e->gf->n_tensors; i++)
+            wbytes += e->gf->tensors[i].nbytes;
+        char e2[400];
+        if (lm_model_fits(e->m, wbytes, e->n_ctx, e->max_batch, e->kv_type, lm_mem_total(), e2,
+                          sizeof e2) < 0) {
+            snprintf(err, errlen, "%s: %s", o->path, e2);
+            goto fail;
+        }
+    }
     int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
@@ -766,7 +781,7 @@ struct lm_engine *lm_engine_open(const struct lm_engine_opts *o, char *err, size
         goto fail;
     }
     for (int s = 0; s < e->max_batch; s++) {
-        e->slots[s] = lm_kv_new(e->m, e->n_ctx, LM_KV_F32, err, errlen);
+        e->slots[s] = lm_kv_new(e->m, e->n_ctx, e->kv_type, err, errlen);
         if (!e->slots[s])
             goto fail;
     }
@@ -827,7 +842,8 @@ void lm_engine_close(struct lm_engine *e)
 void lm_engine_info(const struct lm_engine *e, struct lm_info *out)
 {
     out->sha256 = e->sha;
-    out->architecture = "llama";
+    out->architecture = lm_arch_name(e->m->hp.arch);
+    out->kv_cache = e->kv_type == LM_KV_F16 ? "f16" : "f32";
     out->chat_template = lm_prompt_name(e->prompt);
     out->n_params = e->m->n_params;
     out->context_length = e->n_ctx;

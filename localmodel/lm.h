@@ -26,6 +26,7 @@ struct lm_engine_opts {
     const char *chat_template_name; /* tokenizer.chat_template.NAME instead of the default; NULL */
     int max_queue;             /* 0 = 64 */
     int max_batch;             /* 0 = 8 */
+    int kv_f32;                /* KV cache in F32 (default F16: half the memory) */
 };
 
 /* Verify the file's SHA-256 (whole file), parse it, load weights (mmap),
@@ -43,6 +44,7 @@ struct lm_info {
     uint64_t n_params;
     int context_length;        /* in use */
     int n_vocab;
+    const char *kv_cache;      /* "f16" or "f32" */
 };
 void lm_engine_info(const struct lm_engine *e, struct lm_info *out);
 

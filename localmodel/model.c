@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define GEMM_MIN_TOKENS 8    /* prefill chunks at least this long use sgemm */
 #define GEMM_TILE_ROWS 256
@@ -39,6 +40,36 @@
 #endif
 
 /* ---- KV cache ----------------------------------------------------------- */
+
+uint64_t lm_kv_bytes(const struct lm_model *m, int n_ctx, enum lm_kv_type type)
+{
+    return 2ull * (uint64_t)m->hp.n_layers * (uint64_t)n_ctx *
+           (uint64_t)m->hp.n_kv_heads * (uint64_t)m->hp.head_dim * (type == LM_KV_F16 ? 2u : 4u);
+}
+
+uint64_t lm_mem_total(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+}
+
+static double gib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+int lm_model_fits(const struct lm_model *m, uint64_t weights, int n_ctx, int n_seq,
+                  enum lm_kv_type type, uint64_t mem, char *err, size_t errlen)
+{
+    uint64_t kv = lm_kv_bytes(m, n_ctx, type) * (uint64_t)n_seq;
+    if (mem == 0 || weights + kv <= mem)
+        return 0;
+    snprintf(err, errlen, "needs %.2f GiB of memory (weights %.2f GiB + KV cache %.2f GiB: %d sequences "
+             "x %d positions in %s) but this machine has %.2f GiB; lower context_length or max_batch%s",
+             gib(weights + kv), gib(weights), gib(kv), n_seq, n_ctx, type == LM_KV_F16 ? "F16" : "F32",
+             gib(mem), type == LM_KV_F16 ? "" : ", or use kv_cache \"f16\"");
+    return -1;
+}
 
 struct lm_kv *lm_kv_new(const struct lm_model *m, int n_ctx, enum lm_kv_type type,
                         char *err, size_t errlen)

@@ -125,6 +125,19 @@ struct lm_kv {
     size_t bytes;            /* of each of k and v */
 };
 
+/* Bytes one sequence's cache of n_ctx positions takes once full (keys and
+ * values, every layer). */
+uint64_t lm_kv_bytes(const struct lm_model *m, int n_ctx, enum lm_kv_type type);
+
+/* Physical memory of this machine in bytes (0 if unknown). */
+uint64_t lm_mem_total(void);
+
+/* Refuse up front a model whose weights (the mapped tensor data) and n_seq
+ * full caches of n_ctx positions do not fit in mem bytes of memory: -1 with
+ * err giving the numbers and what to lower, else 0. */
+int lm_model_fits(const struct lm_model *m, uint64_t weights, int n_ctx, int n_seq,
+                  enum lm_kv_type type, uint64_t mem, char *err, size_t errlen);
+
 struct lm_kv *lm_kv_new(const struct lm_model *m, int n_ctx, enum lm_kv_type type,
                         char *err, size_t errlen);
 void lm_kv_free(struct lm_kv *kv);

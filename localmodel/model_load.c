@@ -55,6 +55,10 @@ static int kv_float(const struct gguf_file *f, const char *key, double def, doub
     return 0;
 }
 
+/* The tensors the loader has taken, by index (one load at a time per
+ * thread): a file's other tensors are refused, as llama.cpp refuses them. */
+static _Thread_local uint8_t *load_used;
+
 /* Find tensor `name` with shape [cols, rows] (rows 0 = a vector of cols).
  * Returns 1 if absent and optional, 0 ok, -1 error. */
 static int get_tensor(const struct gguf_file *f, const char *name, int cols, int rows,
@@ -67,6 +71,8 @@ static int get_tensor(const struct gguf_file *f, const char *name, int cols, int
         snprintf(err, errlen, "%s: missing tensor '%s'", f->path ? f->path : "model", name);
         return -1;
     }
+    if (load_used)
+        load_used[t - f->tensors] = 1;
     int want_dims = rows ? 2 : 1;
     int ok = t->n_dims >= (uint32_t)want_dims && t->ne[0] == (uint64_t)cols &&
              (!rows || t->ne[1] == (uint64_t)rows);
@@ -388,6 +394,14 @@ void lm_model_rope(const struct lm_model *m, int swa, int n_ctx, struct lm_rope 
 
 /* ---- loading ------------------------------------------------------------ */
 
+static uint64_t unused_count(const struct gguf_file *f)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        n += !load_used[i];
+    return n;
+}
+
 int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, size_t errlen)
 {
     const char *path = f->path ? f->path : "model";
@@ -414,6 +428,11 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
         return -1;
     }
     struct lm_hparams *hp = &m->hp;
+    load_used = calloc(f->n_tensors ? (size_t)f->n_tensors : 1, 1);
+    if (!load_used) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
     if (load_hparams(f, ad, hp, err, errlen))
         goto fail;
 
@@ -535,9 +554,22 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
     }
     if (swa_layers(f, ad, m, err, errlen))
         goto fail;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        if (!load_used[i]) {
+            const struct gguf_str *nm = &f->tensors[i].name;
+            snprintf(err, errlen, "%s: tensor '%.*s' is not part of a %s model (%llu of the file's %llu "
+                     "tensors are not)", path, (int)(nm->len > 96 ? 96 : nm->len), nm->ptr, ad->name,
+                     (unsigned long long)unused_count(f), (unsigned long long)f->n_tensors);
+            goto fail;
+        }
+    }
+    free(load_used);
+    load_used = NULL;
     *out = m;
     return 0;
 fail:
+    free(load_used);
+    load_used = NULL;
     lm_model_free(m);
     return -1;
 }

@@ -20,6 +20,7 @@
 #include "localmodel/chat.h"
 #include "localmodel/gguf.h"
 #include "localmodel/jinja.h"
+#include "localmodel/model.h"
 #include "localmodel/tokenizer.h"
 #include "localmodel/sha256.h"
 
@@ -101,6 +102,16 @@ static void print_str(FILE *out, struct gguf_str s, size_t max)
     if (s.len > max) fputs("...", out);
 }
 
+/* "812.0 MiB", "4.37 GiB" */
+static const char *mib(uint64_t b, char *buf, size_t n)
+{
+    if (b < (1ull << 30))
+        snprintf(buf, n, "%.1f MiB", (double)b / 1048576.0);
+    else
+        snprintf(buf, n, "%.2f GiB", (double)b / 1073741824.0);
+    return buf;
+}
+
 int lm_verify_report(const char *path, int show_progress, FILE *out, char *err, size_t errlen)
 {
     struct gguf_file *f;
@@ -171,6 +182,26 @@ int lm_verify_report(const char *path, int show_progress, FILE *out, char *err, 
     }
     if (have_ctx) fprintf(out, "context length: %llu\n", (unsigned long long)ctx);
     else fprintf(out, "context length: (not set)\n");
+
+    /* the weights as the engine would load them, and the memory they need
+     * with the default context (the model's, at most 4096) and 8 sequences */
+    struct lm_model *m = NULL;
+    char merr[512];
+    if (lm_model_load(f, &m, merr, sizeof merr) == 0) {
+        const struct lm_hparams *hp = &m->hp;
+        fprintf(out, "engine:         loads (%s, %d layers, dim %d, heads %d/%d of %d, ffn %d%s)\n",
+                lm_arch_name(hp->arch), hp->n_layers, hp->dim, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+                hp->ffn_dim, m->tied_output ? ", tied output" : "");
+        int n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+        uint64_t kv = lm_kv_bytes(m, n_ctx, LM_KV_F16), mem = lm_mem_total();
+        char b1[32], b2[32], b3[32], b4[32];
+        fprintf(out, "memory:         weights %s mapped + KV cache %s per sequence of %d positions (F16); "
+                "8 sequences: %s of this machine's %s\n", mib(data_bytes, b1, sizeof b1),
+                mib(kv, b2, sizeof b2), n_ctx, mib(data_bytes + 8 * kv, b3, sizeof b3), mib(mem, b4, sizeof b4));
+        lm_model_free(m);
+    } else {
+        fprintf(out, "engine:         refused: %s\n", merr);
+    }
 
     /* the tokenizer as the engine would load it: a refusal shows here */
     kv = gguf_find_kv(f, "tokenizer.ggml.tokens");

@@ -234,7 +234,8 @@ static void test_defaults(void) {
         const struct cfg_local_model *m = &c->local_models[0];
         CHECK_STR(m->path, "/cfg/m/tiny.gguf");
         CHECK_STR(m->sha256, "unpinned");
-        CHECK(m->max_queue == 64 && m->max_batch == 8 && m->threads == 0 && m->context_length == 0);
+        CHECK(m->max_queue == 64 && m->max_batch == 8 && m->threads == 0 && m->context_length == 0 &&
+              m->kv_f32 == 0);
         CHECK(m->chat_template == NULL);
         CHECK(c->n_routes == 2); /* + implicit route for "tiny" */
         const struct cfg_route *r = &c->routes[0];
@@ -453,14 +454,17 @@ static void test_local_errors(void) {
                "t.json: local_models.m.chat_template_file: expected a string, got 3");
     EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"max_batch\": 0}}}",
                "t.json: local_models.m.max_batch: must be between 1 and 256, got 0");
+    EXPECT_ERR("{\"local_models\": {\"m\": {\"path\": \"m.gguf\", \"sha256\": \"unpinned\", \"kv_cache\": \"q8\"}}}",
+               "t.json: local_models.m.kv_cache: expected one of f16, f32, got \"q8\"");
 
     struct cfg *c = LOAD_OK("{\"local_models\": {\"m\": {\"path\": \"/abs/m.gguf\", \"sha256\": \"sha256:78C4953CF6EF0E0DD7FC67DAA5F89F5ECE8F5DE721D77E5EAD669645A508F9AB\","
-                            " \"context_length\": 512, \"threads\": 2, \"chat_template\": \"chatml\", \"max_queue\": 0, \"max_batch\": 4}}}");
+                            " \"context_length\": 512, \"threads\": 2, \"chat_template\": \"chatml\", \"max_queue\": 0, \"max_batch\": 4, \"kv_cache\": \"f32\"}}}");
     if (c) {
         const struct cfg_local_model *m = &c->local_models[0];
         CHECK_STR(m->path, "/abs/m.gguf");
         CHECK_STR(m->sha256, HASH);
-        CHECK(m->context_length == 512 && m->threads == 2 && m->max_queue == 0 && m->max_batch == 4);
+        CHECK(m->context_length == 512 && m->threads == 2 && m->max_queue == 0 && m->max_batch == 4 &&
+              m->kv_f32 == 1);
         CHECK_STR(m->chat_template, "chatml");
         cfg_free(c);
     }

@@ -217,8 +217,137 @@ static void run_case(const struct acase *ac)
     unlink(path);
 }
 
+/* ---- hostile files ------------------------------------------------------- */
+
+/* One change to a valid file: a key set to a u64, f64 or string value
+ * (added if absent), a tensor dropped, given another shape (zero data), or
+ * an extra tensor added. */
+struct mutation {
+    const char *key;           /* metadata key to set, or NULL */
+    enum gguf_vtype kt;        /* GGUF_T_UINT64, GGUF_T_FLOAT32 or GGUF_T_STRING */
+    uint64_t u;
+    double d;
+    const char *str;
+    const char *drop;          /* tensor to leave out */
+    const char *reshape;       /* tensor to give shape ne0 x ne1 */
+    uint64_t ne0, ne1;
+    const char *extra;         /* tensor to add, [16] F32 */
+};
+
+static void mutate(const char *src, const char *dst, const struct mutation *mu)
+{
+    char err[512];
+    struct gguf_file *f;
+    REQUIRE(gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
+    struct gguf_writer *w = gguf_writer_new();
+    int set = 0;
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        const struct gguf_kv *kv = &f->kv[i];
+        if (mu->key && kv->key.len == strlen(mu->key) && memcmp(kv->key.ptr, mu->key, kv->key.len) == 0) {
+            set = 1;
+            continue;
+        }
+        REQUIRE(gguf_writer_copy_kv(w, kv) == 0, "copy key");
+    }
+    (void)set;
+    if (mu->key) {
+        if (mu->kt == GGUF_T_UINT64) gguf_writer_add_u64(w, mu->key, mu->u);
+        else if (mu->kt == GGUF_T_FLOAT32) gguf_writer_add_f32(w, mu->key, (float)mu->d);
+        else gguf_writer_add_str(w, mu->key, mu->str);
+    }
+    static float zeros[1 << 20];
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const struct gguf_tensor *t = &f->tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        if (mu->drop && strcmp(name, mu->drop) == 0)
+            continue;
+        if (mu->reshape && strcmp(name, mu->reshape) == 0) {
+            uint64_t ne[2] = { mu->ne0, mu->ne1 };
+            REQUIRE(mu->ne0 * mu->ne1 <= sizeof zeros / 4, "reshape too big");
+            gguf_writer_add_tensor(w, name, mu->ne1 > 1 ? 2 : 1, ne, GGUF_TT_F32, zeros);
+            continue;
+        }
+        gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type, t->data);
+    }
+    if (mu->extra) {
+        uint64_t ne[1] = { 16 };
+        gguf_writer_add_tensor(w, mu->extra, 1, ne, GGUF_TT_F32, zeros);
+    }
+    REQUIRE(gguf_writer_write_file(w, dst, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    gguf_writer_free(w);
+    gguf_close(f);
+}
+
+/* Every hostile file is refused with a message naming the key or tensor
+ * (the ASan build runs these too). */
+static void test_hostile(void)
+{
+    static const struct { const char *arch; uint32_t head_dim; struct mutation mu; const char *want; } hc[] = {
+        { "qwen3", 128, { .drop = "blk.1.attn_k_norm.weight" }, "missing tensor 'blk.1.attn_k_norm.weight'" },
+        { "qwen3", 128, { .reshape = "blk.0.attn_q_norm.weight", .ne0 = 64, .ne1 = 1 },
+          "'blk.0.attn_q_norm.weight': expected shape [128], got [64]" },
+        { "qwen3", 128, { .key = "qwen3.attention.key_length", .kt = GGUF_T_UINT64, .u = 96 },
+          "attention.value_length 128 differs from key_length 96" },
+        { "qwen3", 128, { .drop = "blk.0.attn_q.weight" }, "missing tensor 'blk.0.attn_q.weight'" },
+        { "qwen3", 128, { .key = "qwen3.attention.value_length", .kt = GGUF_T_UINT64, .u = 64 },
+          "attention.value_length 64 differs from key_length 128" },
+        { "qwen3", 128, { .key = "qwen3.attention.key_length", .kt = GGUF_T_UINT64, .u = 0 },
+          "key 'qwen3.attention.key_length': 0 out of range" },
+        { "phi3", 0, { .reshape = "blk.0.attn_qkv.weight", .ne0 = 256, .ne1 = 384 },
+          "'blk.0.attn_qkv.weight': expected shape [256, 512], got [256, 384]" },
+        { "phi3", 0, { .reshape = "blk.1.ffn_up.weight", .ne0 = 256, .ne1 = 512 },
+          "'blk.1.ffn_up.weight': expected shape [256, 1024], got [256, 512]" },
+        { "phi3", 0, { .extra = "blk.0.ffn_gate.weight" },
+          "tensor 'blk.0.ffn_gate.weight' is not part of a phi3 model" },
+        { "gemma2", 0, { .drop = "blk.0.post_ffw_norm.weight" }, "missing tensor 'blk.0.post_ffw_norm.weight'" },
+        { "gemma2", 0, { .extra = "output.weight" }, "tensor 'output.weight' is not part of a gemma2 model" },
+        { "qwen2", 0, { .reshape = "blk.0.attn_k.bias", .ne0 = 256, .ne1 = 1 },
+          "'blk.0.attn_k.bias': expected shape [128], got [256]" },
+        { "qwen2", 0, { .key = "qwen2.attention.head_count", .kt = GGUF_T_UINT64, .u = 0 },
+          "key 'qwen2.attention.head_count': 0 out of range" },
+        { "qwen2", 0, { .key = "qwen2.attention.head_count", .kt = GGUF_T_UINT64, .u = 6 },
+          "embedding_length 256 is not a multiple of head_count 6" },
+        { "qwen2", 0, { .key = "qwen2.context_length", .kt = GGUF_T_UINT64, .u = 1ull << 40 },
+          "key 'qwen2.context_length': 1099511627776 out of range" },
+        { "qwen2", 0, { .key = "qwen2.rope.scaling.type", .kt = GGUF_T_STRING, .str = "ntk" },
+          "qwen2.rope.scaling.type 'ntk' is not supported" },
+        { "qwen2", 0, { .key = "qwen2.rope.freq_base", .kt = GGUF_T_FLOAT32, .d = -1.0 },
+          "key 'qwen2.rope.freq_base': -1 out of range" },
+        { "gemma3", 128, { .key = "gemma3.attention.sliding_window", .kt = GGUF_T_UINT64, .u = 1ull << 40 },
+          "key 'gemma3.attention.sliding_window'" },
+        { "llama", 0, { .key = "general.architecture", .kt = GGUF_T_STRING, .str = "mamba" },
+          "general.architecture is 'mamba'; supported: llama, qwen2, qwen3, phi3, gemma2, gemma3" },
+        { "llama", 0, { .key = "llama.rope.dimension_count", .kt = GGUF_T_UINT64, .u = 32 },
+          "llama.rope.dimension_count 32 must equal the head size 64" },
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof hc / sizeof hc[0]; i++) {
+        char src[256], dst[256];
+        snprintf(src, sizeof src, "/tmp/llmpin-arch-%d-src.gguf", (int)getpid());
+        snprintf(dst, sizeof dst, "/tmp/llmpin-arch-%d-bad.gguf", (int)getpid());
+        struct lm_llama_shape s = { .n_vocab = NV, .dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                                    .ffn_dim = 512, .context_length = 256, .seed = 5, .type = GGUF_TT_F32,
+                                    .arch = hc[i].arch, .head_dim = hc[i].head_dim };
+        REQUIRE(lm_write_random_llama(src, &s, err, sizeof err) == 0, "%s", err);
+        mutate(src, dst, &hc[i].mu);
+        struct gguf_file *f;
+        REQUIRE(gguf_open(dst, &f, err, sizeof err) == 0, "case %zu: %s", i, err);
+        struct lm_model *m = NULL;
+        err[0] = 0;
+        int rc = lm_model_load(f, &m, err, sizeof err);
+        CHECK(rc < 0 && m == NULL, "hostile case %zu (%s) loads", i, hc[i].want);
+        CHECK(strstr(err, hc[i].want), "hostile case %zu: want '%s', got '%s'", i, hc[i].want, err);
+        lm_model_free(m);
+        gguf_close(f);
+        unlink(src);
+        unlink(dst);
+    }
+}
+
 int main(void)
 {
+    test_hostile();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(&cases[i]);
     return etest_done("engine_arch");

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include <unistd.h>
+
+#include "localmodel/gguf_write.h"
 #include "localmodel/lm.h"
 #include "tests/engine/etest.h"
 
@@ -150,7 +153,7 @@ static void test_hash(void)
     lm_engine_info(e, &info);
     CHECK(strcmp(info.sha256, SHA) == 0, "info.sha256 %s", info.sha256);
     CHECK(strcmp(info.architecture, "llama") == 0 && info.n_params == 260032 &&
-          info.context_length == 512 && info.n_vocab == 512, "info");
+          info.context_length == 512 && info.n_vocab == 512 && strcmp(info.kv_cache, "f16") == 0, "info");
     lm_engine_close(e);
     o.path = LLMPIN_MODELS_DIR "/no-such-model.gguf";
     CHECK(lm_engine_open(&o, err, sizeof err) == NULL && strstr(err, "no-such-model"), "missing file: %s", err);
@@ -370,8 +373,44 @@ static void test_limits(void)
     }
 }
 
+/* A model whose caches cannot fit is refused up front with the numbers:
+ * a 2-layer model trained for 2^20 positions, asked for all of them in 256
+ * sequences (256 x 2 x 2 layers x 2^20 x 64 x 2 bytes = 128 GiB in F16). */
+static void test_memory(void)
+{
+    char path[] = "/tmp/llmpin-engine-mem-XXXXXX", err[768];
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    struct lm_llama_shape s = { .n_vocab = 300, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4,
+                                .ffn_dim = 128, .context_length = 1u << 20, .seed = 3, .type = GGUF_TT_F32 };
+    REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+    struct lm_engine_opts o = { .path = path, .sha256 = "unpinned", .context_length = 1 << 20,
+                                .threads = 1, .max_batch = 256 };
+    CHECK(lm_engine_open(&o, err, sizeof err) == NULL, "a 128 GiB cache must be refused");
+    CHECK(strstr(err, "KV cache 128.00 GiB") &&
+          strstr(err, "256 sequences x 1048576 positions in F16") && strstr(err, "lower context_length"),
+          "refusal names the numbers: %s", err);
+    o.kv_f32 = 1;
+    CHECK(lm_engine_open(&o, err, sizeof err) == NULL && strstr(err, "KV cache 256.00 GiB") &&
+          strstr(err, "in F32") && strstr(err, "kv_cache \"f16\""), "F32 refusal: %s", err);
+    /* the same file with a context that fits opens */
+    o.context_length = 256;
+    o.max_batch = 2;
+    struct lm_engine *e = lm_engine_open(&o, err, sizeof err);
+    CHECK(e != NULL, "a small cache opens: %s", err);
+    if (e) {
+        struct lm_info info;
+        lm_engine_info(e, &info);
+        CHECK(strcmp(info.kv_cache, "f32") == 0, "kv_cache %s", info.kv_cache);
+    }
+    lm_engine_close(e);
+    unlink(path);
+}
+
 int main(void)
 {
+    test_memory();
     test_hash();
     test_generation();
     test_limits();

@@ -33,6 +33,8 @@ int main(void)
     CHECK_CONTAINS(r, "context length: 512\n");
     CHECK_CONTAINS(r, "vocabulary:     512 tokens (tokenizer llama)\n");
     CHECK_CONTAINS(r, "chat template:  plain (no tokenizer.chat_template in file)\n");
+    CHECK_CONTAINS(r, "engine:         loads (llama, 5 layers, dim 64, heads 8/4 of 8, ffn 172, tied output)\n");
+    CHECK_CONTAINS(r, "memory:         weights 1.0 MiB mapped + KV cache 0.3 MiB per sequence of 512 positions (F16)");
     CHECK_CONTAINS(r, "\"local_models\": { \"stories260K\": { \"path\": \"" LLMPIN_MODELS_DIR
                       "/stories260K.gguf\", \"sha256\": "
                       "\"78c4953cf6ef0e0dd7fc67daa5f89f5ece8f5de721d77e5ead669645a508f9ab\" } }\n");
@@ -77,6 +79,25 @@ int main(void)
     r = report(path, &rc, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     CHECK_CONTAINS(r, "chat template:  chatml (the file's Jinja template does not parse: line 1");
+    free(r);
+    unlink(path);
+
+    /* other architectures load; a file the engine refuses says why */
+    s.chat_template = NULL;
+    s.arch = "qwen3";
+    s.head_dim = 32;
+    CHECK_MSG(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+    r = report(path, &rc, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK_CONTAINS(r, "architecture:   qwen3\n");
+    CHECK_CONTAINS(r, "engine:         loads (qwen3, 1 layers, dim 32, heads 2/2 of 32, ffn 64)\n");
+    free(r);
+    s.context_length = 1u << 25;
+    CHECK_MSG(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+    r = report(path, &rc, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    CHECK_CONTAINS(r, "engine:         refused: ");
+    CHECK_CONTAINS(r, "key 'qwen3.context_length': 33554432 out of range 1..16777216\n");
     free(r);
     unlink(path);
 
