@@ -14,8 +14,13 @@
  * Ratios are the figures to report; absolute numbers on a shared machine
  * are noise. Models are generated once into --dir (default /tmp).
  *
+ * --shape picks the model: 110m (above), llama3.2-1b (llama, vocab 128256,
+ * dim 2048, 16 layers, GQA 32/8, ffn 8192, tied, rope_freqs, base 5e5) or
+ * qwen2.5-0.5b (qwen2 with Q/K/V biases, vocab 151936, dim 896, 24 layers,
+ * GQA 14/2, ffn 4864, tied; dim 896 is not a multiple of 256, so no K-quants).
+ *
  * usage: llmpin-bench-lm [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N]
- *                        [--gen 64] [--quick]
+ *                        [--gen 64] [--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]
  */
 #include <cblas.h>
 #include <immintrin.h>
@@ -185,16 +190,33 @@ int main(int argc, char **argv)
     const char *types = "f32,f16,q8_0";
     int max_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int n_gen = 64, quick = 0;
+    const char *shape = "110m";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) max_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N] [--gen N] [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N] [--gen N] "
+                    "[--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]\n", argv[0]);
             return 2;
         }
+    }
+    struct lm_llama_shape base = { .n_vocab = 32000, .dim = 768, .n_layers = 12, .n_heads = 12,
+        .n_kv_heads = 12, .ffn_dim = 2048, .context_length = 2048, .tied_output = 1, .seed = 1 };
+    if (!strcmp(shape, "llama3.2-1b")) {
+        base = (struct lm_llama_shape){ .n_vocab = 128256, .dim = 2048, .n_layers = 16, .n_heads = 32,
+            .n_kv_heads = 8, .ffn_dim = 8192, .context_length = 131072, .tied_output = 1, .seed = 1,
+            .rope_freqs = 1, .rope_freq_base = 500000.0f };
+    } else if (!strcmp(shape, "qwen2.5-0.5b")) {
+        base = (struct lm_llama_shape){ .n_vocab = 151936, .dim = 896, .n_layers = 24, .n_heads = 14,
+            .n_kv_heads = 2, .ffn_dim = 4864, .context_length = 32768, .tied_output = 1, .seed = 1,
+            .arch = "qwen2", .rope_freq_base = 1000000.0f };
+    } else if (strcmp(shape, "110m") != 0) {
+        fprintf(stderr, "--shape: '%s' is not 110m, llama3.2-1b or qwen2.5-0.5b\n", shape);
+        return 2;
     }
     if (max_threads < 1) max_threads = 1;
     if (n_gen < 1) n_gen = 1;
@@ -217,12 +239,11 @@ int main(int argc, char **argv)
         if (!strstr(types, all[k].name))
             continue;
         char path[512], err[512];
-        snprintf(path, sizeof path, "%s/llmpin-bench-110m-%s.gguf", dir, all[k].name);
+        snprintf(path, sizeof path, "%s/llmpin-bench-%s-%s.gguf", dir, shape, all[k].name);
         struct stat st;
         if (stat(path, &st) != 0) {
-            struct lm_llama_shape s = { .n_vocab = 32000, .dim = 768, .n_layers = 12, .n_heads = 12,
-                .n_kv_heads = 12, .ffn_dim = 2048, .context_length = 2048, .type = all[k].type,
-                .tied_output = 1, .seed = 1 };
+            struct lm_llama_shape s = base;
+            s.type = all[k].type;
             fprintf(stderr, "writing %s ...\n", path);
             if (lm_write_random_llama(path, &s, err, sizeof err) < 0) {
                 fprintf(stderr, "%s\n", err);
