@@ -259,39 +259,64 @@ static inline T_AVX2 __m256i dot_u8s8(__m256i u, __m256i s)
  * computed by the same operations in the same order whatever G is. */
 #define MAXG_Q 4
 
-/* Q4_K: per sub-block of 32, d*sc * sum(q*x) - dmin*m * sum(x), times xd */
+/* A Q4_K block's 8 scales and 8 mins (6 bits each, packed in 12 bytes) as
+ * two vectors of 8 floats. */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+q4k_scales(const uint8_t *q, __m256 *sc, __m256 *mn)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    uint32_t s_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+    uint32_t s_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    int64_t sv = (int64_t)((uint64_t)s_lo | (uint64_t)s_hi << 32);
+    int64_t mv = (int64_t)((uint64_t)m_lo | (uint64_t)m_hi << 32);
+    *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sv)));
+    *mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mv)));
+}
+
+/* Q4_K: per sub-block sb of 32, xd_sb * d*sc_sb * sum(q*x) - dmin*m_sb * xsd_sb.
+ * The 8 sub-blocks' factors are formed as vectors once per block: S =
+ * (d*sc) * xd, and the min terms dmin*m * xsd summed lane-wise into macc
+ * (reduced at the end). */
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
           int G, const float *xsd, float *y, size_t ldy)
 {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[MAXG_Q];
-    float macc[MAXG_Q];
+    __m256 acc[MAXG_Q], macc[MAXG_Q];
     for (int g = 0; g < G; g++) {
         acc[g] = _mm256_setzero_ps();
-        macc[g] = 0.0f;
+        macc[g] = _mm256_setzero_ps();
     }
     for (int done = 0; done < cols; done += QKK, p += 144) {
-        float d = half_at(p), dmin = half_at(p + 2);
+        __m256 sc, mn;
+        q4k_scales(p + 4, &sc, &mn);
+        __m256 ds = _mm256_mul_ps(_mm256_set1_ps(half_at(p)), sc);
+        __m256 dm = _mm256_mul_ps(_mm256_set1_ps(half_at(p + 2)), mn);
+        __m256 S[MAXG_Q];
+        for (int g = 0; g < G; g++) {
+            S[g] = _mm256_mul_ps(ds, _mm256_loadu_ps(xd + g * ldd + done / QK));
+            macc[g] = _mm256_add_ps(macc[g], _mm256_mul_ps(dm, _mm256_loadu_ps(xsd + g * ldd + done / QK)));
+        }
         const uint8_t *qs = p + 16;
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
             __m256i qv[2] = { _mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) };
             for (int h = 0; h < 2; h++) {
-                int sb = 2 * c + h, xb = (done + 32 * sb) / QK;
-                uint8_t sc, m;
-                scale_min_k4(sb, p + 4, &sc, &m);
-                float fs = d * (float)sc, fm = dmin * (float)m;
+                int sb = 2 * c + h;
+                __m256i idx = _mm256_set1_epi32(sb);
                 for (int g = 0; g < G; g++) {
                     __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + done + 32 * sb));
                     __m256 vq = _mm256_cvtepi32_ps(dot_u8s8(qv[h], x));
-                    acc[g] = _mm256_fmadd_ps(vq, _mm256_set1_ps(xd[g * ldd + xb] * fs), acc[g]);
-                    macc[g] += fm * xsd[g * ldd + xb];
+                    acc[g] = _mm256_fmadd_ps(vq, _mm256_permutevar8x32_ps(S[g], idx), acc[g]);
                 }
             }
         }
     }
-    for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]) - macc[g];
+    for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]) - hsum_ps(macc[g]);
 }
 
 /* Q6_K: weights q-32 with an int8 scale per 16; the sign trick keeps
@@ -397,27 +422,69 @@ static T_AVX2 float dot_q4k_1(const uint8_t *p, const float *xd, const int8_t *x
     /* operations and their order exactly as dot_q4k_g's for one token, so a
      * sequence gets the same values alone as batched */
     const __m256i low4 = _mm256_set1_epi8(0x0F), one16 = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    float macc = 0.0f;
+    __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
     for (int done = 0; done < cols; done += QKK, p += 144, xd += QKK / QK, xq += QKK, xsd += QKK / QK) {
-        float d = f16c(p), dmin = f16c(p + 2);
+        __m256 sc, mn;
+        q4k_scales(p + 4, &sc, &mn);
+        __m256 ds = _mm256_mul_ps(_mm256_set1_ps(f16c(p)), sc);
+        __m256 dm = _mm256_mul_ps(_mm256_set1_ps(f16c(p + 2)), mn);
+        __m256 S = _mm256_mul_ps(ds, _mm256_loadu_ps(xd));
+        macc = _mm256_add_ps(macc, _mm256_mul_ps(dm, _mm256_loadu_ps(xsd)));
         const uint8_t *qs = p + 16;
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i qv[2] = { _mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) };
-            for (int h = 0; h < 2; h++) {
-                int sb = 2 * c + h;
-                uint8_t sc, m;
-                scale_min_k4(sb, p + 4, &sc, &m);
-                float fs = d * (float)sc, fm = dmin * (float)m;
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + 32 * sb));
-                __m256 vq = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(qv[h], x), one16));
-                acc = _mm256_fmadd_ps(vq, _mm256_set1_ps(xd[sb] * fs), acc);
-                macc += fm * xsd[sb];
-            }
+            __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 64 * c));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32));
+            __m256 v0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), one16));
+            __m256 v1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), one16));
+            acc = _mm256_fmadd_ps(v0, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(2 * c)), acc);
+            acc = _mm256_fmadd_ps(v1, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(2 * c + 1)), acc);
         }
     }
-    return hsum_ps(acc) - macc;
+    return hsum_ps(acc) - hsum_ps(macc);
+}
+
+/* The same for Q6_K (attn_v, ffn_down and the output of the Q4_K_M mix):
+ * dot_q6k_g's operations for one token, in its order, in registers. */
+static T_AVX2 float dot_q6k_1(const uint8_t *p, const float *xd, const int8_t *xq, int cols)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int done = 0; done < cols; done += QKK, p += 210) {
+        float d = f16c(p + 208);
+        const int8_t *sc = (const int8_t *)(p + 192);
+        for (int c = 0; c < 2; c++) {
+            const uint8_t *ql = p + 64 * c, *qh = p + 128 + 32 * c;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+#define Q6K_STEP(Q, k) do {                                                                    \
+                int pos = done + 128 * c + 32 * (k);                                           \
+                __m256i w = _mm256_sub_epi8((Q), off);                                         \
+                const int8_t *s2 = sc + 8 * c + 2 * (k);                                       \
+                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1])); \
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + pos));                   \
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x)); \
+                __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));                    \
+                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[pos / QK] * d), acc);               \
+            } while (0)
+            Q6K_STEP(q0, 0);
+            Q6K_STEP(q1, 1);
+            Q6K_STEP(q2, 2);
+            Q6K_STEP(q3, 3);
+#undef Q6K_STEP
+        }
+    }
+    return hsum_ps(acc);
 }
 
 void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
@@ -429,6 +496,10 @@ void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, con
         float xsd[MAX_COLS / QK];
         block_sums(xd, xq, cols, xsd);
         for (int r = r0; r < r1; r++) y[r] = dot_q4k_1(base + (size_t)r * w->row_bytes, xd, xq, xsd, cols);
+        return;
+    }
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q6_K && n == 1) {
+        for (int r = r0; r < r1; r++) y[r] = dot_q6k_1(base + (size_t)r * w->row_bytes, xd, xq, cols);
         return;
     }
     if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K) {
