@@ -724,6 +724,10 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
         n++; } while (0)
     ADD(2, s->dim, s->n_vocab, T_MAT, "token_embd.weight");
     if (s->rope_freqs) ADD(1, hd / 2, 1, T_ROPE, "rope_freqs.weight");
+    if (s->rope_long_short) {
+        ADD(1, hd / 2, 1, T_ROPE, "rope_factors_long.weight");
+        ADD(1, hd / 2, 1, T_ROPE, "rope_factors_short.weight");
+    }
     for (uint32_t l = 0; l < s->n_layers; l++) {
         ADD(1, s->dim, 1, T_NORM, "blk.%u.attn_norm.weight", l);
         if (phi3) {
@@ -993,6 +997,8 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         gguf_writer_add_str(w, AKEY("rope.scaling.type"), s->rope_scaling);
         gguf_writer_add_f32(w, AKEY("rope.scaling.factor"), s->rope_factor);
     }
+    if (s->rope_attn_factor > 0)
+        gguf_writer_add_f32(w, AKEY("rope.scaling.attn_factor"), s->rope_attn_factor);
     if (s->rope_orig_ctx)
         gguf_writer_add_u32(w, AKEY("rope.scaling.original_context_length"), s->rope_orig_ctx);
 #undef AKEY

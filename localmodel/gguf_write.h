@@ -99,6 +99,8 @@ struct lm_llama_shape {
     const char *rope_scaling;  /* <arch>.rope.scaling.type ("linear", "yarn"); NULL = not written */
     float rope_factor;         /* <arch>.rope.scaling.factor (with rope_scaling) */
     uint32_t rope_orig_ctx;    /* <arch>.rope.scaling.original_context_length; 0 = not written */
+    float rope_attn_factor;    /* <arch>.rope.scaling.attn_factor; 0 = not written */
+    int rope_long_short;       /* write rope_factors_long/short.weight (phi3 longrope), in [1, 4] */
 };
 
 /* Copy one key (any type, arrays included) from a file being read. */

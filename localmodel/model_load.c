@@ -187,17 +187,17 @@ struct arch_desc {
     int always_tied;     /* the output projection is token_embd (gemma2) */
     int swa_period;      /* default sliding-window pattern: layer l slides iff l % p < p - 1 */
     int swa_default;     /* window when the key is absent (0: no sliding layers) */
-    int swa_all;         /* the window (when set) applies to every layer */
+    int swa;             /* has sliding-window layers: reads attention.sliding_window */
 };
 
 static const struct arch_desc ARCHS[] = {
-    /* name     id              neox gelu qkn post emb fused tied period  swa  all */
-    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   1 },
-    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   1 },
-    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   1 },
+    /* name     id              neox gelu qkn post emb fused tied period  win  swa */
+    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   0 },
+    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   0 },
+    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   0 },
     { "phi3",   LM_ARCH_PHI3,   1,   0,   0,  0,   0,  1,    0,   0,      0,   0 },
-    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   0 },
-    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   0 },
+    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   1 },
+    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   1 },
 };
 const char LM_ARCHS_SUPPORTED[] = "llama, qwen2, qwen3, phi3, gemma2, gemma3";
 
@@ -311,14 +311,15 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
                &hp->n_ctx_orig, err, errlen))
         return -1;
 
-    /* sliding window */
-    hp->n_swa = ad->swa_default;
-    if (kv_int(f, AK("attention.sliding_window"), 0, hp->n_swa, 0, 1 << 24, &hp->n_swa, err, errlen) ||
-        kv_float(f, AK("rope.freq_base_swa"), ad->id == LM_ARCH_GEMMA2 ? hp->rope_base : 10000.0,
-                 1.0, 1e12, &hp->rope_base_swa, err, errlen))
+    /* sliding window: gemma's layers only. llama.cpp reads no window for
+     * llama, qwen2, qwen3 or phi3 (Qwen2.5 files carry one their config
+     * disables; phi3's is unreliable), and neither does llmpin. */
+    hp->n_swa = 0;
+    if (ad->swa &&
+        (kv_int(f, AK("attention.sliding_window"), 0, ad->swa_default, 0, 1 << 24, &hp->n_swa, err, errlen) ||
+         kv_float(f, AK("rope.freq_base_swa"), ad->id == LM_ARCH_GEMMA2 ? hp->rope_base : 10000.0,
+                  1.0, 1e12, &hp->rope_base_swa, err, errlen)))
         return -1;
-    if (ad->id == LM_ARCH_PHI3)
-        hp->n_swa = 0;     /* as llama.cpp: its files' window metadata is not reliable */
 
     hp->emb_scale = ad->emb_scale ? sqrtf((float)hp->dim) : 0.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
@@ -340,20 +341,14 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
     return 0;
 }
 
-/* Which layers slide: every layer (llama/qwen with a window set), or the
- * pattern "l % period < period - 1" (gemma: 2 -> even layers, 6 -> five of
- * six), as llama.cpp's set_swa_pattern. */
+/* Which layers slide: the pattern "l % period < period - 1" (gemma: 2 ->
+ * even layers, 6 -> five of six), as llama.cpp's set_swa_pattern. */
 static int swa_layers(const struct gguf_file *f, const struct arch_desc *ad, struct lm_model *m,
                       char *err, size_t errlen)
 {
     struct lm_hparams *hp = &m->hp;
     if (hp->n_swa == 0)
         return 0;
-    if (ad->swa_all) {
-        for (int l = 0; l < hp->n_layers; l++)
-            m->layers[l].swa = 1;
-        return 0;
-    }
     char k[128];
     int period;
     if (kv_int(f, akey(k, sizeof k, ad, "attention.sliding_window_pattern"), 0, ad->swa_period, 0,

@@ -24,7 +24,8 @@ static void usage(FILE *o)
             "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3] [--head-dim N]\n"
             "                        [--rope-freqs] [--sliding-window N] [--attn-softcap X]\n"
             "                        [--final-softcap X] [--rope-scaling linear|yarn --rope-factor X]\n"
-            "                        [--rope-orig-ctx N] [--swa-pattern N]\n"
+            "                        [--rope-orig-ctx N] [--swa-pattern N] [--rope-long-short]\n"
+            "                        [--rope-attn-factor X]\n"
             "Writes a llama GGUF with random weights (uniform +-1/sqrt(in_dim), norms 1).\n"
             "--vocab-from copies every tokenizer.* key of another GGUF (e.g. a vocabulary\n"
             "written by llmpin-hfvocab); --vocab then defaults to its token count.\n"
@@ -64,6 +65,10 @@ int main(int argc, char **argv)
             s.rope_freqs = 1;
             continue;
         }
+        if (!strcmp(a, "--rope-long-short")) {
+            s.rope_long_short = 1;
+            continue;
+        }
         if (!strcmp(a, "--tied")) {
             s.tied_output = 1;
             continue;
@@ -81,7 +86,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--arch")) s.arch = val;
         else if (!strcmp(a, "--rope-scaling")) s.rope_scaling = val;
         else if (!strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap") ||
-                 !strcmp(a, "--rope-factor")) {
+                 !strcmp(a, "--rope-factor") || !strcmp(a, "--rope-attn-factor")) {
             char *end;
             float x = strtof(val, &end);
             if (*end || !(x > 0)) {
@@ -89,7 +94,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             *(!strcmp(a, "--attn-softcap") ? &s.attn_softcap
-              : !strcmp(a, "--rope-factor") ? &s.rope_factor : &s.final_softcap) = x;
+              : !strcmp(a, "--rope-factor") ? &s.rope_factor
+              : !strcmp(a, "--rope-attn-factor") ? &s.rope_attn_factor : &s.final_softcap) = x;
         }
         else if (!strcmp(a, "--type")) {
             if (!strcasecmp(val, "f32")) s.type = GGUF_TT_F32;

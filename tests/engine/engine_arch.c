@@ -13,7 +13,8 @@
  * The cases cover what differs between the architectures: Llama 3.x rope
  * factors (rope_freqs, base 5e5), qwen2's Q/K/V biases and YaRN scaling, qwen3's per-head Q/K
  * norms with a head size that makes q wider than the model (128 x 4 > 256),
- * phi3's fused QKV and gate/up tensors, gemma2's soft-capping (set low, 1 and
+ * phi3's fused QKV and gate/up tensors and longrope factors with their
+ * attention factor, gemma2's soft-capping (set low, 1 and
  * 3, so that it bites on random weights) and sliding window on even layers,
  * gemma3's Q/K norms and sliding window (6 positions: the 16-token prompt
  * reaches past it) with its own rope base (1e4 unscaled, the others 1e6
@@ -66,28 +67,33 @@ struct acase {
     float rope_factor;
     uint32_t rope_orig_ctx;
     uint32_t swa_pattern;
+    float rope_attn_factor;
+    int rope_long_short;
 };
 
 static const struct acase cases[] = {
     /* --arch llama --rope-freqs --rope-base 500000 */
-    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0 },
+    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
     /* --arch qwen2 */
-    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0 },
-    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0 },
+    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
+    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0 },
     /* --arch qwen2 --rope-scaling yarn --rope-factor 4 --rope-orig-ctx 64 --rope-base 1000000 */
-    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0 },
+    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0, 0, 0 },
     /* --arch qwen3 --head-dim 128 */
-    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0 },
+    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
     /* --arch phi3 */
-    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0 },
-    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0 },
+    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
+    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0 },
+    /* --arch phi3 --rope-long-short --rope-orig-ctx 32 --rope-attn-factor 1.19 (Phi-3.5's
+     * longrope: both engines' contexts exceed 32, so the long factors apply) */
+    { "phi3long-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 32, 0, 1.19f, 1 },
     /* --arch gemma2 --head-dim 128 --sliding-window 6 --attn-softcap 1.0 --final-softcap 3.0 */
-    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0 },
+    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0, 0, 0 },
     /* --arch gemma3 --head-dim 128 --sliding-window 6 --swa-pattern 2 --rope-base 1000000
      * --rope-scaling linear --rope-factor 8 (as Gemma 3 4B, the sliding layer keeping base 1e4
      * unscaled; pattern 2 so that one of the two layers is global) */
-    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2 },
-    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2 },
+    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0 },
+    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0 },
 };
 
 static int argmax(const float *x, int n)
@@ -132,7 +138,8 @@ static void run_case(const struct acase *ac)
                                 .rope_freq_base = ac->rope_base, .attn_softcap = ac->attn_softcap,
                                 .final_softcap = ac->final_softcap, .rope_scaling = ac->rope_scaling,
                                 .rope_factor = ac->rope_factor, .rope_orig_ctx = ac->rope_orig_ctx,
-                                .swa_pattern = ac->swa_pattern };
+                                .swa_pattern = ac->swa_pattern, .rope_attn_factor = ac->rope_attn_factor,
+                                .rope_long_short = ac->rope_long_short };
     REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
     float ref[NV];
     int32_t greedy[NG];
