@@ -668,6 +668,35 @@ static int row_to_q6_k(const float *x, void *y, size_t n)
     return 0;
 }
 
+/* Q5_0: per 32, d = (the value of largest magnitude) / -16 as fp16, q =
+ * round(x/d) + 16 clamped to 0..31, low nibbles in 16 bytes (element j and
+ * j + 16 share byte j), the fifth bits in a 32-bit word (ggml's layout). */
+static int row_to_q5_0(const float *x, void *y, size_t n)
+{
+    if (n % 32) return -1;
+    uint8_t *o = y;
+    for (size_t b = 0; b < n / 32; b++, o += 22, x += 32) {
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < 32; i++)
+            if (fabsf(x[i]) > amax) {
+                amax = fabsf(x[i]);
+                max = x[i];
+            }
+        float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t dh = lm_fp32_to_fp16(d);
+        memcpy(o, &dh, 2);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int q0 = round_clamp(x[j] * id + 16.0f, 0, 31), q1 = round_clamp(x[j + 16] * id + 16.0f, 0, 31);
+            o[6 + j] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
+            qh |= (uint32_t)((q0 >> 4) & 1) << j;
+            qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
+        }
+        memcpy(o + 2, &qh, 4);
+    }
+    return 0;
+}
+
 int lm_row_to_type(enum gguf_ttype t, const float *x, void *y, size_t n)
 {
     switch (t) {
@@ -677,6 +706,7 @@ int lm_row_to_type(enum gguf_ttype t, const float *x, void *y, size_t n)
     case GGUF_TT_Q8_0: return lm_row_to_q8_0(x, y, n);
     case GGUF_TT_Q4_K: return row_to_q4_k(x, y, n);
     case GGUF_TT_Q6_K: return row_to_q6_k(x, y, n);
+    case GGUF_TT_Q5_0: return row_to_q5_0(x, y, n);
     default: return -1;
     }
 }
@@ -825,15 +855,11 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
         return -1;
     }
     uint32_t qd = head_of(s) * s->n_heads;
-    if ((s->type == GGUF_TT_Q4_K || s->type == GGUF_TT_Q6_K) &&
-        (s->dim % 256 || s->ffn_dim % 256 || qd % 256)) {
-        seterr(err, errlen, "%s needs dim (%u), ffn (%u) and heads x head size (%u) to be multiples of 256",
-               s->type == GGUF_TT_Q4_K ? "Q4_K" : "Q6_K", s->dim, s->ffn_dim, qd);
-        return -1;
-    }
-    if (s->type == GGUF_TT_Q8_0 && (s->dim % 32 || s->ffn_dim % 32 || qd % 32)) {
-        seterr(err, errlen, "Q8_0 needs dim (%u), ffn (%u) and heads x head size (%u) to be multiples of 32",
-               s->dim, s->ffn_dim, qd);
+    /* K-quant rows that are not a multiple of 256 fall back to Q5_0 / Q8_0 */
+    if (s->type != GGUF_TT_F32 && s->type != GGUF_TT_F16 && s->type != GGUF_TT_BF16 &&
+        (s->dim % 32 || s->ffn_dim % 32 || qd % 32)) {
+        seterr(err, errlen, "%s needs dim (%u), ffn (%u) and heads x head size (%u) to be multiples of 32",
+               gguf_ttype_name(s->type), s->dim, s->ffn_dim, qd);
         return -1;
     }
     return 0;
@@ -901,14 +927,19 @@ struct fill_ctx {
 };
 
 /* The type tensor lt is stored as. Q4_K means llama.cpp's Q4_K_M mix:
- * Q4_K matrices, Q6_K for attn_v, ffn_down and output, F32 norms. */
+ * Q4_K matrices, Q6_K for attn_v, ffn_down and output, F32 norms; rows not a
+ * multiple of 256 as Q5_0 (for Q4_K) and Q8_0 (for Q6_K). */
 static enum gguf_ttype tensor_type(const struct lm_llama_shape *s, const struct ltensor *lt)
 {
     if (lt->kind != T_MAT) return GGUF_TT_F32;
-    if (s->type == GGUF_TT_Q4_K && (strstr(lt->name, "attn_v.") || strstr(lt->name, "ffn_down.") ||
-                                    strcmp(lt->name, "output.weight") == 0))
-        return GGUF_TT_Q6_K;
-    return s->type;
+    enum gguf_ttype t = s->type;
+    if (t == GGUF_TT_Q4_K && (strstr(lt->name, "attn_v.") || strstr(lt->name, "ffn_down.") ||
+                              strcmp(lt->name, "output.weight") == 0))
+        t = GGUF_TT_Q6_K;
+    /* llama.cpp's fallback for rows that do not divide into 256 */
+    if (lt->ne[0] % 256 && t == GGUF_TT_Q4_K) t = GGUF_TT_Q5_0;
+    if (lt->ne[0] % 256 && t == GGUF_TT_Q6_K) t = GGUF_TT_Q8_0;
+    return t;
 }
 
 static int fill_llama(void *ud, uint64_t k, void *dst, uint64_t nbytes)

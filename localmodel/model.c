@@ -368,7 +368,7 @@ static void mm_chunk(void *arg, int call, int ith)
  * weight unpacking, beat unpacking to F32 for sgemm. */
 static int int8_gemm(const struct lm_ctx *c, const struct lm_wmat *w)
 {
-    if (w->type == GGUF_TT_Q4_K || w->type == GGUF_TT_Q6_K)   /* quants.c's AVX2 dots */
+    if (w->type == GGUF_TT_Q4_K || w->type == GGUF_TT_Q6_K || w->type == GGUF_TT_Q5_0)   /* quants.c's AVX2 dots */
         return c->isa >= LM_ISA_AVX2;
     return w->type == GGUF_TT_Q8_0 && c->isa >= INT8_GEMM_ISA;
 }

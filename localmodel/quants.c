@@ -363,6 +363,47 @@ dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
     for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]);
 }
 
+/* Q5_0 (22 bytes per 32: fp16 d, 32 high bits, 16 bytes of nibbles; the
+ * fallback of Q4_K_M files for rows that are not a multiple of 256, as
+ * Qwen2.5-0.5B's 896): w = (nibble | high << 4) - 16, so the dot is
+ * d * xd * sum(w * x); maddubs takes |w| and x with w's sign. */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) __m256i
+q5_0_weights(const uint8_t *p)
+{
+    uint32_t qh;
+    memcpy(&qh, p + 2, 4);
+    __m128i qs = _mm_loadu_si128((const __m128i *)(p + 6));
+    __m128i m4 = _mm_set1_epi8(0x0F);
+    __m256i q = _mm256_setr_m128i(_mm_and_si128(qs, m4), _mm_and_si128(_mm_srli_epi16(qs, 4), m4));
+    /* bit i of qh -> 0x10 in byte i */
+    __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                     _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bits), bits), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(q, hb), _mm256_set1_epi8(16));
+}
+
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+dot_q5_0_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
+           int G, const float *xsd, float *y, size_t ldy)
+{
+    (void)xsd;
+    __m256 acc[MAXG_Q];
+    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+    for (int b = 0; b < cols / QK; b++, p += 22) {
+        __m256i w = q5_0_weights(p);
+        __m256i aw = _mm256_sign_epi8(w, w);
+        float d = half_at(p);
+        for (int g = 0; g < G; g++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + QK * b));
+            __m256 v = _mm256_cvtepi32_ps(dot_u8s8(aw, _mm256_sign_epi8(x, w)));
+            acc[g] = _mm256_fmadd_ps(v, _mm256_set1_ps(d * xd[g * ldd + b]), acc[g]);
+        }
+    }
+    for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]);
+}
+
 /* xsd[b] = xd[b] * sum(xq of block b): the activation side of the min
  * terms, once per token for all the rows of a call */
 static T_AVX2 void block_sums(const float *xd, const int8_t *xq, int cols, float *xsd)
@@ -404,6 +445,7 @@ static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const fl
 #define MAX_COLS 65536
 DEF_ROWS(rows_q4k_avx2, dot_q4k_g, 1)
 DEF_ROWS(rows_q6k_avx2, dot_q6k_g, 0)
+DEF_ROWS(rows_q5_0_avx2, dot_q5_0_g, 0)
 
 /* Decode (one token): dot_q4k_g's sums for G = 1 written out, so that every
  * accumulator is a register (the generic kernel keeps its per-token arrays
@@ -510,6 +552,10 @@ void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, con
         rows_q6k_avx2(base, w->row_bytes, r0, r1, xd, xq, cols, n, y, ldy);
         return;
     }
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q5_0) {
+        rows_q5_0_avx2(base, w->row_bytes, r0, r1, xd, xq, cols, n, y, ldy);
+        return;
+    }
     for (int r = r0; r < r1; r++)
         for (int t = 0; t < n; t++)
             y[(size_t)t * ldy + r] = lm_quant_dot_q8(LM_ISA_SCALAR, w->type, base + (size_t)r * w->row_bytes,
@@ -519,7 +565,8 @@ void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, con
 float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const float *xd,
                       const int8_t *xq, int cols)
 {
-    if (isa >= LM_ISA_AVX2 && (t == GGUF_TT_Q4_K || t == GGUF_TT_Q6_K) && cols <= MAX_COLS) {
+    if (isa >= LM_ISA_AVX2 && (t == GGUF_TT_Q4_K || t == GGUF_TT_Q6_K || t == GGUF_TT_Q5_0) &&
+        cols <= MAX_COLS) {
         struct lm_wmat w = { .data = row, .type = t, .rows = 1, .cols = cols,
                              .row_bytes = (size_t)gguf_ttype_nbytes(t, (uint64_t)cols) };
         float y;

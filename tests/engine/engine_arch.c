@@ -69,31 +69,35 @@ struct acase {
     uint32_t swa_pattern;
     float rope_attn_factor;
     int rope_long_short;
+    uint32_t dim;              /* 0 = 256 */
 };
 
 static const struct acase cases[] = {
     /* --arch llama --rope-freqs --rope-base 500000 */
-    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
+    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
     /* --arch qwen2 */
-    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
-    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0 },
+    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
     /* --arch qwen2 --rope-scaling yarn --rope-factor 4 --rope-orig-ctx 64 --rope-base 1000000 */
-    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0, 0, 0 },
+    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0, 0, 0, 0 },
+    /* --arch qwen2 --dim 224 --type q4_k_m: rows of 224 are not a multiple of 256, so
+     * (as llama.cpp's Q4_K_M does) Q5_0 and Q8_0 stand in for Q4_K and Q6_K */
+    { "qwen2d224-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 224 },
     /* --arch qwen3 --head-dim 128 */
-    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
+    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
     /* --arch phi3 */
-    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0 },
-    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0 },
+    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
     /* --arch phi3 --rope-long-short --rope-orig-ctx 32 --rope-attn-factor 1.19 (Phi-3.5's
      * longrope: both engines' contexts exceed 32, so the long factors apply) */
-    { "phi3long-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 32, 0, 1.19f, 1 },
+    { "phi3long-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 32, 0, 1.19f, 1, 0 },
     /* --arch gemma2 --head-dim 128 --sliding-window 6 --attn-softcap 1.0 --final-softcap 3.0 */
-    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0, 0, 0 },
+    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
     /* --arch gemma3 --head-dim 128 --sliding-window 6 --swa-pattern 2 --rope-base 1000000
      * --rope-scaling linear --rope-factor 8 (as Gemma 3 4B, the sliding layer keeping base 1e4
      * unscaled; pattern 2 so that one of the two layers is global) */
-    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0 },
-    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0 },
+    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0, 0 },
+    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0, 0 },
 };
 
 static int argmax(const float *x, int n)
@@ -131,8 +135,8 @@ static void run_case(const struct acase *ac)
 {
     char path[256], err[512];
     snprintf(path, sizeof path, "/tmp/llmpin-arch-%d-%s.gguf", (int)getpid(), ac->name);
-    struct lm_llama_shape s = { .n_vocab = NV, .dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
-                                .ffn_dim = 512, .context_length = 256, .seed = 5, .type = ac->type,
+    struct lm_llama_shape s = { .n_vocab = NV, .dim = ac->dim ? ac->dim : 256, .n_layers = 2, .n_heads = 4,
+                                .n_kv_heads = 2, .ffn_dim = 512, .context_length = 256, .seed = 5, .type = ac->type,
                                 .arch = ac->arch, .head_dim = ac->head_dim,
                                 .sliding_window = ac->sliding_window, .rope_freqs = ac->rope_freqs,
                                 .rope_freq_base = ac->rope_base, .attn_softcap = ac->attn_softcap,
