@@ -296,23 +296,21 @@ dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
         q4k_scales(p + 4, &sc, &mn);
         __m256 ds = _mm256_mul_ps(_mm256_set1_ps(half_at(p)), sc);
         __m256 dm = _mm256_mul_ps(_mm256_set1_ps(half_at(p + 2)), mn);
-        __m256 S[MAXG_Q];
-        for (int g = 0; g < G; g++) {
-            S[g] = _mm256_mul_ps(ds, _mm256_loadu_ps(xd + g * ldd + done / QK));
-            macc[g] = _mm256_add_ps(macc[g], _mm256_mul_ps(dm, _mm256_loadu_ps(xsd + g * ldd + done / QK)));
-        }
-        const uint8_t *qs = p + 16;
+        /* the block's 256 weights unpacked once (8 registers), then each
+         * token in turn: its factors and its 8 sub-block products */
+        __m256i qv[8];
         for (int c = 0; c < 4; c++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i qv[2] = { _mm256_and_si256(q, low4), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4) };
-            for (int h = 0; h < 2; h++) {
-                int sb = 2 * c + h;
-                __m256i idx = _mm256_set1_epi32(sb);
-                for (int g = 0; g < G; g++) {
-                    __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + done + 32 * sb));
-                    __m256 vq = _mm256_cvtepi32_ps(dot_u8s8(qv[h], x));
-                    acc[g] = _mm256_fmadd_ps(vq, _mm256_permutevar8x32_ps(S[g], idx), acc[g]);
-                }
+            __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
+            qv[2 * c] = _mm256_and_si256(q, low4);
+            qv[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        }
+        for (int g = 0; g < G; g++) {
+            __m256 S = _mm256_mul_ps(ds, _mm256_loadu_ps(xd + g * ldd + done / QK));
+            macc[g] = _mm256_add_ps(macc[g], _mm256_mul_ps(dm, _mm256_loadu_ps(xsd + g * ldd + done / QK)));
+            const int8_t *x = xq + g * ldq + done;
+            for (int sb = 0; sb < 8; sb++) {
+                __m256 vq = _mm256_cvtepi32_ps(dot_u8s8(qv[sb], _mm256_loadu_si256((const __m256i *)(x + 32 * sb))));
+                acc[g] = _mm256_fmadd_ps(vq, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(sb)), acc[g]);
             }
         }
     }
