@@ -408,9 +408,54 @@ static void test_memory(void)
     unlink(path);
 }
 
+/* Every architecture serves through the engine: a random qwen3 and gemma2
+ * model (the writer's vocabulary) decode greedily to the requested length,
+ * and the same prompt alone and batched with another gives the same text. */
+static void test_architectures(void)
+{
+    static const struct { const char *arch; uint32_t head_dim; } as[] = { { "qwen3", 32 }, { "gemma2", 0 } };
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
+        char path[] = "/tmp/llmpin-engine-arch-XXXXXX", err[768];
+        int fd = mkstemp(path);
+        REQUIRE(fd >= 0, "mkstemp");
+        close(fd);
+        struct lm_llama_shape s = { .n_vocab = 400, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                                    .ffn_dim = 128, .context_length = 256, .seed = 9, .type = GGUF_TT_Q8_0,
+                                    .arch = as[i].arch, .head_dim = as[i].head_dim, .sliding_window = 8 };
+        REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
+        struct lm_engine_opts o = { .path = path, .sha256 = "unpinned", .threads = 2, .max_batch = 4 };
+        struct lm_engine *e = lm_engine_open(&o, err, sizeof err);
+        REQUIRE(e, "%s: %s", as[i].arch, err);
+        struct lm_info info;
+        lm_engine_info(e, &info);
+        CHECK(strcmp(info.architecture, as[i].arch) == 0, "architecture %s", info.architecture);
+        struct rec a, b, c;
+        run_one(e, "abc ab", 24, &a);
+        CHECK(!a.error && a.completion_tokens == 24 && strcmp(a.reason, "length") == 0,
+              "%s: %s %d tokens (%s)", as[i].arch, a.reason, a.completion_tokens, a.msg);
+        rec_init(&b);
+        rec_init(&c);
+        int status;
+        struct lm_job *jb = submit(e, "abc ab", 24, &b, &status, err, sizeof err);
+        struct lm_job *jc = submit(e, "b a c", 24, &c, &status, err, sizeof err);
+        REQUIRE(jb && jc, "submit: %s", err);
+        rec_wait(&b);
+        rec_wait(&c);
+        CHECK(strcmp(a.text, b.text) == 0, "%s: alone [%s], batched [%s]", as[i].arch, a.text, b.text);
+        lm_job_release(jb);
+        lm_job_release(jc);
+        rec_free(&a);
+        rec_free(&b);
+        rec_free(&c);
+        lm_engine_close(e);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     test_memory();
+    test_architectures();
     test_hash();
     test_generation();
     test_limits();
