@@ -75,8 +75,8 @@ struct lm_llama_shape {
     uint32_t context_length;
     float rope_freq_base;      /* 0 = 10000 */
     float rms_eps;             /* 0 = 1e-5 */
-    enum gguf_ttype type;      /* matrices incl. token_embd/output: F32, F16, BF16 or Q8_0;
-                                  norms are always F32 */
+    enum gguf_ttype type;      /* matrices incl. token_embd/output: F32, F16, BF16, Q8_0,
+                                  Q4_K (the Q4_K_M mix) or Q6_K; norms are always F32 */
     int tied_output;           /* 1: no output.weight (token_embd is reused) */
     uint64_t seed;
     const char *chat_template; /* tokenizer.chat_template, NULL = none */

@@ -467,6 +467,13 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
         o[i] = w[i] * (ss * x[i]);
 }
 
+/* rmsnorm of rows vectors of n (o and x may be the same); none if w is NULL */
+static void rmsnorm_rows(float *o, const float *x, int rows, int n, const float *w, float eps)
+{
+    for (int r = 0; w && r < rows; r++)
+        rmsnorm(o + (size_t)r * n, x + (size_t)r * n, w, n, eps);
+}
+
 /* Rotate the first rope_dim dims of each head: adjacent pairs (x[2i],
  * x[2i+1]) (llama.cpp "norm" mode, llama2.c), or with neox the pairs
  * (x[i], x[i + rope_dim/2]); pair i by cs[2i], cs[2i+1]. */
@@ -551,18 +558,13 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         const float *rcs = c->rope_cs[L->swa && c->n_rope > 1];
 
         /* attention block */
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->attn_norm, dim, hp->norm_eps);
+        rmsnorm_rows(c->xb, c->x, n, dim, L->attn_norm, hp->norm_eps);
         struct mm_out qkv[3] = { { &L->wq, L->bq, c->q }, { &L->wk, L->bk, c->k }, { &L->wv, L->bv, c->v } };
         matmul(c, b->prefill, c->xb, n, 3, qkv, 0, 0);
         for (int t = 0; t < n; t++) {
             float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kv_dim;
-            if (L->q_norm) {
-                for (int h = 0; h < hp->n_heads; h++)
-                    rmsnorm(qt + (size_t)h * hd, qt + (size_t)h * hd, L->q_norm, hd, hp->norm_eps);
-                for (int h = 0; h < hp->n_kv_heads; h++)
-                    rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, hp->norm_eps);
-            }
+            rmsnorm_rows(qt, qt, hp->n_heads, hd, L->q_norm, hp->norm_eps);
+            rmsnorm_rows(kt, kt, hp->n_kv_heads, hd, L->k_norm, hp->norm_eps);
             const float *cs = rcs + (size_t)t * hp->rope_dim;
             rope(qt, hp->n_heads, hd, hp->rope_dim, hp->rope_neox, cs);
             rope(kt, hp->n_kv_heads, hd, hp->rope_dim, hp->rope_neox, cs);
@@ -588,21 +590,16 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         lm_pool_run(c->pool, n * hp->n_heads, att_chunk, &aop);
         struct mm_out wo = { &L->wo, L->bo, c->xb2 };
         matmul(c, b->prefill, c->att, n, 1, &wo, 0, 0);
-        if (L->attn_post_norm)
-            for (int t = 0; t < n; t++)
-                rmsnorm(c->xb2 + (size_t)t * dim, c->xb2 + (size_t)t * dim, L->attn_post_norm, dim, hp->norm_eps);
+        rmsnorm_rows(c->xb2, c->xb2, n, dim, L->attn_post_norm, hp->norm_eps);
         residual(c->x, c->xb2, (size_t)n * dim);
 
         /* feed-forward block */
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->xb + (size_t)t * dim, c->x + (size_t)t * dim, L->ffn_norm, dim, hp->norm_eps);
+        rmsnorm_rows(c->xb, c->x, n, dim, L->ffn_norm, hp->norm_eps);
         struct mm_out gu[2] = { { &L->w_gate, L->b_gate, c->hb }, { &L->w_up, L->b_up, c->hb2 } };
         matmul(c, b->prefill, c->xb, n, 2, gu, 1, hp->gelu);
         struct mm_out down = { &L->w_down, L->b_down, c->xb2 };
         matmul(c, b->prefill, c->hb, n, 1, &down, 0, 0);
-        if (L->ffn_post_norm)
-            for (int t = 0; t < n; t++)
-                rmsnorm(c->xb2 + (size_t)t * dim, c->xb2 + (size_t)t * dim, L->ffn_post_norm, dim, hp->norm_eps);
+        rmsnorm_rows(c->xb2, c->xb2, n, dim, L->ffn_post_norm, hp->norm_eps);
         residual(c->x, c->xb2, (size_t)n * dim);
     }
 

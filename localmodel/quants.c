@@ -318,32 +318,39 @@ dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
 }
 
 /* Q6_K: weights q-32 with an int8 scale per 16; the sign trick keeps
- * maddubs's unsigned operand |x| and moves the signs onto the weights */
+ * maddubs's unsigned operand |x| and moves the signs onto the weights.
+ * q6k_unpack gives half c (0 or 1) of a block: 4 x 32 weights, 0..63. */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+q6k_unpack(const uint8_t *p, int c, __m256i q[4])
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3);
+    const uint8_t *ql = p + 64 * c, *qh = p + 128 + 32 * c;
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+}
+
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
           int G, const float *xsd, float *y, size_t ldy)
 {
     (void)xsd;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     __m256 acc[MAXG_Q];
     for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
     for (int done = 0; done < cols; done += QKK, p += 210) {
         float d = half_at(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
         for (int c = 0; c < 2; c++) {
-            const uint8_t *ql = p + 64 * c, *qh = p + 128 + 32 * c;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
+            q6k_unpack(p, c, q);
             for (int k = 0; k < 4; k++) {
                 int pos = done + 128 * c + 32 * k;
                 __m256i w = _mm256_sub_epi8(q[k], off);
@@ -489,39 +496,24 @@ static T_AVX2 float dot_q4k_1(const uint8_t *p, const float *xd, const int8_t *x
  * dot_q6k_g's operations for one token, in its order, in registers. */
 static T_AVX2 float dot_q6k_1(const uint8_t *p, const float *xd, const int8_t *xq, int cols)
 {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    const __m256i off = _mm256_set1_epi8(32);
     __m256 acc = _mm256_setzero_ps();
     for (int done = 0; done < cols; done += QKK, p += 210) {
         float d = f16c(p + 208);
         const int8_t *sc = (const int8_t *)(p + 192);
         for (int c = 0; c < 2; c++) {
-            const uint8_t *ql = p + 64 * c, *qh = p + 128 + 32 * c;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                         _mm256_slli_epi16(_mm256_and_si256(hb, three), 4));
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), three), 4));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), three), 4));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
-#define Q6K_STEP(Q, k) do {                                                                    \
-                int pos = done + 128 * c + 32 * (k);                                           \
-                __m256i w = _mm256_sub_epi8((Q), off);                                         \
-                const int8_t *s2 = sc + 8 * c + 2 * (k);                                       \
-                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1])); \
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + pos));                   \
-                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x)); \
-                __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));                    \
-                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[pos / QK] * d), acc);               \
-            } while (0)
-            Q6K_STEP(q0, 0);
-            Q6K_STEP(q1, 1);
-            Q6K_STEP(q2, 2);
-            Q6K_STEP(q3, 3);
-#undef Q6K_STEP
+            __m256i q[4];
+            q6k_unpack(p, c, q);
+            for (int k = 0; k < 4; k++) {
+                int pos = done + 128 * c + 32 * k;
+                __m256i w = _mm256_sub_epi8(q[k], off);
+                const int8_t *s2 = sc + 8 * c + 2 * k;
+                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1]));
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + pos));
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+                __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));
+                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[pos / QK] * d), acc);
+            }
         }
     }
     return hsum_ps(acc);

@@ -100,27 +100,6 @@ static const struct acase cases[] = {
     { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0, 0 },
 };
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-static void top10(const float *x, int *top)
-{
-    for (int k = 0; k < 10; k++) {
-        int best = -1;
-        for (int i = 0; i < NV; i++) {
-            int used = 0;
-            for (int j = 0; j < k; j++) used |= top[j] == i;
-            if (!used && (best < 0 || x[i] > x[best])) best = i;
-        }
-        top[k] = best;
-    }
-}
-
 static void read_ref(const char *name, const char *ext, void *buf, size_t size, size_t n)
 {
     char path[512];
@@ -150,8 +129,8 @@ static void run_case(const struct acase *ac)
     read_ref(ac->name, "logits", ref, 4, NV);
     read_ref(ac->name, "greedy", greedy, 4, NG);
     int top_r[10];
-    top10(ref, top_r);
-    CHECK(greedy[0] == argmax(ref, NV), "%s: stored greedy[0] is not the logits' argmax", ac->name);
+    etest_topk(ref, NV, 10, top_r);
+    CHECK(greedy[0] == etest_argmax(ref, NV), "%s: stored greedy[0] is not the logits' argmax", ac->name);
 
     struct gguf_file *gf;
     REQUIRE(gguf_open(path, &gf, err, sizeof err) == 0, "%s", err);
@@ -187,7 +166,7 @@ static void run_case(const struct acase *ac)
             double e = sqrt(num / den);
             double tie = 4.0 * e * sqrt(den / NV);
             int top_o[10], same = 0;
-            top10(out, top_o);
+            etest_topk(out, NV, 10, top_o);
             for (int k = 0; k < 10; k++) {
                 int found = 0;
                 for (int j = 0; j < 10; j++) found |= top_r[k] == top_o[j];
@@ -196,7 +175,7 @@ static void run_case(const struct acase *ac)
             }
             /* greedy: llmpin decodes its own choices */
             int n_same = 0, tie_at = -1;
-            int32_t tok = argmax(out, NV);
+            int32_t tok = etest_argmax(out, NV);
             for (int g = 0; g < NG; g++) {
                 if (tok != greedy[g]) {
                     if (out[greedy[g]] >= out[tok] - tie)
@@ -209,13 +188,13 @@ static void run_case(const struct acase *ac)
                 int p = NP + g;
                 struct lm_batch d = { 1, &tok, &p, kvs, NULL, out, NULL, 0 };
                 REQUIRE(lm_forward(c, &d, err, sizeof err) == 0, "%s", err);
-                tok = argmax(out, NV);
+                tok = etest_argmax(out, NV);
             }
             printf("%-14s [%s, %s KV]: top-10 shared %d/10, rel. error %.2e (bound %.0e), greedy %d/%d%s\n",
                    ac->name, lm_isa_name((enum lm_isa)isa), kvt ? "F16" : "F32", same, e, ac->bound,
                    n_same, NG, tie_at >= 0 ? " then a tie" : "");
             CHECK(same == 10 && e < ac->bound && (n_same == NG || tie_at >= 0) &&
-                  argmax(ref, NV) == greedy[0] && n_same >= 1,
+                  etest_argmax(ref, NV) == greedy[0] && n_same >= 1,
                   "%s [%s, %s KV] differs from llama.cpp",
                   ac->name, lm_isa_name((enum lm_isa)isa), kvt ? "F16" : "F32");
             lm_kv_free(kv);
@@ -251,16 +230,12 @@ static void mutate(const char *src, const char *dst, const struct mutation *mu)
     struct gguf_file *f;
     REQUIRE(gguf_open(src, &f, err, sizeof err) == 0, "%s", err);
     struct gguf_writer *w = gguf_writer_new();
-    int set = 0;
     for (uint64_t i = 0; i < f->n_kv; i++) {
         const struct gguf_kv *kv = &f->kv[i];
-        if (mu->key && kv->key.len == strlen(mu->key) && memcmp(kv->key.ptr, mu->key, kv->key.len) == 0) {
-            set = 1;
-            continue;
-        }
+        if (mu->key && kv->key.len == strlen(mu->key) && memcmp(kv->key.ptr, mu->key, kv->key.len) == 0)
+            continue;      /* replaced below */
         REQUIRE(gguf_writer_copy_kv(w, kv) == 0, "copy key");
     }
-    (void)set;
     if (mu->key) {
         if (mu->kt == GGUF_T_UINT64) gguf_writer_add_u64(w, mu->key, mu->u);
         else if (mu->kt == GGUF_T_FLOAT32) gguf_writer_add_f32(w, mu->key, (float)mu->d);

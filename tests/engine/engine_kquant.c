@@ -86,29 +86,15 @@ static void test_against_llamacpp(enum gguf_ttype type, const char *ref_name)
         struct lm_batch b = { 16, toks, pos, kvs, want, out, NULL, 1 };
         REQUIRE(lm_forward(c, &b, err, sizeof err) == 0, "%s", err);
         double num = 0, den = 0;
-        int am = 0, ar = 0;
         for (int i = 0; i < 512; i++) {
             num += (double)(out[i] - ref[i]) * (out[i] - ref[i]);
             den += (double)ref[i] * ref[i];
-            if (out[i] > out[am]) am = i;
-            if (ref[i] > ref[ar]) ar = i;
         }
+        int am = etest_argmax(out, 512), ar = etest_argmax(ref, 512);
         /* top-10 sets */
         int top_o[10], top_r[10], same = 0;
-        for (int k = 0; k < 10; k++) {
-            int bo = -1, br = -1;
-            for (int i = 0; i < 512; i++) {
-                int used_o = 0, used_r = 0;
-                for (int j = 0; j < k; j++) {
-                    used_o |= top_o[j] == i;
-                    used_r |= top_r[j] == i;
-                }
-                if (!used_o && (bo < 0 || out[i] > out[bo])) bo = i;
-                if (!used_r && (br < 0 || ref[i] > ref[br])) br = i;
-            }
-            top_o[k] = bo;
-            top_r[k] = br;
-        }
+        etest_topk(out, 512, 10, top_o);
+        etest_topk(ref, 512, 10, top_r);
         for (int k = 0; k < 10; k++)
             for (int j = 0; j < 10; j++) same += top_o[k] == top_r[j];
         double e = sqrt(num / den);
