@@ -81,8 +81,9 @@ class FaultMatrixTest(E2ETestCase):
         ups = {"a": up(self.a.base_url, **TIMEOUTS), "b": up(self.b.base_url),
                "dead": up(self.dead, **TIMEOUTS),
                # building and sending 64 MiB on a busy sanitizer build may take
-               # more than a second before the first byte
-               "big": up(self.a.base_url, **dict(TIMEOUTS, first_byte="5s", total="10s"))}
+               # more than a second before the first byte, or pause a second
+               # between reads (CI saw the idle timeout fire at 1.9 s)
+               "big": up(self.a.base_url, **dict(TIMEOUTS, first_byte="5s", idle="5s", total="10s"))}
         cfg = doc(ups, routes, local={"stories": stories()} if second == "local:stories" else None,
                   drift={"db_path": self.db} if drift else {"enabled": False},
                   breaker={"consecutive_failures": 0, "min_requests": 100000})
