@@ -126,25 +126,36 @@ const char *lm_isa_name(enum lm_isa isa)
 
 /* ---- activation quantization ------------------------------------------- */
 
-void lm_quantize_q8(const float *x, int n, int cols, float *d, int8_t *qs)
+/* blk (32 or 256) values share one scale: amax / 127 */
+static void quantize_blocks(const float *x, int n, int cols, int blk, float *d, int8_t *qs)
 {
-    int nb = cols / LM_QK8;
+    int nb = cols / blk;
     for (int t = 0; t < n; t++) {
         for (int b = 0; b < nb; b++) {
-            const float *xb = x + (size_t)t * cols + (size_t)b * LM_QK8;
-            int8_t *q = qs + (size_t)t * cols + (size_t)b * LM_QK8;
+            const float *xb = x + (size_t)t * cols + (size_t)b * blk;
+            int8_t *q = qs + (size_t)t * cols + (size_t)b * blk;
             float amax = 0.0f;
-            for (int i = 0; i < LM_QK8; i++) {
+            for (int i = 0; i < blk; i++) {
                 float a = fabsf(xb[i]);
                 if (a > amax) amax = a;
             }
             float scale = amax / 127.0f;
             float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-            for (int i = 0; i < LM_QK8; i++)
+            for (int i = 0; i < blk; i++)
                 q[i] = (int8_t)lrintf(xb[i] * inv);
             d[(size_t)t * nb + b] = scale;
         }
     }
+}
+
+void lm_quantize_q8(const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    quantize_blocks(x, n, cols, LM_QK8, d, qs);
+}
+
+void lm_quantize_q8k(const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    quantize_blocks(x, n, cols, LM_QKK, d, qs);
 }
 
 /* ---- scalar kernels ---------------------------------------------------- */
@@ -791,41 +802,39 @@ void lm_gemm_q8(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const 
  * The same arithmetic as lm_quantize_q8 (amax / 127, its reciprocal, round
  * to nearest even), so the results are identical. */
 
-static __attribute__((target(A512))) void quantize_q8_512(const float *x, int n, int cols,
+static __attribute__((target(A512))) void quantize_q8_512(const float *x, int n, int cols, int blk,
                                                           float *d, int8_t *qs)
 {
-    int nb = cols / LM_QK8;
+    int nb = cols / blk;
     for (int t = 0; t < n; t++) {
         for (int b = 0; b < nb; b++) {
-            const float *xb = x + (size_t)t * cols + (size_t)b * LM_QK8;
-            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
-            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0),
-                                                            _mm512_abs_ps(v1)));
+            const float *xb = x + (size_t)t * cols + (size_t)b * blk;
+            __m512 m = _mm512_setzero_ps();
+            for (int i = 0; i < blk; i += 16)
+                m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb + i)));
+            float amax = _mm512_reduce_max_ps(m);
             float scale = amax / 127.0f;
             float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
             __m512 vi = _mm512_set1_ps(inv);
-            __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)));
-            __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vi)));
-            int8_t *q = qs + (size_t)t * cols + (size_t)b * LM_QK8;
-            _mm_storeu_si128((__m128i *)q, q0);
-            _mm_storeu_si128((__m128i *)(q + 16), q1);
+            int8_t *q = qs + (size_t)t * cols + (size_t)b * blk;
+            for (int i = 0; i < blk; i += 16)
+                _mm_storeu_si128((__m128i *)(q + i),
+                                 _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + i), vi))));
             d[(size_t)t * nb + b] = scale;
         }
     }
 }
 
-static T_AVX2 void quantize_q8_avx2(const float *x, int n, int cols, float *d, int8_t *qs)
+static T_AVX2 void quantize_q8_avx2(const float *x, int n, int cols, int blk, float *d, int8_t *qs)
 {
-    int nb = cols / LM_QK8;
+    int nb = cols / blk;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int t = 0; t < n; t++) {
         for (int b = 0; b < nb; b++) {
-            const float *xb = x + (size_t)t * cols + (size_t)b * LM_QK8;
-            __m256 v[4], m;
-            for (int k = 0; k < 4; k++)
-                v[k] = _mm256_loadu_ps(xb + 8 * k);
-            m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
-                              _mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+            const float *xb = x + (size_t)t * cols + (size_t)b * blk;
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < blk; i += 8)
+                m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xb + i), absmask));
             __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
@@ -833,27 +842,39 @@ static T_AVX2 void quantize_q8_avx2(const float *x, int n, int cols, float *d, i
             float scale = amax / 127.0f;
             float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
             __m256 vi = _mm256_set1_ps(inv);
-            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v[0], vi));
-            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], vi));
-            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], vi));
-            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], vi));
-            /* packs interleave 128-bit lanes; the permute puts them back */
-            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256((__m256i *)(qs + (size_t)t * cols + (size_t)b * LM_QK8), p);
+            for (int i = 0; i < blk; i += 32) {
+                __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vi));
+                __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 8), vi));
+                __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 16), vi));
+                __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 24), vi));
+                /* packs interleave 128-bit lanes; the permute puts them back */
+                __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+                p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)(qs + (size_t)t * cols + (size_t)b * blk + i), p);
+            }
             d[(size_t)t * nb + b] = scale;
         }
     }
 }
 
-void lm_quantize_q8_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs)
+static void quantize_isa(enum lm_isa isa, const float *x, int n, int cols, int blk, float *d, int8_t *qs)
 {
     if (isa >= LM_ISA_AVX512)
-        quantize_q8_512(x, n, cols, d, qs);
+        quantize_q8_512(x, n, cols, blk, d, qs);
     else if (isa == LM_ISA_AVX2)
-        quantize_q8_avx2(x, n, cols, d, qs);
+        quantize_q8_avx2(x, n, cols, blk, d, qs);
     else
-        lm_quantize_q8(x, n, cols, d, qs);
+        quantize_blocks(x, n, cols, blk, d, qs);
+}
+
+void lm_quantize_q8_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    quantize_isa(isa, x, n, cols, LM_QK8, d, qs);
+}
+
+void lm_quantize_q8k_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs)
+{
+    quantize_isa(isa, x, n, cols, LM_QKK, d, qs);
 }
 
 /* ---- dispatch ---------------------------------------------------------- */

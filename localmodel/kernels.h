@@ -37,6 +37,7 @@ enum lm_isa lm_isa_detect(void);
 const char *lm_isa_name(enum lm_isa isa);
 
 #define LM_QK8 32
+#define LM_QKK 256      /* activation block of the K-quant dots (ggml's Q8_K) */
 
 /* One Q8_0 block exactly as stored in GGUF: fp16 scale then 32 int8. */
 struct lm_q8_block {
@@ -63,6 +64,11 @@ uint16_t lm_f32_to_bf16(float f);   /* round to nearest even */
 void lm_quantize_q8(const float *x, int n, int cols, float *d, int8_t *qs);
 /* The same with SIMD for isa; the output is identical to lm_quantize_q8's. */
 void lm_quantize_q8_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs);
+/* The same with one scale per 256 values (cols a multiple of 256; d gets
+ * cols/256 scales per token): the activations of the 256-weight block types
+ * (lm_quant_act_block), whose dots then keep each block's sum in integers. */
+void lm_quantize_q8k(const float *x, int n, int cols, float *d, int8_t *qs);
+void lm_quantize_q8k_isa(enum lm_isa isa, const float *x, int n, int cols, float *d, int8_t *qs);
 
 /* y[t*ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t in
  * [0, n). F32/F16/BF16 weights read x[t*cols ..]; Q8_0 weights read the

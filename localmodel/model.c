@@ -123,6 +123,8 @@ struct lm_ctx {
     float *hb, *hb2;             /* [max_tokens][ffn] */
     float *xd;                   /* Q8 scales [max_tokens][max_cols/32] */
     int8_t *xq;                  /* Q8 values [max_tokens][max_cols] */
+    float *xdk;                  /* the same with a scale per 256 (lm_quantize_q8k) */
+    int8_t *xqk;
     float *dt;                   /* the same in groups of 16 tokens (lm_q8_interleave16) */
     uint8_t *qt;
     float *scores;               /* [nth][n_ctx] */
@@ -141,7 +143,7 @@ void lm_ctx_free(struct lm_ctx *c)
         return;
     free(c->x); free(c->xb); free(c->xb2);
     free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->dt); free(c->qt);
+    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->xdk); free(c->xqk); free(c->dt); free(c->qt);
     free(c->scores); free(c->tiles);
     for (int i = 0; i < 2; i++) {
         free(c->rope_theta[i]);
@@ -196,6 +198,8 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     c->hb2 = malloc(T * ffn * 4);
     c->xd = malloc(T * (mc / LM_QK8 + 1) * 4);
     c->xq = malloc(T * mc);
+    c->xdk = malloc(T * (mc / LM_QKK + 1) * 4);
+    c->xqk = malloc(T * mc);
     size_t T16 = (T + 15) / 16 * 16;
     c->dt = malloc(T16 * (mc / LM_QK8 + 1) * 4);
     c->qt = malloc(T16 * mc);
@@ -217,7 +221,7 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     }
     if (!c->lane_next || !c->lane_end || !rope_ok ||
         !c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb ||
-        !c->hb2 || !c->xd || !c->xq || !c->dt || !c->qt || !c->scores || !c->tiles) {
+        !c->hb2 || !c->xd || !c->xq || !c->xdk || !c->xqk || !c->dt || !c->qt || !c->scores || !c->tiles) {
         snprintf(err, errlen, "forward context: out of memory");
         lm_ctx_free(c);
         return NULL;
@@ -297,6 +301,8 @@ static void mm_rows(struct mm_op *op, int ith, int j, int r0, int r1)
         gemm_rows(c, ith, w, r0, r1, op->x, op->n, op->y[j]);
     else if (op->q8gemm && w->type == GGUF_TT_Q8_0)
         lm_gemm_q8(c->isa, w, r0, r1, c->dt, c->qt, op->n, op->y[j], (size_t)w->rows);
+    else if (lm_quant_act_block(w->type) == LM_QKK)
+        lm_matmul_rows(c->isa, w, r0, r1, op->x, c->xdk, c->xqk, op->n, op->y[j], (size_t)w->rows);
     else
         lm_matmul_rows(c->isa, w, r0, r1, op->x, c->xd, c->xq, op->n, op->y[j], (size_t)w->rows);
 }
@@ -410,12 +416,19 @@ static void matmul(struct lm_ctx *c, int prefill, const float *x, int n, int nm,
         op.first_chunk[j + 1] = op.first_chunk[j] + (op.w[j]->rows + rows - 1) / rows;
     }
     if (!op.gemm) {
-        int q8 = 0;
-        for (int j = 0; j < nm; j++)
-            if (op.w[j]->type == GGUF_TT_Q8_0 || lm_quant_is_block(op.w[j]->type))
+        /* the quantized input each matrix's dots take (both when a file
+         * mixes 32- and 256-block types over one input) */
+        int q8 = 0, q8k = 0;
+        for (int j = 0; j < nm; j++) {
+            if (lm_quant_is_block(op.w[j]->type) && lm_quant_act_block(op.w[j]->type) == LM_QKK)
+                q8k = 1;
+            else if (op.w[j]->type == GGUF_TT_Q8_0 || lm_quant_is_block(op.w[j]->type))
                 q8 = 1;
+        }
         if (q8)
             lm_quantize_q8_isa(c->isa, x, n, w0->cols, c->xd, c->xq);
+        if (q8k)
+            lm_quantize_q8k_isa(c->isa, x, n, w0->cols, c->xdk, c->xqk);
         if (q8 && op.q8gemm)
             lm_q8_interleave16(c->xd, c->xq, n, w0->cols, c->dt, c->qt);
     }

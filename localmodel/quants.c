@@ -256,13 +256,47 @@ static inline T_AVX2 __m256i dot_u8s8(__m256i u, __m256i s)
  * inlined): each weight block is unpacked once and dotted with every
  * token's activations while in registers, so batched decode and prompts
  * share one read and one unpacking of the weights. Each (row, token) value is
- * computed by the same operations in the same order whatever G is. */
+ * computed by the same operations in the same order whatever G is.
+ *
+ * Q4_K and Q6_K take activations with one scale per 256 (lm_quantize_q8k,
+ * as ggml's Q8_K): a block's sub-block products are multiplied by their
+ * integer scales and summed in int32, then converted and scaled once per
+ * 256 weights. (With a float scale per 32 activations every 32 weights cost
+ * a convert, a permute and an FMA on one dependent chain; this halves the
+ * Q4_K instructions and measured 1.3-3.5x per row.) Bounds: maddubs pairs
+ * <= 2*15*127 (Q4_K) or 2*32*127 (Q6_K, |w| <= 32); times a scale <= 63 or
+ * 128 and summed over a block, well inside int32. */
 #define MAXG_Q 4
 
-/* A Q4_K block's 8 scales and 8 mins (6 bits each, packed in 12 bytes) as
- * two vectors of 8 floats. */
+/* pshufb masks: int16 lane j of a 128-bit half broadcast to all 8 lanes */
+static const uint8_t SCALE_SHUF[8][32] __attribute__((aligned(32))) = {
+#define SHUF_J(j) { 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
+                    2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, \
+                    2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1, 2*j, 2*j+1 }
+    SHUF_J(0), SHUF_J(1), SHUF_J(2), SHUF_J(3), SHUF_J(4), SHUF_J(5), SHUF_J(6), SHUF_J(7),
+#undef SHUF_J
+};
+
+static inline T_AVX2 float f16c(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline T_AVX2 float hsum128_ps(__m128 s)
+{
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* A Q4_K block's 8 scales (6 bits, packed with the mins in 12 bytes),
+ * unpacked 4 at a time in integer registers: as 8 int16 broadcast to both
+ * halves (for SCALE_SHUF), and the 8 mins each twice as 16 int16 (lane j
+ * pairs with the activation sum of 16-weight group j). */
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
-q4k_scales(const uint8_t *q, __m256 *sc, __m256 *mn)
+q4k_scales(const uint8_t *q, __m256i *sc, __m256i *mn)
 {
     uint32_t u0, u1, u2;
     memcpy(&u0, q, 4);
@@ -271,19 +305,49 @@ q4k_scales(const uint8_t *q, __m256 *sc, __m256 *mn)
     uint32_t s_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
     uint32_t s_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
     uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
-    int64_t sv = (int64_t)((uint64_t)s_lo | (uint64_t)s_hi << 32);
-    int64_t mv = (int64_t)((uint64_t)m_lo | (uint64_t)m_hi << 32);
-    *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sv)));
-    *mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mv)));
+    __m128i sm = _mm_set_epi32((int)m_hi, (int)m_lo, (int)s_hi, (int)s_lo);
+    *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    __m128i m8 = _mm_srli_si128(sm, 8);
+    *mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
 }
 
-/* Q4_K: per sub-block sb of 32, xd_sb * d*sc_sb * sum(q*x) - dmin*m_sb * xsd_sb.
- * The 8 sub-blocks' factors are formed as vectors once per block: S =
- * (d*sc) * xd, and the min terms dmin*m * xsd summed lane-wise into macc
- * (reduced at the end). */
+/* Q4_K: per block, d * xd * sum_sb(sc_sb * sum(q * x)) - dmin * xd *
+ * sum_sb(m_sb * xs_sb), xs the int16 sums of the activations by 16
+ * (k_act_sums). The one-token kernel (decode) and the G-token one compute
+ * the same integers and the same float operations in the same order. */
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+q4k_block_1(const uint8_t *p, float xdb, const int8_t *x, const int16_t *xs, __m256 *acc, __m256 *macc)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i sc, mn;
+    q4k_scales(p + 4, &sc, &mn);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
+        __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        __m256i p0 = _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(x + 64 * c)));
+        __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(x + 64 * c + 32)));
+        __m256i s0 = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[2 * c]));
+        __m256i s1 = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[2 * c + 1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, s0));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, s1));
+    }
+    __m256i pm = _mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)xs));
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16c(p) * xdb), *acc);
+    *macc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(f16c(p + 2) * xdb), *macc);
+}
+
+static T_AVX2 float dot_q4k_1(const uint8_t *p, const float *xd, const int8_t *xq, const int16_t *xs, int cols)
+{
+    __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
+    for (int b = 0; b < cols / QKK; b++)
+        q4k_block_1(p + 144 * (size_t)b, xd[b], xq + (size_t)b * QKK, xs + 16 * b, &acc, &macc);
+    return hsum_ps(acc) - hsum_ps(macc);
+}
+
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
-          int G, const float *xsd, float *y, size_t ldy)
+          int G, const int16_t *xs, float *y, size_t ldy)
 {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc[MAXG_Q], macc[MAXG_Q];
@@ -291,13 +355,12 @@ dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
         acc[g] = _mm256_setzero_ps();
         macc[g] = _mm256_setzero_ps();
     }
-    for (int done = 0; done < cols; done += QKK, p += 144) {
-        __m256 sc, mn;
+    for (int b = 0; b < cols / QKK; b++, p += 144) {
+        __m256i sc, mn;
         q4k_scales(p + 4, &sc, &mn);
-        __m256 ds = _mm256_mul_ps(_mm256_set1_ps(half_at(p)), sc);
-        __m256 dm = _mm256_mul_ps(_mm256_set1_ps(half_at(p + 2)), mn);
+        float d = f16c(p), dmin = f16c(p + 2);
         /* the block's 256 weights unpacked once (8 registers), then each
-         * token in turn: its factors and its 8 sub-block products */
+         * token in turn */
         __m256i qv[8];
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
@@ -305,20 +368,25 @@ dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
             qv[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
         }
         for (int g = 0; g < G; g++) {
-            __m256 S = _mm256_mul_ps(ds, _mm256_loadu_ps(xd + g * ldd + done / QK));
-            macc[g] = _mm256_add_ps(macc[g], _mm256_mul_ps(dm, _mm256_loadu_ps(xsd + g * ldd + done / QK)));
-            const int8_t *x = xq + g * ldq + done;
+            const int8_t *x = xq + g * ldq + (size_t)b * QKK;
+            float xdb = xd[g * ldd + b];
+            __m256i sumi = _mm256_setzero_si256();
             for (int sb = 0; sb < 8; sb++) {
-                __m256 vq = _mm256_cvtepi32_ps(dot_u8s8(qv[sb], _mm256_loadu_si256((const __m256i *)(x + 32 * sb))));
-                acc[g] = _mm256_fmadd_ps(vq, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(sb)), acc[g]);
+                __m256i p16 = _mm256_maddubs_epi16(qv[sb], _mm256_loadu_si256((const __m256i *)(x + 32 * sb)));
+                __m256i s = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[sb]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s));
             }
+            __m256i pm = _mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)(xs + g * (ldq / 16) + 16 * b)));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * xdb), acc[g]);
+            macc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(dmin * xdb), macc[g]);
         }
     }
     for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]) - hsum_ps(macc[g]);
 }
 
-/* Q6_K: weights q-32 with an int8 scale per 16; the sign trick keeps
- * maddubs's unsigned operand |x| and moves the signs onto the weights.
+/* Q6_K: w = q - 32 (q 0..63 in 4+2 bits) with an int8 scale per 16. The
+ * products are taken with q unsigned (maddubs) and the offset subtracted
+ * once per block from the activation sums: 32 * sum_j(sc_j * xs_j).
  * q6k_unpack gives half c (0 or 1) of a block: 4 x 32 weights, 0..63. */
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 q6k_unpack(const uint8_t *p, int c, __m256i q[4])
@@ -337,32 +405,73 @@ q6k_unpack(const uint8_t *p, int c, __m256i q[4])
                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), three), 4));
 }
 
-static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
-dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
-          int G, const float *xsd, float *y, size_t ldy)
+/* pshufb masks for Q6_K's 32-weight chunk k of a half: scale 2k of the half
+ * to the low 8 int16 lanes, 2k+1 to the high 8 */
+static const uint8_t SCALE6_SHUF[4][32] __attribute__((aligned(32))) = {
+#define SHUF_K(k) { 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, 4*k, 4*k+1, \
+                    4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, \
+                    4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3, 4*k+2, 4*k+3 }
+    SHUF_K(0), SHUF_K(1), SHUF_K(2), SHUF_K(3),
+#undef SHUF_K
+};
+
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) __m256i
+q6k_half_scales(__m256i sc16, int c)
 {
-    (void)xsd;
-    const __m256i off = _mm256_set1_epi8(32);
-    __m256 acc[MAXG_Q];
-    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
-    for (int done = 0; done < cols; done += QKK, p += 210) {
-        float d = half_at(p + 208);
-        const int8_t *sc = (const int8_t *)(p + 192);
+    return c ? _mm256_permute4x64_epi64(sc16, 0xEE) : _mm256_permute4x64_epi64(sc16, 0x44);
+}
+
+static T_AVX2 float dot_q6k_1(const uint8_t *p, const float *xd, const int8_t *xq, const int16_t *xs, int cols)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < cols / QKK; b++, p += 210, xq += QKK, xs += 16) {
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+        __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)xs));
+        __m256i sumi = _mm256_setzero_si256();
         for (int c = 0; c < 2; c++) {
             __m256i q[4];
             q6k_unpack(p, c, q);
+            __m256i S = q6k_half_scales(sc16, c);
             for (int k = 0; k < 4; k++) {
-                int pos = done + 128 * c + 32 * k;
-                __m256i w = _mm256_sub_epi8(q[k], off);
-                const int8_t *s2 = sc + 8 * c + 2 * k;
-                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1]));
+                __m256i p16 = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xq + 128 * c + 32 * k)));
+                __m256i s = _mm256_shuffle_epi8(S, _mm256_load_si256((const __m256i *)SCALE6_SHUF[k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16c(p + 208) * xd[b]), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
+dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
+          int G, const int16_t *xs, float *y, size_t ldy)
+{
+    __m256 acc[MAXG_Q];
+    for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+    for (int b = 0; b < cols / QKK; b++, p += 210) {
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+        __m256i sumi[MAXG_Q];
+        for (int g = 0; g < G; g++) sumi[g] = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {
+            __m256i q[4];
+            q6k_unpack(p, c, q);
+            __m256i S = q6k_half_scales(sc16, c);
+            for (int k = 0; k < 4; k++) {
+                __m256i s = _mm256_shuffle_epi8(S, _mm256_load_si256((const __m256i *)SCALE6_SHUF[k]));
                 for (int g = 0; g < G; g++) {
-                    __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + pos));
-                    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-                    __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));
-                    acc[g] = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[g * ldd + pos / QK] * d), acc[g]);
+                    __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + (size_t)b * QKK +
+                                                                    128 * c + 32 * k));
+                    sumi[g] = _mm256_add_epi32(sumi[g], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], x), s));
                 }
             }
+        }
+        float d = f16c(p + 208);
+        for (int g = 0; g < G; g++) {
+            __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(xs + g * (ldq / 16) + 16 * b)));
+            __m256i si = _mm256_sub_epi32(sumi[g], _mm256_slli_epi32(corr, 5));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_set1_ps(d * xd[g * ldd + b]), acc[g]);
         }
     }
     for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]);
@@ -371,7 +480,8 @@ dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
 /* Q5_0 (22 bytes per 32: fp16 d, 32 high bits, 16 bytes of nibbles; the
  * fallback of Q4_K_M files for rows that are not a multiple of 256, as
  * Qwen2.5-0.5B's 896): w = (nibble | high << 4) - 16, so the dot is
- * d * xd * sum(w * x); maddubs takes |w| and x with w's sign. */
+ * d * xd * sum(w * x); maddubs takes |w| and x with w's sign. Activations
+ * with a scale per 32 (lm_quantize_q8). */
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) __m256i
 q5_0_weights(const uint8_t *p)
 {
@@ -391,9 +501,9 @@ q5_0_weights(const uint8_t *p)
 
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 dot_q5_0_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
-           int G, const float *xsd, float *y, size_t ldy)
+           int G, const int16_t *xs, float *y, size_t ldy)
 {
-    (void)xsd;
+    (void)xs;
     __m256 acc[MAXG_Q];
     for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
     for (int b = 0; b < cols / QK; b++, p += 22) {
@@ -409,36 +519,43 @@ dot_q5_0_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size
     for (int g = 0; g < G; g++) y[g * ldy] = hsum_ps(acc[g]);
 }
 
-/* xsd[b] = xd[b] * sum(xq of block b): the activation side of the min
- * terms, once per token for all the rows of a call */
-static T_AVX2 void block_sums(const float *xd, const int8_t *xq, int cols, float *xsd)
+/* xs[j] = sum of the 16 activations of group j (int16: |sum| <= 2032),
+ * the activation side of Q4_K's mins and Q6_K's offset, once per token for
+ * all the rows of a call */
+static T_AVX2 void k_act_sums(const int8_t *xq, int cols, int16_t *xs)
 {
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (int b = 0; b < cols / QK; b++) {
-        __m256i v = dot_u8s8(ones, _mm256_loadu_si256((const __m256i *)(xq + QK * b)));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-        xsd[b] = xd[b] * (float)_mm_cvtsi128_si32(s4);
+    const __m256i ones = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int j = 0; j < cols / 16; j += 2) {
+        /* 32 values: pairs, then quads (4 per 128-bit half), then the two
+         * halves' sums in lanes 0 and 4 */
+        __m256i v = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, _mm256_loadu_si256((const __m256i *)(xq + 16 * j))),
+                                      ones16);
+        v = _mm256_hadd_epi32(v, v);
+        v = _mm256_hadd_epi32(v, v);
+        xs[j] = (int16_t)_mm256_extract_epi32(v, 0);
+        xs[j + 1] = (int16_t)_mm256_extract_epi32(v, 4);
     }
 }
 
 #define ROWS_G(BODY, G) do {                                                             \
         for (int r = r0; r < r1; r++)                                                     \
             BODY(base + (size_t)r * rb, xd + t * ldd, ldd, xq + (size_t)t * cols, (size_t)cols, \
-                 cols, G, xsd, y + (size_t)t * ldy + r, ldy);                             \
+                 cols, G, xs, y + (size_t)t * ldy + r, ldy);                              \
     } while (0)
 
-#define DEF_ROWS(NAME, BODY, SUMS)                                                      \
+/* NAME: rows [r0, r1) of a matrix against n tokens, MAXG_Q at a time; ABLK
+ * is the activation block (one xd per ABLK values), SUMS whether the kernel
+ * reads k_act_sums. */
+#define DEF_ROWS(NAME, BODY, ABLK, SUMS)                                                \
 static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const float *xd,  \
                         const int8_t *xq, int cols, int n, float *y, size_t ldy)          \
 {                                                                                       \
-    size_t ldd = (size_t)cols / QK;                                                     \
-    float xsd[MAXG_Q * (MAX_COLS / QK)];                                                \
+    size_t ldd = (size_t)cols / (ABLK);                                                 \
+    int16_t xs[MAXG_Q * (MAX_COLS / 16)];                                               \
     for (int t = 0; t < n; t += MAXG_Q) {                                               \
         int G = n - t < MAXG_Q ? n - t : MAXG_Q;                                        \
         for (int g = 0; SUMS && g < G; g++)                                             \
-            block_sums(xd + (t + g) * ldd, xq + (size_t)(t + g) * cols, cols, xsd + g * ldd); \
+            k_act_sums(xq + (size_t)(t + g) * cols, cols, xs + (size_t)g * (cols / 16)); \
         switch (G) {                                                                    \
         case 4: ROWS_G(BODY, 4); break;                                                 \
         case 3: ROWS_G(BODY, 3); break;                                                 \
@@ -448,90 +565,29 @@ static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const fl
     }                                                                                   \
 }
 #define MAX_COLS 65536
-DEF_ROWS(rows_q4k_avx2, dot_q4k_g, 1)
-DEF_ROWS(rows_q6k_avx2, dot_q6k_g, 0)
-DEF_ROWS(rows_q5_0_avx2, dot_q5_0_g, 0)
+DEF_ROWS(rows_q4k_avx2, dot_q4k_g, QKK, 1)
+DEF_ROWS(rows_q6k_avx2, dot_q6k_g, QKK, 1)
+DEF_ROWS(rows_q5_0_avx2, dot_q5_0_g, QK, 0)
 
-/* Decode (one token): dot_q4k_g's sums for G = 1 written out, so that every
- * accumulator is a register (the generic kernel keeps its per-token arrays
- * on the stack: 69 against 112 tok/s decode in one run on the 110M Q4_K_M
- * model), with the fp16 scales converted by F16C. */
-static inline T_AVX2 float f16c(const uint8_t *p)
+int lm_quant_act_block(enum gguf_ttype t)
 {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-static T_AVX2 float dot_q4k_1(const uint8_t *p, const float *xd, const int8_t *xq, const float *xsd,
-                              int cols)
-{
-    /* operations and their order exactly as dot_q4k_g's for one token, so a
-     * sequence gets the same values alone as batched */
-    const __m256i low4 = _mm256_set1_epi8(0x0F), one16 = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
-    for (int done = 0; done < cols; done += QKK, p += 144, xd += QKK / QK, xq += QKK, xsd += QKK / QK) {
-        __m256 sc, mn;
-        q4k_scales(p + 4, &sc, &mn);
-        __m256 ds = _mm256_mul_ps(_mm256_set1_ps(f16c(p)), sc);
-        __m256 dm = _mm256_mul_ps(_mm256_set1_ps(f16c(p + 2)), mn);
-        __m256 S = _mm256_mul_ps(ds, _mm256_loadu_ps(xd));
-        macc = _mm256_add_ps(macc, _mm256_mul_ps(dm, _mm256_loadu_ps(xsd)));
-        const uint8_t *qs = p + 16;
-        for (int c = 0; c < 4; c++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 64 * c));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + 64 * c + 32));
-            __m256 v0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x0), one16));
-            __m256 v1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x1), one16));
-            acc = _mm256_fmadd_ps(v0, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(2 * c)), acc);
-            acc = _mm256_fmadd_ps(v1, _mm256_permutevar8x32_ps(S, _mm256_set1_epi32(2 * c + 1)), acc);
-        }
-    }
-    return hsum_ps(acc) - hsum_ps(macc);
-}
-
-/* The same for Q6_K (attn_v, ffn_down and the output of the Q4_K_M mix):
- * dot_q6k_g's operations for one token, in its order, in registers. */
-static T_AVX2 float dot_q6k_1(const uint8_t *p, const float *xd, const int8_t *xq, int cols)
-{
-    const __m256i off = _mm256_set1_epi8(32);
-    __m256 acc = _mm256_setzero_ps();
-    for (int done = 0; done < cols; done += QKK, p += 210) {
-        float d = f16c(p + 208);
-        const int8_t *sc = (const int8_t *)(p + 192);
-        for (int c = 0; c < 2; c++) {
-            __m256i q[4];
-            q6k_unpack(p, c, q);
-            for (int k = 0; k < 4; k++) {
-                int pos = done + 128 * c + 32 * k;
-                __m256i w = _mm256_sub_epi8(q[k], off);
-                const int8_t *s2 = sc + 8 * c + 2 * k;
-                __m256i scv = _mm256_setr_m128i(_mm_set1_epi16(s2[0]), _mm_set1_epi16(s2[1]));
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + pos));
-                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
-                __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv));
-                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(xd[pos / QK] * d), acc);
-            }
-        }
-    }
-    return hsum_ps(acc);
+    return lm_quant_is_block(t) && gguf_ttype_block(t) == QKK ? QKK : QK;
 }
 
 void lm_quant_rows(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const float *xd,
                    const int8_t *xq, int n, float *y, size_t ldy)
 {
     const uint8_t *base = w->data;
-    int cols = w->cols, nb = cols / QK;
-    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K && n == 1) {
-        float xsd[MAX_COLS / QK];
-        block_sums(xd, xq, cols, xsd);
-        for (int r = r0; r < r1; r++) y[r] = dot_q4k_1(base + (size_t)r * w->row_bytes, xd, xq, xsd, cols);
-        return;
-    }
-    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q6_K && n == 1) {
-        for (int r = r0; r < r1; r++) y[r] = dot_q6k_1(base + (size_t)r * w->row_bytes, xd, xq, cols);
+    int cols = w->cols, nb = cols / lm_quant_act_block(w->type);
+    if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && n == 1 &&
+        (w->type == GGUF_TT_Q4_K || w->type == GGUF_TT_Q6_K)) {
+        /* decode: the one-token kernels, every accumulator a register */
+        int16_t xs[MAX_COLS / 16];
+        k_act_sums(xq, cols, xs);
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *row = base + (size_t)r * w->row_bytes;
+            y[r] = w->type == GGUF_TT_Q4_K ? dot_q4k_1(row, xd, xq, xs, cols) : dot_q6k_1(row, xd, xq, xs, cols);
+        }
         return;
     }
     if (isa >= LM_ISA_AVX2 && cols <= MAX_COLS && w->type == GGUF_TT_Q4_K) {
@@ -564,6 +620,7 @@ float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const
         return y;
     }
     const uint8_t *p = row;
+    int ab = lm_quant_act_block(t);
     size_t bs = gguf_ttype_nbytes(t, gguf_ttype_block(t));
     int8_t q[QKK];
     float a[16], b[16], sum = 0.0f;
@@ -577,7 +634,7 @@ float lm_quant_dot_q8(enum lm_isa isa, enum gguf_ttype t, const void *row, const
                 isum += (int32_t)w[i] * x[i];
                 xsum += x[i];
             }
-            sum += xd[(done + 16 * g) / QK] * (a[g] * (float)isum + b[g] * (float)xsum);
+            sum += xd[(done + 16 * g) / ab] * (a[g] * (float)isum + b[g] * (float)xsum);
         }
         done += nw;
     }

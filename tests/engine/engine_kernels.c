@@ -186,6 +186,23 @@ static void test_quantize(enum lm_isa best)
         CHECK(memcmp(q0, q1, sizeof q0) == 0 && memcmp(d0, d1, sizeof d0) == 0,
               "lm_quantize_q8_isa %s differs from lm_quantize_q8", lm_isa_name((enum lm_isa)isa));
     }
+    /* one scale per 256 (the K-quants' activations): the block's amax is
+     * 1e4 in the first row, so most of it quantizes to 0 */
+    static float e0[N], e1[N];
+    lm_quantize_q8k(x, N, COLS, e0, q0);
+    CHECK(e0[0] == 1e4f / 127.0f && q0[70] == 127 && q0[0] == 0, "q8k scale %g, q %d %d", e0[0], q0[70], q0[0]);
+    for (int t = 1; t < N; t++) {
+        float amax = 0.0f;
+        for (int i = 0; i < COLS; i++)
+            amax = fmaxf(amax, fabsf(x[t * COLS + i]));
+        CHECK(e0[t] == amax / 127.0f, "q8k token %d: scale %g, amax/127 %g", t, e0[t], amax / 127.0f);
+    }
+    for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
+        memset(q1, 0x55, sizeof q1);
+        lm_quantize_q8k_isa((enum lm_isa)isa, x, N, COLS, e1, q1);
+        CHECK(memcmp(q0, q1, sizeof q0) == 0 && memcmp(e0, e1, sizeof e0) == 0,
+              "lm_quantize_q8k_isa %s differs from lm_quantize_q8k", lm_isa_name((enum lm_isa)isa));
+    }
 }
 
 /* lm_gemm_q8 (prompt product on interleaved activations) against the naive

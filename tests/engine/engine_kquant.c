@@ -112,8 +112,60 @@ static void test_against_llamacpp(enum gguf_ttype type, const char *ref_name)
     unlink(path);
 }
 
+/* The integer sums at their bounds: every weight and activation at its
+ * extreme (Q4_K nibbles 15 with scales and mins 63; Q6_K q = 0, so w = -32,
+ * or 63, with scales -128 or 127), activations all +127 or -127, over 2
+ * blocks and 4 tokens at once. The exact dot is an integer that a float
+ * holds exactly, so every ISA must give it exactly: an int16 saturation or
+ * an int32 overflow anywhere would show. */
+static void test_extremes(void)
+{
+    enum { COLS = 512, T = 4 };
+    static uint8_t row[2 * 210];
+    static float x[T * COLS], xd[T * COLS / 256], y[T], exact[COLS];
+    static int8_t xq[T * COLS];
+    struct { enum gguf_ttype t; size_t bs; int q, sc; } cases[] = {
+        { GGUF_TT_Q4_K, 144, 0xff, 0x3f }, { GGUF_TT_Q6_K, 210, 0x00, -128 },
+        { GGUF_TT_Q6_K, 210, 0xff, 127 }, { GGUF_TT_Q6_K, 210, 0x00, 127 },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int b = 0; b < 2; b++) {
+            uint8_t *p = row + cases[k].bs * b;
+            if (cases[k].t == GGUF_TT_Q4_K) {
+                p[0] = 0x00; p[1] = 0x3c;           /* d = 1 */
+                p[2] = 0x00; p[3] = 0x3c;           /* dmin = 1 */
+                memset(p + 4, 0xff, 12);            /* all 6-bit scales and mins 63 */
+                memset(p + 16, cases[k].q, 128);
+            } else {
+                memset(p, cases[k].q, 192);         /* ql, qh */
+                memset(p + 192, cases[k].sc & 0xff, 16);
+                p[208] = 0x00; p[209] = 0x3c;
+            }
+        }
+        lm_quant_dequant(cases[k].t, row, exact, COLS);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < COLS; i++)
+                x[t * COLS + i] = t % 2 ? -127.0f : 127.0f;
+        lm_quantize_q8k(x, T, COLS, xd, xq);
+        struct lm_wmat w = { .data = row, .type = cases[k].t, .rows = 1, .cols = COLS,
+                             .row_bytes = cases[k].bs * 2 };
+        for (int isa = 0; isa <= (int)lm_isa_detect(); isa++) {
+            lm_quant_rows((enum lm_isa)isa, &w, 0, 1, xd, xq, T, y, 1);
+            for (int t = 0; t < T; t++) {
+                double want = 0;
+                for (int i = 0; i < COLS; i++)
+                    want += (double)exact[i] * x[t * COLS + i];
+                float alone = lm_quant_dot_q8((enum lm_isa)isa, cases[k].t, row, xd + t * 2, xq + t * COLS, COLS);
+                CHECK(y[t] == (float)want && alone == (float)want, "%s extreme case %zu %s token %d: %.9g (alone %.9g), exact %.9g",
+                      gguf_ttype_name(cases[k].t), k, lm_isa_name((enum lm_isa)isa), t, y[t], alone, want);
+            }
+        }
+    }
+}
+
 int main(void)
 {
+    test_extremes();
     FILE *f = fopen(KQ_REF, "rb");
     REQUIRE(f, "cannot open %s", KQ_REF);
     char magic[8];
@@ -152,13 +204,18 @@ int main(void)
         }
         /* the dot with Q8 activations, every ISA up to this CPU's */
         if (t != GGUF_TT_Q8_0) {
+            /* activations quantized as the engine does for t: one scale
+             * per 32, or per 256 for the 256-weight block types */
+            uint32_t ab = (uint32_t)lm_quant_act_block(t);
+            void (*quantize)(const float *, int, int, float *, int8_t *) =
+                ab == 256 ? lm_quantize_q8k : lm_quantize_q8;
             float *x = malloc(n * 4), *xd = malloc(n / 32 * 4), *xr = malloc(n * 4);
             int8_t *xq = malloc(n);
             for (uint32_t i = 0; i < n; i++) x[i] = sinf(0.37f * (float)i) * (1.0f + (float)(i % 7));
-            lm_quantize_q8(x, 1, (int)n, xd, xq);
+            quantize(x, 1, (int)n, xd, xq);
             double ref = 0, mag = 0;
             for (uint32_t i = 0; i < n; i++) {
-                xr[i] = xd[i / 32] * (float)xq[i];
+                xr[i] = xd[i / ab] * (float)xq[i];
                 ref += (double)got[i] * xr[i];
                 mag += fabs((double)got[i] * xr[i]);
             }
@@ -173,12 +230,12 @@ int main(void)
                 float *x3 = malloc((size_t)T * n * 4), *d3 = malloc((size_t)T * n / 32 * 4), y3[T], y1;
                 int8_t *q3 = malloc((size_t)T * n);
                 for (uint32_t i = 0; i < T * n; i++) x3[i] = cosf(0.11f * (float)i) * (float)(1 + i % 5);
-                lm_quantize_q8(x3, T, (int)n, d3, q3);
+                quantize(x3, T, (int)n, d3, q3);
                 struct lm_wmat w = { .data = q, .type = t, .rows = 1, .cols = (int)n, .row_bytes = bytes };
                 for (int isa = 0; isa <= (int)lm_isa_detect(); isa++) {
                     lm_quant_rows((enum lm_isa)isa, &w, 0, 1, d3, q3, T, y3, 1);
                     for (int k = 0; k < T; k++) {
-                        lm_quant_rows((enum lm_isa)isa, &w, 0, 1, d3 + (size_t)k * n / 32, q3 + (size_t)k * n, 1,
+                        lm_quant_rows((enum lm_isa)isa, &w, 0, 1, d3 + (size_t)k * n / ab, q3 + (size_t)k * n, 1,
                                       &y1, 1);
                         CHECK(memcmp(&y1, &y3[k], 4) == 0, "%s %s: token %d alone %.9g, batched %.9g", name,
                               lm_isa_name((enum lm_isa)isa), k, y1, y3[k]);
