@@ -358,26 +358,28 @@ dot_q4k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
     for (int b = 0; b < cols / QKK; b++, p += 144) {
         __m256i sc, mn;
         q4k_scales(p + 4, &sc, &mn);
-        float d = f16c(p), dmin = f16c(p + 2);
-        /* the block's 256 weights unpacked once (8 registers), then each
-         * token in turn */
-        __m256i qv[8];
+        __m256i sumi[MAXG_Q];
+        for (int g = 0; g < G; g++) sumi[g] = _mm256_setzero_si256();
+        /* 64 weights and their two scales at a time, in registers for all
+         * the tokens */
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
-            qv[2 * c] = _mm256_and_si256(q, low4);
-            qv[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-        }
-        for (int g = 0; g < G; g++) {
-            const int8_t *x = xq + g * ldq + (size_t)b * QKK;
-            float xdb = xd[g * ldd + b];
-            __m256i sumi = _mm256_setzero_si256();
-            for (int sb = 0; sb < 8; sb++) {
-                __m256i p16 = _mm256_maddubs_epi16(qv[sb], _mm256_loadu_si256((const __m256i *)(x + 32 * sb)));
-                __m256i s = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[sb]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s));
+            __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i s0 = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[2 * c]));
+            __m256i s1 = _mm256_shuffle_epi8(sc, _mm256_load_si256((const __m256i *)SCALE_SHUF[2 * c + 1]));
+            for (int g = 0; g < G; g++) {
+                const int8_t *x = xq + g * ldq + (size_t)b * QKK + 64 * c;
+                __m256i p0 = _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)x));
+                __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(x + 32)));
+                sumi[g] = _mm256_add_epi32(sumi[g], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
+                                                                     _mm256_madd_epi16(p1, s1)));
             }
+        }
+        float d = f16c(p), dmin = f16c(p + 2);
+        for (int g = 0; g < G; g++) {
+            float xdb = xd[g * ldd + b];
             __m256i pm = _mm256_madd_epi16(mn, _mm256_loadu_si256((const __m256i *)(xs + g * (ldq / 16) + 16 * b)));
-            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * xdb), acc[g]);
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[g]), _mm256_set1_ps(d * xdb), acc[g]);
             macc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(dmin * xdb), macc[g]);
         }
     }
