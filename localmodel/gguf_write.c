@@ -745,7 +745,7 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
 {
     uint64_t n = 0;
     uint64_t hd = head_of(s), qd = hd * s->n_heads, kv_dim = hd * s->n_kv_heads;
-    int qwen2 = is_arch(s, "qwen2"), phi3 = is_arch(s, "phi3");
+    int qwen2 = is_arch(s, "qwen2"), phi3 = is_arch(s, "phi3"), falcon = is_arch(s, "falcon");
     int qk_norm = is_arch(s, "qwen3") || is_arch(s, "gemma3");
     int post = is_arch(s, "gemma2") || is_arch(s, "gemma3");
 #define ADD(nd, a, b, kind_, ...) do { if (out) { \
@@ -760,6 +760,15 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
     }
     for (uint32_t l = 0; l < s->n_layers; l++) {
         ADD(1, s->dim, 1, T_NORM, "blk.%u.attn_norm.weight", l);
+        if (falcon) {
+            /* LayerNorm with bias, fused QKV, attention and GELU MLP in parallel */
+            ADD(1, s->dim, 1, T_BIAS, "blk.%u.attn_norm.bias", l);
+            ADD(2, s->dim, qd + 2 * kv_dim, T_MAT, "blk.%u.attn_qkv.weight", l);
+            ADD(2, qd, s->dim, T_MAT, "blk.%u.attn_output.weight", l);
+            ADD(2, s->dim, s->ffn_dim, T_MAT, "blk.%u.ffn_up.weight", l);
+            ADD(2, s->ffn_dim, s->dim, T_MAT, "blk.%u.ffn_down.weight", l);
+            continue;
+        }
         if (phi3) {
             ADD(2, s->dim, qd + 2 * kv_dim, T_MAT, "blk.%u.attn_qkv.weight", l);
         } else {
@@ -785,6 +794,7 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
         if (post) ADD(1, s->dim, 1, T_NORM, "blk.%u.post_ffw_norm.weight", l);
     }
     ADD(1, s->dim, 1, T_NORM, "output_norm.weight");
+    if (falcon) ADD(1, s->dim, 1, T_BIAS, "output_norm.bias");
     if (!s->tied_output && !is_arch(s, "gemma2")) ADD(2, s->dim, s->n_vocab, T_MAT, "output.weight");
 #undef ADD
     return n;
@@ -836,12 +846,12 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
                s->dim, s->n_heads);
         return -1;
     }
-    static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3" };
+    static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "falcon" };
     int known = 0;
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
         known |= is_arch(s, archs[i]);
     if (!known) {
-        seterr(err, errlen, "architecture '%s': the writer knows llama, qwen2, qwen3, phi3, gemma2, gemma3",
+        seterr(err, errlen, "architecture '%s': the writer knows llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon",
                arch_of(s));
         return -1;
     }
@@ -1012,8 +1022,11 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         gguf_writer_add_u32(w, AKEY("attention.value_length"), head);
     }
     gguf_writer_add_u32(w, AKEY("rope.dimension_count"), head);
-    gguf_writer_add_f32(w, AKEY("attention.layer_norm_rms_epsilon"),
-                        s->rms_eps > 0 ? s->rms_eps : 1e-5f);
+    if (is_arch(s, "falcon"))
+        gguf_writer_add_f32(w, AKEY("attention.layer_norm_epsilon"), s->rms_eps > 0 ? s->rms_eps : 1e-5f);
+    else
+        gguf_writer_add_f32(w, AKEY("attention.layer_norm_rms_epsilon"),
+                            s->rms_eps > 0 ? s->rms_eps : 1e-5f);
     gguf_writer_add_f32(w, AKEY("rope.freq_base"),
                         s->rope_freq_base > 0 ? s->rope_freq_base : 10000.0f);
     if (s->sliding_window)

@@ -88,7 +88,8 @@ struct lm_llama_shape {
     /* Other architectures (NULL = "llama"): "qwen2" adds Q/K/V biases,
      * "qwen3" per-head Q/K norms, "phi3" fused attn_qkv and a [dim, 2 ffn]
      * ffn_up, "gemma2" post-attention/post-FFN norms and no output.weight,
-     * "gemma3" both norms kinds. Outside llama, norms are random in
+     * "gemma3" both norms kinds, "falcon" LayerNorm biases, a fused
+     * attn_qkv and an ungated ffn_up (attention and MLP in parallel). Outside llama, norms are random in
      * [0.75, 1.25] so that a missed norm shows. */
     const char *arch;
     uint32_t head_dim;         /* attention.key_length; 0 = dim / n_heads */

@@ -121,11 +121,12 @@ struct lm_ctx {
     float *x, *xb, *xb2;         /* [max_tokens][dim] */
     float *q, *k, *v, *att;      /* [max_tokens][q_dim or kv_dim] */
     float *hb, *hb2;             /* [max_tokens][ffn] */
+    float *xn;                   /* [max_tokens][dim] the attention's input when it has its own norm */
     float *xd;                   /* Q8 scales [max_tokens][max_cols/32] */
     int8_t *xq;                  /* Q8 values [max_tokens][max_cols] */
     float *xdk;                  /* the same with a scale per 256 (lm_quantize_q8k) */
     int8_t *xqk;
-    float *dt;                   /* the same in groups of 16 tokens (lm_q8_interleave16) */
+    float *dt;                   /* xd/xq in groups of 16 tokens (lm_q8_interleave16) */
     uint8_t *qt;
     float *scores;               /* [nth][n_ctx] */
     float *tiles;                /* [nth][GEMM_TILE_ROWS * max_cols] */
@@ -143,7 +144,7 @@ void lm_ctx_free(struct lm_ctx *c)
         return;
     free(c->x); free(c->xb); free(c->xb2);
     free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->xdk); free(c->xqk); free(c->dt); free(c->qt);
+    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->xdk); free(c->xqk); free(c->xn); free(c->dt); free(c->qt);
     free(c->scores); free(c->tiles);
     for (int i = 0; i < 2; i++) {
         free(c->rope_theta[i]);
@@ -198,6 +199,7 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     c->hb2 = malloc(T * ffn * 4);
     c->xd = malloc(T * (mc / LM_QK8 + 1) * 4);
     c->xq = malloc(T * mc);
+    c->xn = malloc(T * dim * 4);
     c->xdk = malloc(T * (mc / LM_QKK + 1) * 4);
     c->xqk = malloc(T * mc);
     size_t T16 = (T + 15) / 16 * 16;
@@ -221,7 +223,7 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
     }
     if (!c->lane_next || !c->lane_end || !rope_ok ||
         !c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb ||
-        !c->hb2 || !c->xd || !c->xq || !c->xdk || !c->xqk || !c->dt || !c->qt || !c->scores || !c->tiles) {
+        !c->hb2 || !c->xd || !c->xq || !c->xdk || !c->xqk || !c->xn || !c->dt || !c->qt || !c->scores || !c->tiles) {
         snprintf(err, errlen, "forward context: out of memory");
         lm_ctx_free(c);
         return NULL;
@@ -318,12 +320,21 @@ static void add_bias(float *y, const float *b, int n, int ldy, int r0, int r1)
 
 /* g = gelu(g) * u with the tanh form of GELU, as ggml_gelu (which rounds
  * its input to F16 for a table; here it is computed in F32). */
+static float gelu(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x)));
+}
+
+static void gelu_rows(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = gelu(x[i]);
+}
+
 static void gelu_mul(float *g, const float *u, int n)
 {
     for (int i = 0; i < n; i++) {
-        float x = g[i];
-        float gx = 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * x * (1.0f + 0.044715f * x * x)));
-        g[i] = gx * u[i];
+        g[i] = gelu(g[i]) * u[i];
     }
 }
 
@@ -487,6 +498,40 @@ static void rmsnorm_rows(float *o, const float *x, int rows, int n, const float 
         rmsnorm(o + (size_t)r * n, x + (size_t)r * n, w, n, eps);
 }
 
+/* LayerNorm as ggml_norm then weight and bias: mean and variance summed in
+ * double, y = (x - mean) / sqrt(var + eps) * w + b */
+static void layernorm(float *o, const float *x, const float *w, const float *b, int n, float eps)
+{
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += (double)x[i];
+    float mean = (float)(sum / n);
+    double sum2 = 0.0;
+    for (int i = 0; i < n; i++) {
+        float v = x[i] - mean;
+        o[i] = v;
+        sum2 += (double)(v * v);
+    }
+    float scale = 1.0f / sqrtf((float)(sum2 / n) + eps);
+    for (int i = 0; i < n; i++) {
+        o[i] = o[i] * scale * w[i];
+        if (b)
+            o[i] += b[i];
+    }
+}
+
+/* The model's norm (RMSNorm, or LayerNorm with bias b) over rows vectors */
+static void norm_rows(const struct lm_hparams *hp, float *o, const float *x, int rows, int n,
+                      const float *w, const float *b)
+{
+    if (!hp->layer_norm) {
+        rmsnorm_rows(o, x, rows, n, w, hp->norm_eps);
+        return;
+    }
+    for (int r = 0; w && r < rows; r++)
+        layernorm(o + (size_t)r * n, x + (size_t)r * n, w, b, n, hp->norm_eps);
+}
+
 /* Rotate the first rope_dim dims of each head: adjacent pairs (x[2i],
  * x[2i+1]) (llama.cpp "norm" mode, llama2.c), or with neox the pairs
  * (x[i], x[i + rope_dim/2]); pair i by cs[2i], cs[2i+1]. */
@@ -570,10 +615,17 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         const struct lm_layer *L = &m->layers[l];
         const float *rcs = c->rope_cs[L->swa && c->n_rope > 1];
 
-        /* attention block */
-        rmsnorm_rows(c->xb, c->x, n, dim, L->attn_norm, hp->norm_eps);
+        /* attention block (parallel layers: the feed-forward reads the
+         * same normed input, c->xb; falcon 40B normalizes the attention's
+         * input separately) */
+        norm_rows(hp, c->xb, c->x, n, dim, L->attn_norm, L->attn_norm_b);
+        const float *att_in = c->xb;
+        if (L->attn_norm2) {
+            norm_rows(hp, c->xn, c->x, n, dim, L->attn_norm2, L->attn_norm2_b);
+            att_in = c->xn;
+        }
         struct mm_out qkv[3] = { { &L->wq, L->bq, c->q }, { &L->wk, L->bk, c->k }, { &L->wv, L->bv, c->v } };
-        matmul(c, b->prefill, c->xb, n, 3, qkv, 0, 0);
+        matmul(c, b->prefill, att_in, n, 3, qkv, 0, 0);
         for (int t = 0; t < n; t++) {
             float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kv_dim;
             rmsnorm_rows(qt, qt, hp->n_heads, hd, L->q_norm, hp->norm_eps);
@@ -607,9 +659,16 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
         residual(c->x, c->xb2, (size_t)n * dim);
 
         /* feed-forward block */
-        rmsnorm_rows(c->xb, c->x, n, dim, L->ffn_norm, hp->norm_eps);
-        struct mm_out gu[2] = { { &L->w_gate, L->b_gate, c->hb }, { &L->w_up, L->b_up, c->hb2 } };
-        matmul(c, b->prefill, c->xb, n, 2, gu, 1, hp->gelu);
+        if (!hp->parallel)
+            norm_rows(hp, c->xb, c->x, n, dim, L->ffn_norm, L->ffn_norm_b);
+        if (hp->ffn_gated) {
+            struct mm_out gu[2] = { { &L->w_gate, L->b_gate, c->hb }, { &L->w_up, L->b_up, c->hb2 } };
+            matmul(c, b->prefill, c->xb, n, 2, gu, 1, hp->gelu);
+        } else {
+            struct mm_out up = { &L->w_up, L->b_up, c->hb };
+            matmul(c, b->prefill, c->xb, n, 1, &up, 0, 0);
+            gelu_rows(c->hb, (size_t)n * hp->ffn_dim);
+        }
         struct mm_out down = { &L->w_down, L->b_down, c->xb2 };
         matmul(c, b->prefill, c->hb, n, 1, &down, 0, 0);
         rmsnorm_rows(c->xb2, c->xb2, n, dim, L->ffn_post_norm, hp->norm_eps);
@@ -620,7 +679,7 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
     int n_out = 0;
     for (int t = 0; t < n; t++) {
         float *xt = c->x + (size_t)t * dim;
-        rmsnorm(xt, xt, m->out_norm, dim, hp->norm_eps);
+        norm_rows(hp, xt, xt, 1, dim, m->out_norm, m->out_norm_b);
         if (!b->want_logits || b->want_logits[t])
             memcpy(c->xb + (size_t)n_out++ * dim, xt, sizeof(float) * (size_t)dim);
     }

@@ -34,8 +34,9 @@
 
 enum lm_arch {
     LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3, LM_ARCH_PHI3, LM_ARCH_GEMMA2, LM_ARCH_GEMMA3,
+    LM_ARCH_FALCON,
 };
-/* "llama, qwen2, qwen3, phi3, gemma2, gemma3": the architectures that load. */
+/* "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon": the architectures that load. */
 extern const char LM_ARCHS_SUPPORTED[];
 
 enum lm_rope_scaling { LM_ROPE_NONE, LM_ROPE_LINEAR, LM_ROPE_YARN, LM_ROPE_LONGROPE };
@@ -69,7 +70,10 @@ struct lm_hparams {
     int n_ctx_orig;          /* rope.scaling.original_context_length (default context_length) */
     float rope_base_swa;     /* sliding-window layers' rope base (gemma3) */
     int n_swa;               /* sliding window (0: none): a key at p0 is seen from p1 iff p1 - p0 < n_swa */
-    int gelu;                /* GeGLU feed-forward (gemma), else SwiGLU */
+    int gelu;                /* GeGLU feed-forward (gemma), else SwiGLU; GELU without a gate (falcon) */
+    int layer_norm;          /* LayerNorm (mean and variance, weight and bias), else RMSNorm */
+    int parallel;            /* attention and feed-forward both read the layer input (falcon) */
+    int ffn_gated;           /* act(gate) * up; else act(up) */
     float emb_scale;         /* embeddings times this (gemma: sqrt(dim)); 0 = 1 */
     float attn_scale;        /* q.k multiplier (default 1/sqrt(head_dim)) */
     float attn_softcap;      /* scores -> c tanh(s / c) before the softmax; 0 = none */
@@ -77,7 +81,9 @@ struct lm_hparams {
 };
 
 struct lm_layer {
-    const float *attn_norm, *ffn_norm;   /* [dim] */
+    const float *attn_norm, *ffn_norm;   /* [dim] (ffn_norm NULL for parallel layers) */
+    const float *attn_norm_b, *ffn_norm_b; /* LayerNorm biases or NULL */
+    const float *attn_norm2, *attn_norm2_b; /* falcon 40B: the attention's own input norm, or NULL */
     const float *attn_post_norm, *ffn_post_norm; /* [dim] (gemma2/3) or NULL */
     const float *q_norm, *k_norm;        /* [head_dim] per-head RMSNorm (qwen3, gemma3) or NULL */
     struct lm_wmat wq, wk, wv, wo;       /* wq: q_dim x dim, wk/wv: kv_dim x dim, wo: dim x q_dim */
@@ -91,7 +97,7 @@ struct lm_model {
     struct lm_hparams hp;
     struct lm_wmat tok_embd;             /* n_vocab x dim */
     struct lm_wmat output;               /* n_vocab x dim (= tok_embd when tied) */
-    const float *out_norm;
+    const float *out_norm, *out_norm_b;
     const float *out_bias;               /* [n_vocab] or NULL */
     const float *rope_freqs;             /* [rope_dim/2] Llama 3.x factors, or NULL */
     const float *rope_long, *rope_short; /* phi3 longrope factors, or NULL */

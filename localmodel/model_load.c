@@ -188,18 +188,22 @@ struct arch_desc {
     int swa_period;      /* default sliding-window pattern: layer l slides iff l % p < p - 1 */
     int swa_default;     /* window when the key is absent (0: no sliding layers) */
     int swa;             /* has sliding-window layers: reads attention.sliding_window */
+    int layer_norm;      /* LayerNorm with biases (attention.layer_norm_epsilon) */
+    int parallel;        /* attention and feed-forward in parallel on the layer input */
+    int no_gate;         /* feed-forward act(up x) without a gate */
 };
 
 static const struct arch_desc ARCHS[] = {
-    /* name     id              neox gelu qkn post emb fused tied period  win  swa */
-    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   0 },
-    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   0 },
-    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   0 },
-    { "phi3",   LM_ARCH_PHI3,   1,   0,   0,  0,   0,  1,    0,   0,      0,   0 },
-    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   1 },
-    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   1 },
+    /* name     id              neox gelu qkn post emb fused tied period  win  swa  ln  par nogate */
+    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
+    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
+    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
+    { "phi3",   LM_ARCH_PHI3,   1,   0,   0,  0,   0,  1,    0,   0,      0,   0,   0,  0,  0 },
+    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   1,   0,  0,  0 },
+    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   1,   0,  0,  0 },
+    { "falcon", LM_ARCH_FALCON, 1,   1,   0,  0,   0,  0,    0,   0,      0,   0,   1,  1,  1 },
 };
-const char LM_ARCHS_SUPPORTED[] = "llama, qwen2, qwen3, phi3, gemma2, gemma3";
+const char LM_ARCHS_SUPPORTED[] = "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon";
 
 const char *lm_arch_name(enum lm_arch a)
 {
@@ -225,6 +229,9 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
     hp->arch = ad->id;
     hp->rope_neox = ad->rope_neox;
     hp->gelu = ad->gelu;
+    hp->layer_norm = ad->layer_norm;
+    hp->parallel = ad->parallel;
+    hp->ffn_gated = !ad->no_gate;
     if (kv_int(f, AK("embedding_length"), 1, 0, 1, 65536, &hp->dim, err, errlen) ||
         kv_int(f, AK("block_count"), 1, 0, 1, LM_MAX_LAYERS, &hp->n_layers, err, errlen) ||
         kv_int(f, AK("feed_forward_length"), 1, 0, 1, 1 << 20, &hp->ffn_dim, err, errlen) ||
@@ -268,13 +275,14 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
         snprintf(err, errlen, "%s: rope.dimension_count %d is odd", path, hp->rope_dim);
         return -1;
     }
-    if (ad->id == LM_ARCH_LLAMA && hp->rope_dim != hp->head_dim) {
-        snprintf(err, errlen, "%s: llama.rope.dimension_count %d must equal the head size %d",
-                 path, hp->rope_dim, hp->head_dim);
+    if ((ad->id == LM_ARCH_LLAMA || ad->id == LM_ARCH_FALCON) && hp->rope_dim != hp->head_dim) {
+        snprintf(err, errlen, "%s: %s.rope.dimension_count %d must equal the head size %d",
+                 path, ad->name, hp->rope_dim, hp->head_dim);
         return -1;
     }
     if (kv_float(f, AK("rope.freq_base"), 10000.0, 1.0, 1e12, &hp->rope_base, err, errlen) ||
-        kv_float(f, AK("attention.layer_norm_rms_epsilon"), 1e-5, 0.0, 1.0, &hp->norm_eps, err, errlen))
+        kv_float(f, AK(ad->layer_norm ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"),
+                 1e-5, 0.0, 1.0, &hp->norm_eps, err, errlen))
         return -1;
 
     /* rope scaling: type (default linear), factor, attn_factor, original context */
@@ -467,6 +475,7 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
     /* only one embedding row is read per token */
     m->weight_bytes -= (uint64_t)hp->n_vocab * m->tok_embd.row_bytes;
     if (get_vec(f, "output_norm.weight", dim, 0, &m->out_norm, m, err, errlen) ||
+        get_vec(f, "output_norm.bias", dim, !ad->layer_norm, &m->out_norm_b, m, err, errlen) ||
         get_vec(f, "output.bias", hp->n_vocab, 1, &m->out_bias, m, err, errlen) ||
         get_vec(f, "rope_freqs.weight", hp->rope_dim / 2, 1, &m->rope_freqs, m, err, errlen))
         goto fail;
@@ -490,7 +499,20 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
 #define VEC(field, suffix, n, opt) \
         if (get_vec(f, TN(suffix), n, opt, &L->field, m, err, errlen)) goto fail;
         VEC(attn_norm, "attn_norm.weight", dim, 0)
-        VEC(ffn_norm, "ffn_norm.weight", dim, 0)
+        VEC(attn_norm_b, "attn_norm.bias", dim, !ad->layer_norm)
+        if (ad->parallel) {
+            VEC(attn_norm2, "attn_norm_2.weight", dim, 1)
+            VEC(attn_norm2_b, "attn_norm_2.bias", dim, 1)
+            if ((L->attn_norm2 != NULL) != (L->attn_norm2_b != NULL)) {
+                snprintf(err, errlen, "%s: tensor 'blk.%d.%s' has no %s partner", path, l,
+                         L->attn_norm2 ? "attn_norm_2.weight" : "attn_norm_2.bias",
+                         L->attn_norm2 ? "attn_norm_2.bias" : "attn_norm_2.weight");
+                goto fail;
+            }
+        } else {
+            VEC(ffn_norm, "ffn_norm.weight", dim, 0)
+            VEC(ffn_norm_b, "ffn_norm.bias", dim, !ad->layer_norm)
+        }
         /* Q, K and V: one fused tensor (phi3, some conversions) or three */
         struct lm_wmat qkv;
         rc = get_mat(f, TN("attn_qkv.weight"), dim, qd + 2 * kv_dim, 1, &qkv, m, err, errlen);
@@ -535,6 +557,9 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
                 goto fail;
             L->w_gate = sub_rows(&gu, 0, ffn);
             L->w_up = sub_rows(&gu, ffn, ffn);
+        } else if (ad->no_gate) {
+            MAT(w_up, "ffn_up", dim, ffn)
+            VEC(b_up, "ffn_up.bias", ffn, 1)
         } else {
             MAT(w_gate, "ffn_gate", dim, ffn)
             MAT(w_up, "ffn_up", dim, ffn)

@@ -21,7 +21,7 @@ static void usage(FILE *o)
             "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0|q4_k_m|q6_k]\n"
             "                        [--tied] [--seed S] [--rope-base B] [--name NAME]\n"
             "                        [--chat-template TEXT] [--vocab-from VOCAB.gguf]\n"
-            "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3] [--head-dim N]\n"
+            "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3|falcon] [--head-dim N]\n"
             "                        [--rope-freqs] [--sliding-window N] [--attn-softcap X]\n"
             "                        [--final-softcap X] [--rope-scaling linear|yarn --rope-factor X]\n"
             "                        [--rope-orig-ctx N] [--swa-pattern N] [--rope-long-short]\n"

@@ -18,7 +18,8 @@
  * 3, so that it bites on random weights) and sliding window on even layers,
  * gemma3's Q/K norms and sliding window (6 positions: the 16-token prompt
  * reaches past it) with its own rope base (1e4 unscaled, the others 1e6
- * with linear scaling 8); NEOX pairs everywhere but llama;
+ * with linear scaling 8), falcon's LayerNorm biases and parallel attention +
+ * GELU MLP; NEOX pairs everywhere but llama;
  * random norms (outside llama) so that a norm applied to the wrong vector
  * shows. Every case runs on every ISA this CPU has, with F32 and F16 KV.
  *
@@ -98,6 +99,9 @@ static const struct acase cases[] = {
      * unscaled; pattern 2 so that one of the two layers is global) */
     { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0, 0 },
     { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0, 0 },
+    /* --arch falcon: LayerNorm with biases, fused QKV, attention and GELU MLP in parallel */
+    { "falcon-f32", "falcon", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "falcon-q4_k_m", "falcon", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
 };
 
 static void read_ref(const char *name, const char *ext, void *buf, size_t size, size_t n)
@@ -303,7 +307,19 @@ static void test_hostile(void)
         { "gemma3", 128, { .key = "gemma3.attention.sliding_window", .kt = GGUF_T_UINT64, .u = 1ull << 40 },
           "key 'gemma3.attention.sliding_window'" },
         { "llama", 0, { .key = "general.architecture", .kt = GGUF_T_STRING, .str = "mamba" },
-          "general.architecture is 'mamba'; supported: llama, qwen2, qwen3, phi3, gemma2, gemma3" },
+          "general.architecture is 'mamba'; supported: llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon" },
+        { "falcon", 0, { .drop = "blk.1.attn_norm.bias" }, "missing tensor 'blk.1.attn_norm.bias'" },
+        { "falcon", 0, { .drop = "output_norm.bias" }, "missing tensor 'output_norm.bias'" },
+        { "falcon", 0, { .extra = "blk.0.attn_norm_2.weight" },
+          "'blk.0.attn_norm_2.weight': expected shape [256], got [16]" },
+        { "falcon", 0, { .extra = "blk.0.ffn_gate.weight" },
+          "tensor 'blk.0.ffn_gate.weight' is not part of a falcon model" },
+        { "falcon", 0, { .extra = "blk.1.ffn_norm.weight" },
+          "tensor 'blk.1.ffn_norm.weight' is not part of a falcon model" },
+        { "falcon", 0, { .key = "falcon.rope.dimension_count", .kt = GGUF_T_UINT64, .u = 32 },
+          "falcon.rope.dimension_count 32 must equal the head size 64" },
+        { "falcon", 0, { .key = "falcon.attention.layer_norm_epsilon", .kt = GGUF_T_FLOAT32, .d = 2.0 },
+          "key 'falcon.attention.layer_norm_epsilon': 2 out of range" },
         { "llama", 0, { .key = "llama.rope.dimension_count", .kt = GGUF_T_UINT64, .u = 32 },
           "llama.rope.dimension_count 32 must equal the head size 64" },
     };
