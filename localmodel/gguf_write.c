@@ -746,6 +746,7 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
     uint64_t n = 0;
     uint64_t hd = head_of(s), qd = hd * s->n_heads, kv_dim = hd * s->n_kv_heads;
     int qwen2 = is_arch(s, "qwen2"), phi3 = is_arch(s, "phi3"), falcon = is_arch(s, "falcon");
+    int mpt = is_arch(s, "mpt");
     int qk_norm = is_arch(s, "qwen3") || is_arch(s, "gemma3");
     int post = is_arch(s, "gemma2") || is_arch(s, "gemma3");
 #define ADD(nd, a, b, kind_, ...) do { if (out) { \
@@ -769,7 +770,7 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
             ADD(2, s->ffn_dim, s->dim, T_MAT, "blk.%u.ffn_down.weight", l);
             continue;
         }
-        if (phi3) {
+        if (phi3 || mpt) {
             ADD(2, s->dim, qd + 2 * kv_dim, T_MAT, "blk.%u.attn_qkv.weight", l);
         } else {
             ADD(2, s->dim, qd, T_MAT, "blk.%u.attn_q.weight", l);
@@ -788,7 +789,7 @@ static uint64_t llama_layout(const struct lm_llama_shape *s, struct ltensor *out
         ADD(2, qd, s->dim, T_MAT, "blk.%u.attn_output.weight", l);
         if (post) ADD(1, s->dim, 1, T_NORM, "blk.%u.post_attention_norm.weight", l);
         ADD(1, s->dim, 1, T_NORM, "blk.%u.ffn_norm.weight", l);
-        if (!phi3) ADD(2, s->dim, s->ffn_dim, T_MAT, "blk.%u.ffn_gate.weight", l);
+        if (!phi3 && !mpt) ADD(2, s->dim, s->ffn_dim, T_MAT, "blk.%u.ffn_gate.weight", l);
         ADD(2, s->ffn_dim, s->dim, T_MAT, "blk.%u.ffn_down.weight", l);
         ADD(2, s->dim, (uint64_t)s->ffn_dim * (phi3 ? 2 : 1), T_MAT, "blk.%u.ffn_up.weight", l);
         if (post) ADD(1, s->dim, 1, T_NORM, "blk.%u.post_ffw_norm.weight", l);
@@ -846,12 +847,12 @@ static int shape_check(const struct lm_llama_shape *s, char *err, size_t errlen)
                s->dim, s->n_heads);
         return -1;
     }
-    static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "falcon" };
+    static const char *const archs[] = { "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "falcon", "mpt" };
     int known = 0;
     for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
         known |= is_arch(s, archs[i]);
     if (!known) {
-        seterr(err, errlen, "architecture '%s': the writer knows llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon",
+        seterr(err, errlen, "architecture '%s': the writer knows llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon, mpt",
                arch_of(s));
         return -1;
     }
@@ -1022,7 +1023,7 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         gguf_writer_add_u32(w, AKEY("attention.value_length"), head);
     }
     gguf_writer_add_u32(w, AKEY("rope.dimension_count"), head);
-    if (is_arch(s, "falcon"))
+    if (is_arch(s, "falcon") || is_arch(s, "mpt"))
         gguf_writer_add_f32(w, AKEY("attention.layer_norm_epsilon"), s->rms_eps > 0 ? s->rms_eps : 1e-5f);
     else
         gguf_writer_add_f32(w, AKEY("attention.layer_norm_rms_epsilon"),
@@ -1033,6 +1034,10 @@ int lm_write_random_llama(const char *path, const struct lm_llama_shape *s, char
         gguf_writer_add_u32(w, AKEY("attention.sliding_window"), s->sliding_window);
     if (s->swa_pattern)
         gguf_writer_add_u32(w, AKEY("attention.sliding_window_pattern"), s->swa_pattern);
+    if (is_arch(s, "mpt"))
+        gguf_writer_add_f32(w, AKEY("attention.max_alibi_bias"), s->alibi_bias > 0 ? s->alibi_bias : 8.0f);
+    if (s->clamp_kqv > 0)
+        gguf_writer_add_f32(w, AKEY("attention.clamp_kqv"), s->clamp_kqv);
     if (s->attn_softcap > 0)
         gguf_writer_add_f32(w, AKEY("attn_logit_softcapping"), s->attn_softcap);
     if (s->final_softcap > 0)

@@ -89,7 +89,9 @@ struct lm_llama_shape {
      * "qwen3" per-head Q/K norms, "phi3" fused attn_qkv and a [dim, 2 ffn]
      * ffn_up, "gemma2" post-attention/post-FFN norms and no output.weight,
      * "gemma3" both norms kinds, "falcon" LayerNorm biases, a fused
-     * attn_qkv and an ungated ffn_up (attention and MLP in parallel). Outside llama, norms are random in
+     * attn_qkv and an ungated ffn_up (attention and MLP in parallel), "mpt"
+     * LayerNorm without biases, a fused attn_qkv, an ungated ffn_up and no
+     * rotary tensors (ALiBi). Outside llama, norms are random in
      * [0.75, 1.25] so that a missed norm shows. */
     const char *arch;
     uint32_t head_dim;         /* attention.key_length; 0 = dim / n_heads */
@@ -102,6 +104,8 @@ struct lm_llama_shape {
     uint32_t rope_orig_ctx;    /* <arch>.rope.scaling.original_context_length; 0 = not written */
     float rope_attn_factor;    /* <arch>.rope.scaling.attn_factor; 0 = not written */
     int rope_long_short;       /* write rope_factors_long/short.weight (phi3 longrope), in [1, 4] */
+    float alibi_bias;          /* mpt.attention.max_alibi_bias; 0 = 8 (MPT's) for mpt */
+    float clamp_kqv;           /* <arch>.attention.clamp_kqv; 0 = not written */
 };
 
 /* Copy one key (any type, arrays included) from a file being read. */

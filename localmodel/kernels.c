@@ -1104,10 +1104,10 @@ static float kv_at(int f16, const void *base, size_t i)
 }
 
 void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
-                  int kv_f16, size_t stride, int npos, float scale, float softcap, float *sc,
-                  float *out)
+                  int kv_f16, size_t stride, int npos, float scale, float softcap, float alibi,
+                  float *sc, float *out)
 {
-    if (isa >= LM_ISA_AVX512 && hd % 16 == 0 && softcap == 0.0f &&
+    if (isa >= LM_ISA_AVX512 && hd % 16 == 0 && softcap == 0.0f && alibi == 0.0f &&
         attn_512_any(hd / 16, kv_f16, q, k, v, stride, npos, scale, sc, out))
         return;
     float mx = -INFINITY;
@@ -1123,6 +1123,8 @@ void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const 
         s *= scale;
         if (softcap != 0.0f)
             s = softcap * tanhf(s / softcap);
+        if (alibi != 0.0f)
+            s -= alibi * (float)(npos - 1 - p);
         sc[p] = s;
         if (s > mx) mx = s;
     }

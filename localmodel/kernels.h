@@ -94,11 +94,12 @@ void lm_gemm_q8(enum lm_isa isa, const struct lm_wmat *w, int r0, int r1, const 
 /* One attention head for one query: s_p = scale * dot(q, k_p) for the npos
  * positions p (k_p = k + p * stride elements, F32, or F16 if kv_f16; v_p
  * likewise), with softcap > 0 s_p = softcap * tanh(s_p / softcap) (gemma2),
- * softmax over p, out[0..hd) = sum_p softmax_p * v_p. sc is scratch for npos
+ * then with alibi != 0 s_p -= alibi * (npos - 1 - p) (ALiBi: the query is at the
+ * last position; mpt), softmax over p, out[0..hd) = sum_p softmax_p * v_p. sc is scratch for npos
  * floats (left holding the unnormalized exponentials). */
 void lm_attn_head(enum lm_isa isa, const float *q, int hd, const void *k, const void *v,
-                  int kv_f16, size_t stride, int npos, float scale, float softcap, float *sc,
-                  float *out);
+                  int kv_f16, size_t stride, int npos, float scale, float softcap, float alibi,
+                  float *sc, float *out);
 
 /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i], for i < n. */
 void lm_silu_mul(enum lm_isa isa, float *g, const float *u, int n);

@@ -129,6 +129,7 @@ struct lm_ctx {
     float *dt;                   /* xd/xq in groups of 16 tokens (lm_q8_interleave16) */
     uint8_t *qt;
     float *scores;               /* [nth][n_ctx] */
+    float *alibi;                /* [n_heads] ALiBi slopes, or NULL */
     float *tiles;                /* [nth][GEMM_TILE_ROWS * max_cols] */
     struct lm_rope rope[2];      /* full-attention layers, sliding-window layers */
     int n_rope;                  /* 2 if the sliding layers rotate differently */
@@ -144,7 +145,7 @@ void lm_ctx_free(struct lm_ctx *c)
         return;
     free(c->x); free(c->xb); free(c->xb2);
     free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->xdk); free(c->xqk); free(c->xn); free(c->dt); free(c->qt);
+    free(c->hb); free(c->hb2); free(c->xd); free(c->xq); free(c->xdk); free(c->xqk); free(c->xn); free(c->alibi); free(c->dt); free(c->qt);
     free(c->scores); free(c->tiles);
     for (int i = 0; i < 2; i++) {
         free(c->rope_theta[i]);
@@ -221,7 +222,21 @@ struct lm_ctx *lm_ctx_new(const struct lm_model *m, struct lm_pool *pool, int ma
         c->rope_cs[i] = malloc(T * (size_t)hp->rope_dim * 4);
         rope_ok &= c->rope_theta[i] && c->rope_cs[i];
     }
-    if (!c->lane_next || !c->lane_end || !rope_ok ||
+    if (hp->alibi_bias > 0.0f) {
+        /* ggml's slopes: m0^(h+1) for the first 2^floor(log2 heads) heads,
+         * then odd powers of m1 */
+        c->alibi = malloc(sizeof(float) * (size_t)hp->n_heads);
+        if (c->alibi) {
+            int nl2 = 1;
+            while (nl2 * 2 <= hp->n_heads)
+                nl2 *= 2;
+            float m0 = powf(2.0f, -hp->alibi_bias / (float)nl2);
+            float m1 = powf(2.0f, -(hp->alibi_bias / 2.0f) / (float)nl2);
+            for (int h = 0; h < hp->n_heads; h++)
+                c->alibi[h] = h < nl2 ? powf(m0, (float)(h + 1)) : powf(m1, (float)(2 * (h - nl2) + 1));
+        }
+    }
+    if (!c->lane_next || !c->lane_end || !rope_ok || (hp->alibi_bias > 0.0f && !c->alibi) ||
         !c->x || !c->xb || !c->xb2 || !c->q || !c->k || !c->v || !c->att || !c->hb ||
         !c->hb2 || !c->xd || !c->xq || !c->xdk || !c->xqk || !c->xn || !c->dt || !c->qt || !c->scores || !c->tiles) {
         snprintf(err, errlen, "forward context: out of memory");
@@ -476,7 +491,7 @@ static void att_chunk(void *arg, int it, int ith)
     lm_attn_head(c->isa, c->q + (size_t)t * hp->q_dim + (size_t)h * hd, hd,
                  (const char *)kv->k + lbase * es, (const char *)kv->v + lbase * es,
                  kv->type == LM_KV_F16, (size_t)hd, pos + 1 - first, hp->attn_scale, hp->attn_softcap,
-                 c->scores + (size_t)ith * c->n_ctx, c->att + (size_t)t * hp->q_dim + (size_t)h * hd);
+                 c->alibi ? c->alibi[h] : 0.0f, c->scores + (size_t)ith * c->n_ctx, c->att + (size_t)t * hp->q_dim + (size_t)h * hd);
 }
 
 /* ---- element-wise steps ------------------------------------------------- */
@@ -569,6 +584,12 @@ static void rope_table(const struct lm_rope *r, const float *theta, int rope_dim
     }
 }
 
+static void clamp(float *x, size_t n, float c)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
+}
+
 static void residual(float *x, const float *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -630,9 +651,16 @@ int lm_forward(struct lm_ctx *c, const struct lm_batch *b, char *err, size_t err
             float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kv_dim;
             rmsnorm_rows(qt, qt, hp->n_heads, hd, L->q_norm, hp->norm_eps);
             rmsnorm_rows(kt, kt, hp->n_kv_heads, hd, L->k_norm, hp->norm_eps);
+            if (hp->clamp_kqv > 0.0f) {
+                clamp(qt, (size_t)qd, hp->clamp_kqv);
+                clamp(kt, (size_t)kv_dim, hp->clamp_kqv);
+                clamp(c->v + (size_t)t * kv_dim, (size_t)kv_dim, hp->clamp_kqv);
+            }
             const float *cs = rcs + (size_t)t * hp->rope_dim;
-            rope(qt, hp->n_heads, hd, hp->rope_dim, hp->rope_neox, cs);
-            rope(kt, hp->n_kv_heads, hd, hp->rope_dim, hp->rope_neox, cs);
+            if (hp->rope) {
+                rope(qt, hp->n_heads, hd, hp->rope_dim, hp->rope_neox, cs);
+                rope(kt, hp->n_kv_heads, hd, hp->rope_dim, hp->rope_neox, cs);
+            }
             struct lm_kv *kv = b->kv[t];
             /* cache layout [layer][kv head][position][head_dim]: one head's
              * keys (and values) are contiguous, read as one stream */

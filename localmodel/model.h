@@ -34,9 +34,9 @@
 
 enum lm_arch {
     LM_ARCH_LLAMA, LM_ARCH_QWEN2, LM_ARCH_QWEN3, LM_ARCH_PHI3, LM_ARCH_GEMMA2, LM_ARCH_GEMMA3,
-    LM_ARCH_FALCON,
+    LM_ARCH_FALCON, LM_ARCH_MPT,
 };
-/* "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon": the architectures that load. */
+/* "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon, mpt": the architectures that load. */
 extern const char LM_ARCHS_SUPPORTED[];
 
 enum lm_rope_scaling { LM_ROPE_NONE, LM_ROPE_LINEAR, LM_ROPE_YARN, LM_ROPE_LONGROPE };
@@ -74,6 +74,9 @@ struct lm_hparams {
     int layer_norm;          /* LayerNorm (mean and variance, weight and bias), else RMSNorm */
     int parallel;            /* attention and feed-forward both read the layer input (falcon) */
     int ffn_gated;           /* act(gate) * up; else act(up) */
+    int rope;                /* rotary embedding on Q and K (all but mpt) */
+    float alibi_bias;        /* ALiBi's maximum bias (attention.max_alibi_bias, mpt); 0 = none */
+    float clamp_kqv;         /* Q, K, V clamped to [-c, c] (attention.clamp_kqv); 0 = none */
     float emb_scale;         /* embeddings times this (gemma: sqrt(dim)); 0 = 1 */
     float attn_scale;        /* q.k multiplier (default 1/sqrt(head_dim)) */
     float attn_softcap;      /* scores -> c tanh(s / c) before the softmax; 0 = none */

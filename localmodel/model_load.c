@@ -191,19 +191,21 @@ struct arch_desc {
     int layer_norm;      /* LayerNorm with biases (attention.layer_norm_epsilon) */
     int parallel;        /* attention and feed-forward in parallel on the layer input */
     int no_gate;         /* feed-forward act(up x) without a gate */
+    int no_rope;         /* no rotary embedding (mpt: ALiBi) */
 };
 
 static const struct arch_desc ARCHS[] = {
-    /* name     id              neox gelu qkn post emb fused tied period  win  swa  ln  par nogate */
-    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
-    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
-    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0 },
-    { "phi3",   LM_ARCH_PHI3,   1,   0,   0,  0,   0,  1,    0,   0,      0,   0,   0,  0,  0 },
-    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   1,   0,  0,  0 },
-    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   1,   0,  0,  0 },
-    { "falcon", LM_ARCH_FALCON, 1,   1,   0,  0,   0,  0,    0,   0,      0,   0,   1,  1,  1 },
+    /* name     id              neox gelu qkn post emb fused tied period  win  swa  ln  par nogate norope */
+    { "llama",  LM_ARCH_LLAMA,  0,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0,  0 },
+    { "qwen2",  LM_ARCH_QWEN2,  1,   0,   0,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0,  0 },
+    { "qwen3",  LM_ARCH_QWEN3,  1,   0,   1,  0,   0,  0,    0,   0,      0,   0,   0,  0,  0,  0 },
+    { "phi3",   LM_ARCH_PHI3,   1,   0,   0,  0,   0,  1,    0,   0,      0,   0,   0,  0,  0,  0 },
+    { "gemma2", LM_ARCH_GEMMA2, 1,   1,   0,  1,   1,  0,    1,   2,   4096,   1,   0,  0,  0,  0 },
+    { "gemma3", LM_ARCH_GEMMA3, 1,   1,   1,  1,   1,  0,    0,   6,      0,   1,   0,  0,  0,  0 },
+    { "falcon", LM_ARCH_FALCON, 1,   1,   0,  0,   0,  0,    0,   0,      0,   0,   1,  1,  1,  0 },
+    { "mpt",    LM_ARCH_MPT,    0,   1,   0,  0,   0,  0,    0,   0,      0,   0,   1,  0,  1,  1 },
 };
-const char LM_ARCHS_SUPPORTED[] = "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon";
+const char LM_ARCHS_SUPPORTED[] = "llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon, mpt";
 
 const char *lm_arch_name(enum lm_arch a)
 {
@@ -232,6 +234,7 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
     hp->layer_norm = ad->layer_norm;
     hp->parallel = ad->parallel;
     hp->ffn_gated = !ad->no_gate;
+    hp->rope = !ad->no_rope;
     if (kv_int(f, AK("embedding_length"), 1, 0, 1, 65536, &hp->dim, err, errlen) ||
         kv_int(f, AK("block_count"), 1, 0, 1, LM_MAX_LAYERS, &hp->n_layers, err, errlen) ||
         kv_int(f, AK("feed_forward_length"), 1, 0, 1, 1 << 20, &hp->ffn_dim, err, errlen) ||
@@ -327,6 +330,12 @@ static int load_hparams(const struct gguf_file *f, const struct arch_desc *ad, s
         (kv_int(f, AK("attention.sliding_window"), 0, ad->swa_default, 0, 1 << 24, &hp->n_swa, err, errlen) ||
          kv_float(f, AK("rope.freq_base_swa"), ad->id == LM_ARCH_GEMMA2 ? hp->rope_base : 10000.0,
                   1.0, 1e12, &hp->rope_base_swa, err, errlen)))
+        return -1;
+
+    if (kv_float(f, AK("attention.clamp_kqv"), 0.0, 0.0, 1e30, &hp->clamp_kqv, err, errlen))
+        return -1;
+    if (ad->no_rope &&
+        kv_float(f, AK("attention.max_alibi_bias"), 0.0, 0.0, 1e3, &hp->alibi_bias, err, errlen))
         return -1;
 
     hp->emb_scale = ad->emb_scale ? sqrtf((float)hp->dim) : 0.0f;
@@ -475,7 +484,7 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
     /* only one embedding row is read per token */
     m->weight_bytes -= (uint64_t)hp->n_vocab * m->tok_embd.row_bytes;
     if (get_vec(f, "output_norm.weight", dim, 0, &m->out_norm, m, err, errlen) ||
-        get_vec(f, "output_norm.bias", dim, !ad->layer_norm, &m->out_norm_b, m, err, errlen) ||
+        get_vec(f, "output_norm.bias", dim, !ad->layer_norm || ad->id == LM_ARCH_MPT, &m->out_norm_b, m, err, errlen) ||
         get_vec(f, "output.bias", hp->n_vocab, 1, &m->out_bias, m, err, errlen) ||
         get_vec(f, "rope_freqs.weight", hp->rope_dim / 2, 1, &m->rope_freqs, m, err, errlen))
         goto fail;
@@ -499,7 +508,9 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
 #define VEC(field, suffix, n, opt) \
         if (get_vec(f, TN(suffix), n, opt, &L->field, m, err, errlen)) goto fail;
         VEC(attn_norm, "attn_norm.weight", dim, 0)
-        VEC(attn_norm_b, "attn_norm.bias", dim, !ad->layer_norm)
+        /* LayerNorm biases: falcon has them, mpt may (MPT-7B has none) */
+        int ln_b_opt = !ad->layer_norm || ad->id == LM_ARCH_MPT;
+        VEC(attn_norm_b, "attn_norm.bias", dim, ln_b_opt)
         if (ad->parallel) {
             VEC(attn_norm2, "attn_norm_2.weight", dim, 1)
             VEC(attn_norm2_b, "attn_norm_2.bias", dim, 1)
@@ -511,7 +522,7 @@ int lm_model_load(const struct gguf_file *f, struct lm_model **out, char *err, s
             }
         } else {
             VEC(ffn_norm, "ffn_norm.weight", dim, 0)
-            VEC(ffn_norm_b, "ffn_norm.bias", dim, !ad->layer_norm)
+            VEC(ffn_norm_b, "ffn_norm.bias", dim, ln_b_opt)
         }
         /* Q, K and V: one fused tensor (phi3, some conversions) or three */
         struct lm_wmat qkv;

@@ -21,11 +21,11 @@ static void usage(FILE *o)
             "                        [--kv-heads K] --ffn F [--ctx C] [--type f32|f16|bf16|q8_0|q4_k_m|q6_k]\n"
             "                        [--tied] [--seed S] [--rope-base B] [--name NAME]\n"
             "                        [--chat-template TEXT] [--vocab-from VOCAB.gguf]\n"
-            "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3|falcon] [--head-dim N]\n"
+            "                        [--arch llama|qwen2|qwen3|phi3|gemma2|gemma3|falcon|mpt] [--head-dim N]\n"
             "                        [--rope-freqs] [--sliding-window N] [--attn-softcap X]\n"
             "                        [--final-softcap X] [--rope-scaling linear|yarn --rope-factor X]\n"
             "                        [--rope-orig-ctx N] [--swa-pattern N] [--rope-long-short]\n"
-            "                        [--rope-attn-factor X]\n"
+            "                        [--rope-attn-factor X] [--alibi-bias X] [--clamp-kqv X]\n"
             "Writes a llama GGUF with random weights (uniform +-1/sqrt(in_dim), norms 1).\n"
             "--vocab-from copies every tokenizer.* key of another GGUF (e.g. a vocabulary\n"
             "written by llmpin-hfvocab); --vocab then defaults to its token count.\n"
@@ -86,7 +86,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--arch")) s.arch = val;
         else if (!strcmp(a, "--rope-scaling")) s.rope_scaling = val;
         else if (!strcmp(a, "--attn-softcap") || !strcmp(a, "--final-softcap") ||
-                 !strcmp(a, "--rope-factor") || !strcmp(a, "--rope-attn-factor")) {
+                 !strcmp(a, "--rope-factor") || !strcmp(a, "--rope-attn-factor") ||
+                 !strcmp(a, "--alibi-bias") || !strcmp(a, "--clamp-kqv")) {
             char *end;
             float x = strtof(val, &end);
             if (*end || !(x > 0)) {
@@ -95,7 +96,9 @@ int main(int argc, char **argv)
             }
             *(!strcmp(a, "--attn-softcap") ? &s.attn_softcap
               : !strcmp(a, "--rope-factor") ? &s.rope_factor
-              : !strcmp(a, "--rope-attn-factor") ? &s.rope_attn_factor : &s.final_softcap) = x;
+              : !strcmp(a, "--rope-attn-factor") ? &s.rope_attn_factor
+              : !strcmp(a, "--alibi-bias") ? &s.alibi_bias
+              : !strcmp(a, "--clamp-kqv") ? &s.clamp_kqv : &s.final_softcap) = x;
         }
         else if (!strcmp(a, "--type")) {
             if (!strcasecmp(val, "f32")) s.type = GGUF_TT_F32;

@@ -19,7 +19,7 @@
  * gemma3's Q/K norms and sliding window (6 positions: the 16-token prompt
  * reaches past it) with its own rope base (1e4 unscaled, the others 1e6
  * with linear scaling 8), falcon's LayerNorm biases and parallel attention +
- * GELU MLP; NEOX pairs everywhere but llama;
+ * GELU MLP, mpt's ALiBi and clamped QKV; NEOX pairs everywhere but llama;
  * random norms (outside llama) so that a norm applied to the wrong vector
  * shows. Every case runs on every ISA this CPU has, with F32 and F16 KV.
  *
@@ -71,37 +71,42 @@ struct acase {
     float rope_attn_factor;
     int rope_long_short;
     uint32_t dim;              /* 0 = 256 */
+    float clamp_kqv;
 };
 
 static const struct acase cases[] = {
     /* --arch llama --rope-freqs --rope-base 500000 */
-    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "llama3-f32", "llama", GGUF_TT_F32, 0, 0, 1, 500000.0f, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* --arch qwen2 */
-    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
-    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
+    { "qwen2-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
+    { "qwen2-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* --arch qwen2 --rope-scaling yarn --rope-factor 4 --rope-orig-ctx 64 --rope-base 1000000 */
-    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0, 0, 0, 0 },
+    { "qwen2yarn-f32", "qwen2", GGUF_TT_F32, 0, 0, 0, 1e6f, 0, 0, 5e-3, "yarn", 4.0f, 64, 0, 0, 0, 0, 0 },
     /* --arch qwen2 --dim 224 --type q4_k_m: rows of 224 are not a multiple of 256, so
      * (as llama.cpp's Q4_K_M does) Q5_0 and Q8_0 stand in for Q4_K and Q6_K */
-    { "qwen2d224-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 224 },
+    { "qwen2d224-q4_k_m", "qwen2", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 224, 0 },
     /* --arch qwen3 --head-dim 128 */
-    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "qwen3-f32", "qwen3", GGUF_TT_F32, 128, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* --arch phi3 */
-    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
-    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
+    { "phi3-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
+    { "phi3-q8_0", "phi3", GGUF_TT_Q8_0, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* --arch phi3 --rope-long-short --rope-orig-ctx 32 --rope-attn-factor 1.19 (Phi-3.5's
      * longrope: both engines' contexts exceed 32, so the long factors apply) */
-    { "phi3long-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 32, 0, 1.19f, 1, 0 },
+    { "phi3long-f32", "phi3", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 32, 0, 1.19f, 1, 0, 0 },
     /* --arch gemma2 --head-dim 128 --sliding-window 6 --attn-softcap 1.0 --final-softcap 3.0 */
-    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
+    { "gemma2-f32", "gemma2", GGUF_TT_F32, 128, 6, 0, 0, 1.0f, 3.0f, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
     /* --arch gemma3 --head-dim 128 --sliding-window 6 --swa-pattern 2 --rope-base 1000000
      * --rope-scaling linear --rope-factor 8 (as Gemma 3 4B, the sliding layer keeping base 1e4
      * unscaled; pattern 2 so that one of the two layers is global) */
-    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0, 0 },
-    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0, 0 },
+    { "gemma3-f32", "gemma3", GGUF_TT_F32, 128, 6, 0, 1e6f, 0, 0, 5e-3, "linear", 8.0f, 0, 2, 0, 0, 0, 0 },
+    { "gemma3-q4_k_m", "gemma3", GGUF_TT_Q4_K, 128, 6, 0, 1e6f, 0, 0, 3e-2, "linear", 8.0f, 0, 2, 0, 0, 0, 0 },
     /* --arch falcon: LayerNorm with biases, fused QKV, attention and GELU MLP in parallel */
-    { "falcon-f32", "falcon", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0 },
-    { "falcon-q4_k_m", "falcon", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0 },
+    { "falcon-f32", "falcon", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0 },
+    { "falcon-q4_k_m", "falcon", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0, 0 },
+    /* --arch mpt --clamp-kqv 0.5: LayerNorm without biases, ALiBi (max bias 8) instead of rope,
+     * fused QKV clamped to +-0.5 (bites on random weights), GELU MLP */
+    { "mpt-f32", "mpt", GGUF_TT_F32, 0, 0, 0, 0, 0, 0, 5e-3, NULL, 0, 0, 0, 0, 0, 0, 0.5f },
+    { "mpt-q4_k_m", "mpt", GGUF_TT_Q4_K, 0, 0, 0, 0, 0, 0, 3e-2, NULL, 0, 0, 0, 0, 0, 0, 0 },
 };
 
 static void read_ref(const char *name, const char *ext, void *buf, size_t size, size_t n)
@@ -126,7 +131,7 @@ static void run_case(const struct acase *ac)
                                 .final_softcap = ac->final_softcap, .rope_scaling = ac->rope_scaling,
                                 .rope_factor = ac->rope_factor, .rope_orig_ctx = ac->rope_orig_ctx,
                                 .swa_pattern = ac->swa_pattern, .rope_attn_factor = ac->rope_attn_factor,
-                                .rope_long_short = ac->rope_long_short };
+                                .rope_long_short = ac->rope_long_short, .clamp_kqv = ac->clamp_kqv };
     REQUIRE(lm_write_random_llama(path, &s, err, sizeof err) == 0, "%s", err);
     float ref[NV];
     int32_t greedy[NG];
@@ -307,7 +312,11 @@ static void test_hostile(void)
         { "gemma3", 128, { .key = "gemma3.attention.sliding_window", .kt = GGUF_T_UINT64, .u = 1ull << 40 },
           "key 'gemma3.attention.sliding_window'" },
         { "llama", 0, { .key = "general.architecture", .kt = GGUF_T_STRING, .str = "mamba" },
-          "general.architecture is 'mamba'; supported: llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon" },
+          "general.architecture is 'mamba'; supported: llama, qwen2, qwen3, phi3, gemma2, gemma3, falcon, mpt" },
+        { "mpt", 0, { .extra = "blk.0.attn_norm.bias" }, "'blk.0.attn_norm.bias': expected shape [256], got [16]" },
+        { "mpt", 0, { .key = "mpt.attention.max_alibi_bias", .kt = GGUF_T_FLOAT32, .d = -1.0 },
+          "key 'mpt.attention.max_alibi_bias': -1 out of range" },
+        { "mpt", 0, { .extra = "rope_freqs.weight" }, "'rope_freqs.weight': expected shape [32], got [16]" },
         { "falcon", 0, { .drop = "blk.1.attn_norm.bias" }, "missing tensor 'blk.1.attn_norm.bias'" },
         { "falcon", 0, { .drop = "output_norm.bias" }, "missing tensor 'output_norm.bias'" },
         { "falcon", 0, { .extra = "blk.0.attn_norm_2.weight" },

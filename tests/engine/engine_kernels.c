@@ -301,7 +301,8 @@ static void test_silu(enum lm_isa best)
 /* lm_attn_head against a double-precision softmax-attention, F32 and F16
  * caches, head sizes with and without an AVX-512 instance, position counts
  * around the groups of 4 and 16, scores spread wide enough that most
- * weights underflow, and the same capped by gemma2's tanh soft-cap. */
+ * weights underflow, the same capped by gemma2's tanh soft-cap, and with an
+ * ALiBi slope (mpt). */
 static void test_attention(enum lm_isa best)
 {
     static const int hds[] = { 7, 16, 32, 48, 64, 80, 96, 128, 256 };
@@ -320,8 +321,8 @@ static void test_attention(enum lm_isa best)
         int hd = hds[hi];
         for (size_t pi = 0; pi < sizeof nps / sizeof nps[0]; pi++) {
             int np = nps[pi];
-            for (int wide = 0; wide < 3; wide++) {
-                float cap = wide == 2 ? 1.5f : 0.0f;
+            for (int wide = 0; wide < 4; wide++) {
+                float cap = wide == 2 ? 1.5f : 0.0f, slope = wide == 3 ? 0.25f : 0.0f;
                 for (int i = 0; i < hd; i++)
                     q[i] = frand() * (wide ? 8.0f : 1.0f);
                 float scale = 1.0f / sqrtf((float)hd);
@@ -333,6 +334,7 @@ static void test_attention(enum lm_isa best)
                     w[p] = s * scale;
                     if (cap != 0.0f)
                         w[p] = cap * tanh(w[p] / cap);
+                    w[p] -= (double)slope * (np - 1 - p);
                     if (w[p] > mx) mx = w[p];
                 }
                 for (int p = 0; p < np; p++)
@@ -347,13 +349,13 @@ static void test_attention(enum lm_isa best)
                 for (int isa = LM_ISA_SCALAR; isa <= (int)best; isa++) {
                     for (int f16 = 0; f16 < 2; f16++) {
                         lm_attn_head((enum lm_isa)isa, q, hd, f16 ? (const void *)k16 : k32,
-                                     f16 ? (const void *)v16 : v32, f16, STRIDE, np, scale, cap, sc, out);
+                                     f16 ? (const void *)v16 : v32, f16, STRIDE, np, scale, cap, slope, sc, out);
                         double worst = 0;
                         for (int i = 0; i < hd; i++)
                             worst = fmax(worst, fabs(out[i] - ref[i]));
                         CHECK(worst <= 2e-5 * (mag + 1.0), "attention %s %s hd %d npos %d%s: max error %g",
                               lm_isa_name((enum lm_isa)isa), f16 ? "f16" : "f32", hd, np,
-                              wide == 2 ? " (soft-capped)" : wide ? " (wide scores)" : "", worst);
+                              wide == 3 ? " (ALiBi)" : wide == 2 ? " (soft-capped)" : wide ? " (wide scores)" : "", worst);
                     }
                 }
             }

@@ -413,7 +413,7 @@ static void test_memory(void)
  * and the same prompt alone and batched with another gives the same text. */
 static void test_architectures(void)
 {
-    static const struct { const char *arch; uint32_t head_dim; } as[] = { { "qwen3", 32 }, { "gemma2", 0 }, { "falcon", 0 } };
+    static const struct { const char *arch; uint32_t head_dim; } as[] = { { "qwen3", 32 }, { "gemma2", 0 }, { "falcon", 0 }, { "mpt", 0 } };
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
         char path[] = "/tmp/llmpin-engine-arch-XXXXXX", err[768];
         int fd = mkstemp(path);
