@@ -10,12 +10,13 @@
  * results independent of batching (see kernels.h).
  *
  * SIMD functions carry __attribute__((target(...))) so the file is built
- * with the default flags and the caller picks the variant with
- * __builtin_cpu_supports().
+ * with the default flags and the caller picks the variant by lm_isa_detect()
+ * (CPUID and the OS's saved register state).
  */
 #include "localmodel/kernels.h"
 #include "localmodel/quants.h"
 
+#include <cpuid.h>
 #include <math.h>
 #include <string.h>
 #include <immintrin.h>
@@ -99,18 +100,34 @@ uint16_t lm_f32_to_bf16(float f)
 
 /* ---- ISA selection ----------------------------------------------------- */
 
+/* CPUID feature bits, and XCR0 for the register state the OS saves: AVX
+ * needs XMM+YMM (bits 1-2), AVX-512 also opmask and ZMM (bits 5-7). Read
+ * directly rather than with __builtin_cpu_supports, which clang 14 lacks
+ * for f16c (the fuzz build). */
+static uint64_t xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (uint64_t)hi << 32 | lo;
+}
+
 enum lm_isa lm_isa_detect(void)
 {
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-          __builtin_cpu_supports("f16c")))
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
         return LM_ISA_SCALAR;
-    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-          __builtin_cpu_supports("avx512vl")))
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx || !fma || !f16c)
+        return LM_ISA_SCALAR;
+    uint64_t x = xcr0();
+    if ((x & 0x6) != 0x6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return LM_ISA_SCALAR;
+    if (!((b >> 5) & 1))                                          /* avx2 */
+        return LM_ISA_SCALAR;
+    int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);   /* f, bw, vl */
+    if (!avx512 || (x & 0xe6) != 0xe6)
         return LM_ISA_AVX2;
-    if (__builtin_cpu_supports("avx512vnni"))
-        return LM_ISA_AVX512VNNI;
-    return LM_ISA_AVX512;
+    return (c >> 11) & 1 ? LM_ISA_AVX512VNNI : LM_ISA_AVX512;   /* avx512_vnni */
 }
 
 const char *lm_isa_name(enum lm_isa isa)

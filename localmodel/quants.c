@@ -284,13 +284,6 @@ static inline T_AVX2 float f16c(const uint8_t *p)
     return _cvtsh_ss(h);
 }
 
-static inline T_AVX2 float hsum128_ps(__m128 s)
-{
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* A Q4_K block's 8 scales (6 bits, packed with the mins in 12 bytes),
  * unpacked 4 at a time in integer registers: as 8 int16 broadcast to both
  * halves (for SCALE_SHUF), and the 8 mins each twice as 16 int16 (lane j
