@@ -7,7 +7,7 @@
  *   - streaming-read bandwidth (1 and N threads);
  *   - for a ~110M-parameter random llama (vocab 32000, dim 768, 12 layers,
  *     12 heads, ffn 2048) in F32, F16 and Q8_0, at 1 and N threads:
- *     prompt processing tok/s (128-token prompt in 64-token chunks, sgemm),
+ *     prompt processing tok/s (--prompt tokens, 128 by default, in 64-token chunks),
  *     decode tok/s and its percentage of the roofline,
  *     aggregate decode tok/s of 4 sequences batched vs 1;
  *   - prompt processing with OpenBLAS threading instead of the pool.
@@ -17,10 +17,12 @@
  * --shape picks the model: 110m (above), llama3.2-1b (llama, vocab 128256,
  * dim 2048, 16 layers, GQA 32/8, ffn 8192, tied, rope_freqs, base 5e5) or
  * qwen2.5-0.5b (qwen2 with Q/K/V biases, vocab 151936, dim 896, 24 layers,
- * GQA 14/2, ffn 4864, tied; dim 896 is not a multiple of 256, so no K-quants).
+ * GQA 14/2, ffn 4864, tied; dim 896 is not a multiple of 256, so its Q4_K_M
+ * is mostly Q5_0 and Q8_0, as llama.cpp's). The KV cache is F16, the
+ * engine's default.
  *
  * usage: llmpin-bench-lm [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N]
- *                        [--gen 64] [--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]
+ *                        [--gen 64] [--prompt 128] [--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]
  */
 #include <cblas.h>
 #include <immintrin.h>
@@ -109,6 +111,8 @@ static void forward_or_die(struct lm_ctx *c, struct lm_batch *b)
     }
 }
 
+static int n_prompt = 128;        /* --prompt, a multiple of 64 */
+
 static struct result run_model(const struct lm_model *m, int threads, int n_gen, double bw,
                                int blas_threads)
 {
@@ -116,10 +120,11 @@ static struct result run_model(const struct lm_model *m, int threads, int n_gen,
     struct result r = { 0 };
     int V = m->hp.n_vocab;
     struct lm_pool *pool = lm_pool_new(threads, err, sizeof err);
-    struct lm_ctx *c = pool ? lm_ctx_new(m, pool, 64, 512, lm_isa_detect(), err, sizeof err) : NULL;
+    int n_ctx = n_prompt + 2 * n_gen + 1;
+    struct lm_ctx *c = pool ? lm_ctx_new(m, pool, 64, n_ctx, lm_isa_detect(), err, sizeof err) : NULL;
     struct lm_kv *kv[4];
     for (int i = 0; i < 4; i++)
-        kv[i] = lm_kv_new(m, 512, LM_KV_F32, err, sizeof err);
+        kv[i] = lm_kv_new(m, n_ctx, LM_KV_F16, err, sizeof err);    /* the engine's default */
     float *logits = malloc(sizeof(float) * 4 * (size_t)V);
     if (!c || !kv[0] || !kv[3] || !logits) {
         fprintf(stderr, "setup: %s\n", err);
@@ -136,25 +141,25 @@ static struct result run_model(const struct lm_model *m, int threads, int n_gen,
     struct lm_batch w = { 1, toks, pos, kvs, NULL, logits, NULL, 0 };
     forward_or_die(c, &w);
 
-    /* prompt processing: 128 tokens in chunks of 64 */
+    /* prompt processing: n_prompt tokens in chunks of 64 */
     double t0 = now();
-    for (int start = 0; start < 128; start += 64) {
+    for (int start = 0; start < n_prompt; start += 64) {
         for (int i = 0; i < 64; i++) {
             toks[i] = (int32_t)((start + i) * 7919 % V);
             pos[i] = start + i;
             kvs[i] = kv[0];
-            want[i] = (start + i == 127);
+            want[i] = (start + i == n_prompt - 1);
         }
         struct lm_batch b = { 64, toks, pos, kvs, want, logits, NULL, 1 };
         forward_or_die(c, &b);
     }
-    r.pp = 128 / (now() - t0);
+    r.pp = n_prompt / (now() - t0);
 
     /* decode, one sequence */
     t0 = now();
     for (int g = 0; g < n_gen; g++) {
         toks[0] = (int32_t)(g * 31 % V);
-        pos[0] = 128 + g;
+        pos[0] = n_prompt + g;
         kvs[0] = kv[0];
         struct lm_batch b = { 1, toks, pos, kvs, NULL, logits, NULL, 0 };
         forward_or_die(c, &b);
@@ -167,7 +172,7 @@ static struct result run_model(const struct lm_model *m, int threads, int n_gen,
     for (int g = 0; g < n_gen; g++) {
         for (int i = 0; i < 4; i++) {
             toks[i] = (int32_t)((g * 31 + i) % V);
-            pos[i] = i == 0 ? 128 + n_gen + g : g;
+            pos[i] = i == 0 ? n_prompt + n_gen + g : g;
             kvs[i] = kv[i];
         }
         struct lm_batch b = { 4, toks, pos, kvs, NULL, logits, NULL, 0 };
@@ -196,13 +201,18 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) max_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--gen") && i + 1 < argc) n_gen = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
         else {
             fprintf(stderr, "usage: %s [--dir DIR] [--types f32,f16,q8_0,q4_k_m,q6_k] [--threads N] [--gen N] "
-                    "[--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]\n", argv[0]);
+                    "[--prompt N] [--shape 110m|llama3.2-1b|qwen2.5-0.5b] [--quick]\n", argv[0]);
             return 2;
         }
+    }
+    if (n_prompt < 64 || n_prompt % 64 || n_prompt > 1 << 16 || n_gen < 1 || n_gen > 1 << 16) {
+        fprintf(stderr, "%s: --prompt must be a multiple of 64 (64..65536) and --gen in 1..65536\n", argv[0]);
+        return 2;
     }
     struct lm_llama_shape base = { .n_vocab = 32000, .dim = 768, .n_layers = 12, .n_heads = 12,
         .n_kv_heads = 12, .ffn_dim = 2048, .context_length = 2048, .tied_output = 1, .seed = 1 };
