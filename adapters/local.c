@@ -450,9 +450,11 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     why->status = 400;
     why->code = "invalid_value";
     why->param = NULL;
+    why->capability = 0;
     if (r->n > 1) {
         why->param = "n";
-        snprintf(err, errlen, "Local models generate one choice per request; 'n' must be 1.");
+        why->capability = 1;
+        snprintf(err, errlen, "the local model '%s' generates one choice per request ('n' must be 1)", m->name);
         return NULL;
     }
     /* Refuse what a local model cannot honour rather than answer as if it
@@ -467,7 +469,8 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     if (unsupported) {
         why->code = "unsupported_parameter";
         why->param = unsupported;
-        snprintf(err, errlen, "'%s' is not supported by the local model '%s'.", unsupported, model_name);
+        why->capability = 1;
+        snprintf(err, errlen, "'%s' is not supported by the local model '%s'", unsupported, m->name);
         return NULL;
     }
     struct local_call *c = util_xcalloc(1, sizeof *c);
@@ -534,6 +537,8 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         why->status = *status;
         why->code = *status == 429 ? "queue_full" : *status == 400 && code ? code : "local_model_error";
         why->param = *status != 400 ? NULL : r->ep == LLM_CHAT ? "messages" : r->ep == LLM_COMPLETIONS ? "prompt" : "input";
+        /* a prompt this model's context cannot hold may fit another's */
+        why->capability = *status == 400 && code && strcmp(code, "context_length_exceeded") == 0;
     }
     free(msgs);
     msgs = NULL;

@@ -41,6 +41,9 @@ struct local_refusal {
     const char *code;
     const char *param;
     char message[512];
+    int capability;             /* the request needs what this model lacks (tools, a JSON
+                                   schema, logprobs, n > 1, a longer context): another
+                                   target may serve it, so a route skips this one */
 };
 
 /* Start a request. Only cb->on_head, on_data, on_done and ud are used, and

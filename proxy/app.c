@@ -75,6 +75,7 @@ struct rq {
     const struct cfg_target *tgt;
     const char *target_name;
     char fallback[128];                 /* x-llmpin-fallback reason(s) */
+    char tried[512];                    /* "target: why; ..." of the targets left behind */
     int64_t deadline_ms;
     int64_t t0_ms;
     /* the attempt in progress */
@@ -146,7 +147,7 @@ static void rq_finish(struct rq *q);
 static void probe_run_step(struct probe_run *pr, int finished_one);
 static void start_shadow(struct rq *primary);
 static void webhook_post(struct app *a, const struct drift_event *ev);
-static void rq_next_target(struct rq *q, const char *why);
+static void rq_next_target(struct rq *q, const char *why, const char *detail);
 
 /* ---- generations ----------------------------------------------------------- */
 
@@ -547,7 +548,7 @@ static int check_versions(struct rq *q) {
         rq_finish(q);
         return 1;
     }
-    rq_next_target(q, "drift");
+    rq_next_target(q, "drift", why);
     return 1;
 }
 
@@ -753,7 +754,9 @@ static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, c
         return;
     }
     if (policy_should_fallback(q->route, o) && q->plan_pos + 1 < q->plan.n) {
-        rq_next_target(q, policy_outcome_name(o));
+        char hs[32];
+        snprintf(hs, sizeof hs, "HTTP %d", status);
+        rq_next_target(q, policy_outcome_name(o), status ? hs : detail && *detail ? detail : NULL);
         return;
     }
     /* Nothing left: tell the client. Upstream HTTP errors pass through. */
@@ -776,10 +779,14 @@ static void rq_attempt_failed(struct rq *q, enum policy_outcome o, int status, c
     rq_finish(q);
 }
 
-static void rq_next_target(struct rq *q, const char *why) {
+/* Leave the current target for the next one; detail (or why) says why in
+ * the 503 that ends a chain no target could serve. */
+static void rq_next_target(struct rq *q, const char *why, const char *detail) {
     metrics_inc(&q->app->m.fallbacks, 1, "route", q->route->cfg->name, "reason", why, NULL);
     size_t fl = strlen(q->fallback);
     snprintf(q->fallback + fl, sizeof q->fallback - fl, "%s%s", fl ? "," : "", why);
+    size_t tl = strlen(q->tried);
+    snprintf(q->tried + tl, sizeof q->tried - tl, "%s%s: %s", tl ? "; " : "", q->target_name, detail ? detail : why);
     q->plan_pos++;
     q->attempt = 0;
     rq_reset_attempt(q);
@@ -820,7 +827,7 @@ static void bad_answer(struct rq *q, const char *code, const char *what) {
     policy_breaker_report(q->gen->pol, q->target_id, POL_5XX, util_now_ms());
     metrics_inc(&q->app->m.upstream_errors, 1, "target", q->target_name, "kind", "bad_response", NULL);
     if (policy_should_fallback(q->route, POL_5XX) && q->plan_pos + 1 < q->plan.n) {
-        rq_next_target(q, "bad_response");
+        rq_next_target(q, "bad_response", what);
         return;
     }
     char msg[400];
@@ -973,6 +980,29 @@ static char *upstream_url(const struct cfg_upstream *u, const char *model, const
     return b.p;
 }
 
+/* The local target cannot serve this request (why->capability): skip it
+ * (fallback reason "unsupported", whatever fallback_on says: nothing was
+ * sent and nothing failed). With no target left, a 503 names every target
+ * tried and why; the request itself is not at fault, since another model
+ * may serve it. Only a prompt too long for the single model asked for
+ * stays a 400, as OpenAI answers it. */
+static void rq_unsupported(struct rq *q, const struct local_refusal *why) {
+    if (q->plan_pos + 1 < q->plan.n) {
+        rq_next_target(q, "unsupported", why->message);
+        return;
+    }
+    if (!q->tried[0] && strcmp(why->code, "context_length_exceeded") == 0) {
+        rq_error(q, 400, "invalid_request_error", why->code, why->param, why->message, NULL);
+        rq_finish(q);
+        return;
+    }
+    char msg[1200];
+    snprintf(msg, sizeof msg, "No target of route '%s' can serve this request: %s%s%s: %s.",
+             q->route->cfg->name, q->tried, q->tried[0] ? "; " : "", q->target_name, why->message);
+    rq_error(q, 503, "upstream_error", "no_capable_target", why->param, msg, NULL);
+    rq_finish(q);
+}
+
 static void rq_start_attempt(struct rq *q) {
     struct app *a = q->app;
     if (q->plan_pos >= q->plan.n) {
@@ -1010,7 +1040,7 @@ static void rq_start_attempt(struct rq *q) {
 
     if (q->tgt->local) {
         struct local_model *lm = q->gen->local ? q->gen->local[q->tgt->local_idx] : NULL;
-        struct local_refusal why = {500, "local_model_error", NULL, ""};
+        struct local_refusal why = {500, "local_model_error", NULL, "", 0};
         if (!lm) {
             why.status = 503;
             snprintf(why.message, sizeof why.message, "local model '%s' is not loaded", q->tgt->local);
@@ -1021,10 +1051,14 @@ static void rq_start_attempt(struct rq *q) {
         } else {
             q->lcall = local_start(lm, &q->req, q->model, &ur, &why);
         }
+        if (!q->lcall && why.capability) {
+            rq_unsupported(q, &why);
+            return;
+        }
         if (!q->lcall) {
             policy_breaker_report(q->gen->pol, q->target_id, POL_CANCELLED, now);
             if (why.status == 429 && policy_should_fallback(q->route, POL_429) && q->plan_pos + 1 < q->plan.n) {
-                rq_next_target(q, "429");
+                rq_next_target(q, "429", why.message);
                 return;
             }
             rq_error(q, why.status,

@@ -89,6 +89,41 @@ class FallbackTest(E2ETestCase):
         self.assertTrue(d["system_fingerprint"].startswith("llmpin-78c4953cf6ef"), d)
         self.assertEqual(d["usage"]["completion_tokens"], 8)
 
+    # ---- fallback by capability ----
+
+    TOOLS = [{"type": "function", "function": {"name": "get_weather",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+
+    def test_local_model_without_the_capability_is_skipped(self):
+        # tools, a JSON schema, logprobs and n > 1 need what the local model
+        # lacks: it is skipped before anything is sent, and B serves
+        p = self.start("local:stories", second="b", local=True)
+        extras = [{"tools": self.TOOLS},
+                  {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+                  {"logprobs": True}, {"n": 2}]
+        for i, extra in enumerate(extras):
+            self.assertServed(self.chat(p, "chat", **extra), "b", ANSWER, fallback="unsupported")
+            self.assertEqual(self.b.stats()["requests"], i + 1)
+        # a request it can serve stays local
+        self.assertServed(self.chat(p, "chat", max_tokens=4), "local:stories")
+        m = p.metrics()
+        self.assertEqual(sum(v for l, v in H.metric_samples(m, "llmpin_fallbacks_total")
+                             if l.get("route") == "r" and l.get("reason") == "unsupported"), 4)
+        self.assertEqual(H.wait_until(lambda: len(p.log_lines()) >= 5) and p.log_lines()[0]["fallback"],
+                         "unsupported")
+
+    def test_no_target_can_serve_is_a_503_naming_each(self):
+        # A fails, then the local model cannot take tools: never a 400
+        # blaming the request, but a 503 that says what each target did
+        p = self.start({"upstream": "a", "model": "mock-500"}, second="local:stories", local=True)
+        st, h, d, raw = self.chat(p, "chat", tools=self.TOOLS)
+        err = self.assertError(st, d, 503, code="no_capable_target", param="tools")
+        self.assertEqual(err["message"],
+                         "No target of route 'r' can serve this request: a:mock-500: HTTP 500; local:stories: "
+                         "'tools' is not supported by the local model 'stories'.")
+        self.assertEqual(h.get("x-llmpin-fallback"), "5xx")
+        self.assertEqual(self.a.stats()["requests"], 1)
+
     # ---- streams ----
 
     def stream(self, p, model="chat", **extra):

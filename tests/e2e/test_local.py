@@ -3,7 +3,7 @@
 The engine's own tests check tokens against llama.cpp's reference; these
 check what an application sees through llmpin's endpoints: the same greedy
 text, streaming with usage, embeddings, /v1/models with the pinned hash,
-clear 400s for what a local model cannot do, and a refused file whose
+clear errors for what a local model cannot do, and a refused file whose
 hash differs."""
 import json
 import math
@@ -69,15 +69,24 @@ class LocalModelTest(E2ETestCase):
         self.assertEqual(models["stories"]["owned_by"], "llmpin-local")
 
     def test_what_a_local_model_cannot_do_is_refused(self):
-        cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, "unsupported_parameter", "tools"),
-                 ({"response_format": {"type": "json_object"}}, "unsupported_parameter", "response_format"),
-                 ({"n": 2}, "invalid_value", "n"),
-                 ({"messages": [{"role": "user", "content": "word " * 700}]}, "context_length_exceeded", "messages")]
-        for extra, code, param in cases:
+        # what the model lacks is a 503 (no target of the route can serve
+        # it; another model could), naming the parameter; a prompt over the
+        # only model's context is the request's fault, a 400 as OpenAI's
+        cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, 503, "tools",
+                  "'tools' is not supported by the local model 'stories'"),
+                 ({"response_format": {"type": "json_object"}}, 503, "response_format",
+                  "'response_format' is not supported by the local model 'stories'"),
+                 ({"n": 2}, 503, "n", "the local model 'stories' generates one choice per request ('n' must be 1)"),
+                 ({"messages": [{"role": "user", "content": "word " * 700}]}, 400, "messages", None)]
+        for extra, status, param, msg in cases:
             body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}
             body.update(extra)
             st, h, d, raw = self.post("/v1/chat/completions", body)
-            self.assertError(st, d, 400, code=code, param=param)
+            err = self.assertError(st, d, status, code="no_capable_target" if status == 503
+                                   else "context_length_exceeded", param=param)
+            if msg:
+                self.assertEqual(err["message"], "No target of route 'stories' can serve this request: "
+                                 "local:stories: %s." % msg)
 
     def test_prompt_over_the_context_is_refused_without_tokenizing_on_the_loop(self):
         # 7 MB cannot fit 512 tokens whatever its tokens: refused at once;

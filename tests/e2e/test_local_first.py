@@ -1,0 +1,45 @@
+"""test_local_first.py - the shipped example config/examples/local-first.json,
+run as it is but for the API's address (a mock): the local model serves what
+it can, and what it cannot (tools, a JSON schema) goes to the API with
+x-llmpin-fallback: unsupported, without the local model being asked."""
+import json
+import os
+
+from e2e_common import H, E2ETestCase, REPO, main
+
+EXAMPLE = os.path.join(REPO, "config", "examples", "local-first.json")
+
+
+def load_example(path, api_base):
+    with open(path, encoding="utf-8") as f:
+        doc = json.loads("\n".join(l for l in f.read().splitlines() if not l.lstrip().startswith("//")))
+    for m in doc["local_models"].values():
+        m["path"] = os.path.normpath(os.path.join(os.path.dirname(path), m["path"]))
+    doc["server"]["listen"] = "127.0.0.1:0"
+    doc["upstreams"]["openai"]["base_url"] = api_base
+    return doc
+
+
+class LocalFirstExampleTest(E2ETestCase):
+    def test_local_serves_and_the_api_takes_what_it_cannot(self):
+        api = self.mock()
+        p = self.llmpin(config=dict(load_example(EXAMPLE, api.base_url), drift={"db_path": self.db}),
+                        env={"OPENAI_API_KEY": "sk-test"})
+        st, h, d, raw = self.chat(p, "gpt-4o-mini", max_tokens=4)
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(h.get("x-llmpin-target"), "local:stories")
+        self.assertIsNone(h.get("x-llmpin-fallback"))
+        self.assertEqual(api.stats()["requests"], 0)
+        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        for n, extra in enumerate([{"tools": [tool]},
+                                   {"response_format": {"type": "json_schema",
+                                                        "json_schema": {"name": "x", "schema": {}}}}], 1):
+            st, h, d, raw = self.chat(p, "gpt-4o-mini", **extra)
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(h.get("x-llmpin-target"), "openai")
+            self.assertEqual(h.get("x-llmpin-fallback"), "unsupported")
+            self.assertEqual(api.stats()["requests"], n)
+
+
+if __name__ == "__main__":
+    main()
