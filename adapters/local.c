@@ -68,7 +68,31 @@ struct local_call {
     int n_inputs, next_input;
     struct buf emb_json;
     int emb_tokens;
+    int emb_base64;             /* encoding_format "base64": little-endian float32, base64 */
 };
+
+/* OpenAI's encoding_format "base64": the float32 values' little-endian
+ * bytes, base64 (RFC 4648, padded). */
+static void append_base64_f32(struct buf *b, const float *v, int n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = (size_t)n * 4;
+    unsigned char *p = util_xcalloc(nb ? nb : 1, 1);
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++) p[4 * (size_t)i + (size_t)k] = (unsigned char)(u >> (8 * k));
+    }
+    char q[4];
+    for (size_t i = 0; i < nb; i += 3) {
+        uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < nb ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < nb ? p[i + 2] : 0);
+        q[0] = tab[w >> 18 & 63];
+        q[1] = tab[w >> 12 & 63];
+        q[2] = i + 1 < nb ? tab[w >> 6 & 63] : '=';
+        q[3] = i + 2 < nb ? tab[w & 63] : '=';
+        buf_append(b, q, 4);
+    }
+    free(p);
+}
 
 static void call_unref(struct local_call *c) {
     pthread_mutex_lock(&c->mu);
@@ -284,9 +308,16 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
             stop = handle_text(c, e->text, e->len) != 0;
         } else if (e->type == LM_EV_EMBEDDING) {
             if (c->emb_json.len) buf_append(&c->emb_json, ",", 1);
-            buf_printf(&c->emb_json, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":[", c->next_input);
-            for (int i = 0; i < e->n_embd; i++) buf_printf(&c->emb_json, "%s%.8g", i ? "," : "", e->emb[i]);
-            buf_appends(&c->emb_json, "]}");
+            buf_printf(&c->emb_json, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":", c->next_input);
+            if (c->emb_base64) {
+                buf_append(&c->emb_json, "\"", 1);
+                append_base64_f32(&c->emb_json, e->emb, e->n_embd);
+                buf_appends(&c->emb_json, "\"}");
+            } else {
+                buf_append(&c->emb_json, "[", 1);
+                for (int i = 0; i < e->n_embd; i++) buf_printf(&c->emb_json, "%s%.9g", i ? "," : "", e->emb[i]); /* float32 round trip */
+                buf_appends(&c->emb_json, "]}");
+            }
         } else if (e->type == LM_EV_DONE) {
             if (c->kind == LM_JOB_EMBED) {
                 c->emb_tokens += e->prompt_tokens;
@@ -524,6 +555,29 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
             why->param = "input";
             snprintf(err, errlen, "Local models take 'input' as a string or an array of strings.");
             goto fail;
+        }
+        /* encoding_format: float (the default) or base64, as OpenAI's;
+         * dimensions: only the model's own width (it cannot shorten them) */
+        const cJSON *ef = cJSON_GetObjectItemCaseSensitive(r->body, "encoding_format");
+        if (ef && !cJSON_IsNull(ef)) {
+            if (!cJSON_IsString(ef) || (strcmp(ef->valuestring, "float") != 0 && strcmp(ef->valuestring, "base64") != 0)) {
+                why->param = "encoding_format";
+                snprintf(err, errlen, "'encoding_format' must be \"float\" or \"base64\".");
+                goto fail;
+            }
+            c->emb_base64 = strcmp(ef->valuestring, "base64") == 0;
+        }
+        const cJSON *dims = cJSON_GetObjectItemCaseSensitive(r->body, "dimensions");
+        if (dims && !cJSON_IsNull(dims)) {
+            struct lm_info info;
+            lm_engine_info(m->eng, &info);
+            if (!cJSON_IsNumber(dims) || dims->valuedouble != (double)info.n_embd) {
+                why->param = "dimensions";
+                why->code = "unsupported_value";
+                snprintf(err, errlen, "The local model '%s' makes %d-dimensional embeddings and cannot shorten them; "
+                         "'dimensions' must be %d or absent.", m->name, info.n_embd, info.n_embd);
+                goto fail;
+            }
         }
         c->kind = jr->kind = LM_JOB_EMBED;
         c->stream = 0;

@@ -848,4 +848,5 @@ void lm_engine_info(const struct lm_engine *e, struct lm_info *out)
     out->n_params = e->m->n_params;
     out->context_length = e->n_ctx;
     out->n_vocab = e->m->hp.n_vocab;
+    out->n_embd = e->m->hp.dim;
 }

@@ -44,6 +44,7 @@ struct lm_info {
     uint64_t n_params;
     int context_length;        /* in use */
     int n_vocab;
+    int n_embd;                /* width of the embeddings it makes (the model's dim) */
     const char *kv_cache;      /* "f16" or "f32" */
 };
 void lm_engine_info(const struct lm_engine *e, struct lm_info *out);

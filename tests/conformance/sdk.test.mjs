@@ -5,6 +5,8 @@
 // Run by ctest (see CMakeLists.txt) as `node --test`, with LLMPIN_BIN and
 // LLMPIN_MOCK_BIN in the environment. maxRetries is 0 everywhere so that a
 // typed error is the first answer, not the SDK's retry.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -221,5 +223,50 @@ describe('openai SDK through llmpin', () => {
     const cancelled = await waitUntil(async () => (await mock.stats()).streams_cancelled_by_client >= 1, 2000);
     assert.ok(cancelled, `the mock never saw the cancellation: ${JSON.stringify(await mock.stats())}`);
     assert.equal((await mock.stats()).streams_completed, 0);
+  });
+});
+
+// The pinned local model (stories260K, 64-dimensional embeddings) through
+// the same SDK: its embeddings come base64-encoded by default, as OpenAI's.
+describe('openai SDK against the local model', () => {
+  const STORIES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/models/stories260K.gguf');
+  let local;
+  let lclient;
+  before(async () => {
+    local = await startLlmpin({
+      server: { listen: '127.0.0.1:0' },
+      local_models: {
+        stories: { path: STORIES, sha256: '78c4953cf6ef0e0dd7fc67daa5f89f5ece8f5de721d77e5ead669645a508f9ab' },
+      },
+    });
+    lclient = new OpenAI({ apiKey: 'unused', baseURL: local.baseURL, maxRetries: 0, timeout: 30000 });
+  });
+  after(async () => {
+    if (local) await local.stop();
+  });
+
+  test('embeddings: the SDK default base64 decodes to the float ones', async () => {
+    const b64 = await lclient.embeddings.create({ model: 'stories', input: ['a cat', 'a dog'] });
+    const flt = await lclient.embeddings.create({ model: 'stories', input: ['a cat', 'a dog'], encoding_format: 'float' });
+    assert.equal(b64.data.length, 2);
+    for (let k = 0; k < 2; k++) {
+      assert.equal(b64.data[k].embedding.length, 64);
+      assert.equal(flt.data[k].embedding.length, 64);
+      // float32 values: the decimal text rounds back to the same float32
+      assert.deepEqual(b64.data[k].embedding, flt.data[k].embedding.map(Math.fround));
+      const norm = Math.sqrt(b64.data[k].embedding.reduce((s, x) => s + x * x, 0));
+      assert.ok(Math.abs(norm - 1) < 1e-4, `norm ${norm}`);
+    }
+    assert.notDeepEqual(b64.data[0].embedding, b64.data[1].embedding);
+  });
+
+  test('embeddings: dimensions other than the model\'s and unknown encodings are 400s naming them', async () => {
+    await assert.rejects(lclient.embeddings.create({ model: 'stories', input: 'x', dimensions: 16 }),
+      (e) => e instanceof OpenAI.BadRequestError && e.param === 'dimensions' &&
+        /makes 64-dimensional embeddings/.test(e.message));
+    const same = await lclient.embeddings.create({ model: 'stories', input: 'x', dimensions: 64, encoding_format: 'float' });
+    assert.equal(same.data[0].embedding.length, 64);
+    await assert.rejects(lclient.embeddings.create({ model: 'stories', input: 'x', encoding_format: 'int8' }),
+      (e) => e instanceof OpenAI.BadRequestError && e.param === 'encoding_format');
   });
 });
