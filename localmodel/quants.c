@@ -474,40 +474,41 @@ dot_q6k_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_
 
 /* Q5_0 (22 bytes per 32: fp16 d, 32 high bits, 16 bytes of nibbles; the
  * fallback of Q4_K_M files for rows that are not a multiple of 256, as
- * Qwen2.5-0.5B's 896): w = (nibble | high << 4) - 16, so the dot is
- * d * xd * sum(w * x); maddubs takes |w| and x with w's sign. Activations
- * with a scale per 32 (lm_quantize_q8). */
+ * Qwen2.5-0.5B's 896): w = u - 16 with u = nibble | high << 4 in 0..31, so
+ * the dot is d * xd * (sum(u * x) - 16 * sum(x)): maddubs takes u as it is
+ * and the offset comes off the activation sums (k_act_sums) in integers,
+ * one lane of the block's vector. Activations with a scale per 32
+ * (lm_quantize_q8). */
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) __m256i
 q5_0_weights(const uint8_t *p)
 {
     uint32_t qh;
     memcpy(&qh, p + 2, 4);
     __m128i qs = _mm_loadu_si128((const __m128i *)(p + 6));
-    __m128i m4 = _mm_set1_epi8(0x0F);
-    __m256i q = _mm256_setr_m128i(_mm_and_si128(qs, m4), _mm_and_si128(_mm_srli_epi16(qs, 4), m4));
+    __m256i q = _mm256_and_si256(_mm256_setr_m128i(qs, _mm_srli_epi16(qs, 4)), _mm256_set1_epi8(0x0F));
     /* bit i of qh -> 0x10 in byte i */
     __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
                                      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                                       2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bits), bits), _mm256_set1_epi8(0x10));
-    return _mm256_sub_epi8(_mm256_or_si256(q, hb), _mm256_set1_epi8(16));
+    return _mm256_or_si256(q, hb);
 }
 
 static inline __attribute__((always_inline, target("avx2,fma,f16c"))) void
 dot_q5_0_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size_t ldq, int cols,
            int G, const int16_t *xs, float *y, size_t ldy)
 {
-    (void)xs;
     __m256 acc[MAXG_Q];
     for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
     for (int b = 0; b < cols / QK; b++, p += 22) {
-        __m256i w = q5_0_weights(p);
-        __m256i aw = _mm256_sign_epi8(w, w);
-        float d = half_at(p);
+        __m256i u = q5_0_weights(p);
+        float d = f16c(p);
         for (int g = 0; g < G; g++) {
             __m256i x = _mm256_loadu_si256((const __m256i *)(xq + g * ldq + QK * b));
-            __m256 v = _mm256_cvtepi32_ps(dot_u8s8(aw, _mm256_sign_epi8(x, w)));
+            const int16_t *s = xs + g * (ldq / 16) + 2 * b;
+            __m256i corr = _mm256_castsi128_si256(_mm_cvtsi32_si128(16 * (s[0] + s[1])));
+            __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(dot_u8s8(u, x), corr));
             acc[g] = _mm256_fmadd_ps(v, _mm256_set1_ps(d * xd[g * ldd + b]), acc[g]);
         }
     }
@@ -515,7 +516,7 @@ dot_q5_0_g(const uint8_t *p, const float *xd, size_t ldd, const int8_t *xq, size
 }
 
 /* xs[j] = sum of the 16 activations of group j (int16: |sum| <= 2032),
- * the activation side of Q4_K's mins and Q6_K's offset, once per token for
+ * the activation side of Q4_K's mins and the Q6_K and Q5_0 offsets, once per token for
  * all the rows of a call */
 static T_AVX2 void k_act_sums(const int8_t *xq, int cols, int16_t *xs)
 {
@@ -562,7 +563,7 @@ static T_AVX2 void NAME(const uint8_t *base, size_t rb, int r0, int r1, const fl
 #define MAX_COLS 65536
 DEF_ROWS(rows_q4k_avx2, dot_q4k_g, QKK, 1)
 DEF_ROWS(rows_q6k_avx2, dot_q6k_g, QKK, 1)
-DEF_ROWS(rows_q5_0_avx2, dot_q5_0_g, QK, 0)
+DEF_ROWS(rows_q5_0_avx2, dot_q5_0_g, QK, 1)
 
 int lm_quant_act_block(enum gguf_ttype t)
 {
