@@ -23,6 +23,7 @@
  */
 #include "proxy/app.h"
 #include "proxy/app_internal.h"
+#include "proxy/rq.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -53,100 +54,7 @@
 #define MAX_OUTPUT_CAPTURE (1u << 20)
 #define STREAM_PAUSE_BYTES (1u << 20)
 
-enum rq_kind { RQ_CHAT, RQ_COMPLETIONS, RQ_EMBEDDINGS, RQ_PASSTHROUGH };
-
-struct rq {
-    struct app *app;
-    struct gen *gen;
-    struct http_exchange *ex;
-    char id[40];
-    enum rq_kind kind;
-    const char *suffix;                 /* path after /v1, e.g. "/chat/completions" */
-    struct llm_request req;
-    int parsed;
-    const char *model;                  /* requested model */
-    const struct cfg_client_key *key;
-    const struct policy_route *route;
-    struct policy_plan plan;
-    int plan_pos;
-    int attempt;                        /* attempts on the current target */
-    int target_idx;
-    int target_id;
-    const struct cfg_target *tgt;
-    const char *target_name;
-    char fallback[128];                 /* x-llmpin-fallback reason(s) */
-    char tried[512];                    /* "target: why; ..." of the targets left behind */
-    int64_t deadline_ms;
-    int64_t t0_ms;
-    /* the attempt in progress */
-    struct upstream_xfer *xfer;
-    struct local_call *lcall;
-    struct event *retry_timer;
-    int up_status;
-    char *up_ctype;
-    struct buf up_extra_headers;        /* upstream headers we pass on */
-    char *up_request_id;
-    char *version_headers;              /* JSON */
-    int64_t retry_after_ms;
-    struct buf body;                    /* non-stream body or error body */
-    int sse;                            /* the response is an SSE stream */
-    struct buf sse_pending;             /* bytes of an incomplete event */
-    int started;                        /* client response head sent */
-    int saw_done;                       /* data: [DONE] seen */
-    int sse_unasked;                    /* an event stream answered stream: false */
-    const char *refused;                /* why on_data refused the answer (then UP_ABORTED) */
-    int broken_status;                  /* a started stream ended with an error event: 502 or 504 */
-    char refused_detail[320];
-    int paused;
-    int64_t ttft_ms;
-    /* what the answer revealed */
-    char *served_model;                 /* served_mem, or the heap when longer */
-    char *fingerprint;                  /* fp_mem, or the heap */
-    int prompt_tokens, completion_tokens;
-    struct buf output;                  /* captured output text */
-    /* Storage for the usual sizes of the above and of body and
-     * up_extra_headers, so that an ordinary answer costs no malloc. */
-    char served_mem[64], fp_mem[48];
-    char output_mem[256], hdr_mem[256], body_mem[1024];
-    int status_sent;
-    const char *outcome;                /* for the access log */
-    int est_tokens;
-    struct policy_rl_info rl;           /* limits of the client key, for x-ratelimit-* */
-    int has_rl;
-    int models_list;                    /* GET /v1/models passed through: merge ours */
-    /* headless requests (no client): shadow mirrors and drift probes */
-    int is_shadow;
-    const struct policy_route *shadow_route; /* slot to give back */
-    struct probe_run *probe_run;
-    const struct drift_probe *probe;
-};
-
-/* One scheduled run of a probe suite against one model name. */
-struct probe_run {
-    struct app *app;
-    struct probe_sched *ps;
-    char *model;                        /* "model" sent in each probe */
-    const struct policy_route *route;   /* a route named by the suite, or NULL: route by model */
-    size_t next;                        /* next probe to send */
-    int inflight;
-};
-
-struct probe_sched {
-    struct app *app;
-    struct drift_probe_suite *suite;
-    char *name;
-    char **targets;
-    size_t n_targets;
-    int interval_s;
-    struct event *timer;
-    int running;                        /* runs in progress */
-};
-
-static void rq_start_attempt(struct rq *q);
 static void rq_finish(struct rq *q);
-static void probe_run_step(struct probe_run *pr, int finished_one);
-static void start_shadow(struct rq *primary);
-static void webhook_post(struct app *a, const struct drift_event *ev);
 static void rq_next_target(struct rq *q, const char *why, const char *detail);
 
 /* ---- generations ----------------------------------------------------------- */
@@ -248,7 +156,7 @@ static void rq_reset_attempt(struct rq *q) {
     buf_reset(&q->output);
 }
 
-static void rq_free(struct rq *q) {
+void app_rq_free(struct rq *q) {
     rq_stop_attempt(q);
     if (q->retry_timer) event_free(q->retry_timer);
     rq_reset_attempt(q);
@@ -376,7 +284,7 @@ static void rq_finish(struct rq *q) {
             memset(&ev, 0, sizeof ev);
             if (drift_probe_result(a->drift, q->probe_run->ps->name, q->probe, r, &ev) == 1) {
                 metrics_inc(&a->m.drift_events, 1, "target", target, "kind", ev.kind ? ev.kind : "probe", NULL);
-                webhook_post(a, &ev);
+                app_webhook_post(a, &ev);
                 drift_event_clear(&ev);
             }
         } else {
@@ -386,8 +294,8 @@ static void rq_finish(struct rq *q) {
 recorded:
     if (q->shadow_route) policy_shadow_end(q->gen->pol, q->shadow_route);
     struct probe_run *pr = q->probe_run;
-    rq_free(q);
-    if (pr) probe_run_step(pr, 1);
+    app_rq_free(q);
+    if (pr) app_probe_run_step(pr, 1);
 }
 
 static void on_client_abort(struct http_exchange *ex, void *ud) {
@@ -525,7 +433,7 @@ static int check_versions(struct rq *q) {
         memset(&ev, 0, sizeof ev);
         if (drift_observe_version(a->drift, q->target_name, q->model, q->served_model, q->fingerprint, &ev) == 1) {
             metrics_inc(&a->m.drift_events, 1, "target", q->target_name, "kind", "version", NULL);
-            webhook_post(a, &ev);
+            app_webhook_post(a, &ev);
             drift_event_clear(&ev);
         }
     }
@@ -730,7 +638,7 @@ static void respond_as_upstream(struct rq *q, int status, const char *outcome) {
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    rq_start_attempt(arg);
+    app_rq_start_attempt(arg);
 }
 
 /* The attempt failed before the client saw anything: retry, fall back, or
@@ -790,7 +698,7 @@ static void rq_next_target(struct rq *q, const char *why, const char *detail) {
     q->plan_pos++;
     q->attempt = 0;
     rq_reset_attempt(q);
-    rq_start_attempt(q);
+    app_rq_start_attempt(q);
 }
 
 /* Add the configured model names the upstream's list lacks, and replace
@@ -1003,7 +911,7 @@ static void rq_unsupported(struct rq *q, const struct local_refusal *why) {
     rq_finish(q);
 }
 
-static void rq_start_attempt(struct rq *q) {
+void app_rq_start_attempt(struct rq *q) {
     struct app *a = q->app;
     if (q->plan_pos >= q->plan.n) {
         rq_error(q, 503, "upstream_error", "no_target_available", NULL,
@@ -1245,7 +1153,7 @@ static void handle_metrics(struct app *a, struct http_exchange *ex) {
     buf_free(&b);
 }
 
-static struct rq *rq_new(struct app *a, struct http_exchange *ex, enum rq_kind kind,
+struct rq *app_rq_new(struct app *a, struct http_exchange *ex, enum rq_kind kind,
                          const struct cfg_client_key *key, const char *rid) {
     struct rq *q = util_xcalloc(1, sizeof *q);
     buf_init_on(&q->output, q->output_mem, sizeof q->output_mem);
@@ -1280,14 +1188,14 @@ static int models_passthrough(struct app *a, struct http_exchange *ex, const str
     const struct policy_route *r =
         policy_match(a->gen->pol, "\x7fllmpin-catch-all-probe", key ? key->name : NULL, NULL, 0, &pe);
     if (!r || !r->cfg->targets[0].upstream) return 0;
-    struct rq *q = rq_new(a, ex, RQ_PASSTHROUGH, key, rid);
+    struct rq *q = app_rq_new(a, ex, RQ_PASSTHROUGH, key, rid);
     q->models_list = strcmp(ex->path, "/v1/models") == 0;
     q->route = r;
     q->model = NULL;
     q->plan.n = 1;
     q->plan.index[0] = 0;
     q->plan.shadow = q->plan.probe = -1;
-    rq_start_attempt(q);
+    app_rq_start_attempt(q);
     return 1;
 }
 
@@ -1416,7 +1324,7 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
         return;
     }
 
-    struct rq *q = rq_new(a, ex, kind, key, rid);
+    struct rq *q = app_rq_new(a, ex, kind, key, rid);
 
     if (kind != RQ_PASSTHROUGH) {
         char param[96], code[64], msg[400];
@@ -1512,233 +1420,8 @@ static void handle_inner(struct http_exchange *ex, struct app *a, const char *ri
     }
     /* Starting the mirror only queues a transfer (or a local job): it
      * does not delay the primary, and it holds its own copy of the body. */
-    if (q->plan.shadow >= 0) start_shadow(q);
-    rq_start_attempt(q);
-}
-
-/* ---- headless requests: shadow mirrors and probes ----------------------------------- */
-
-/* An exchange with no connection: the response functions of http.c only
- * mark it finished, so the whole request path runs unchanged and its answer
- * goes nowhere but the drift recorder. */
-static struct http_exchange *detached_exchange(struct app *a, const char *path, const char *body, size_t len) {
-    struct http_exchange *ex = util_xcalloc(1, sizeof *ex);
-    snprintf(ex->method, sizeof ex->method, "POST");
-    ex->head_copy = util_strdup(path); /* the exchange owns its strings through head_copy */
-    ex->path = ex->head_copy;
-    ex->query = "";
-    ex->body = util_xmalloc(len + 1);
-    memcpy(ex->body, body, len);
-    ex->body[len] = 0;
-    ex->body_len = len;
-    snprintf(ex->peer, sizeof ex->peer, "llmpin");
-    ex->start_us = util_now_us();
-    ex->srv = a->http;
-    return ex;
-}
-
-/* Mirror the client's request to the route's shadow target. Never touches
- * the client's exchange; failures only show in records and metrics. */
-static void start_shadow(struct rq *primary) {
-    struct app *a = primary->app;
-    struct http_exchange *ex = detached_exchange(a, primary->ex->path, primary->ex->body, primary->ex->body_len);
-    char id[48];
-    snprintf(id, sizeof id, "%s-shadow", primary->id);
-    struct rq *q = rq_new(a, ex, primary->kind, primary->key, id);
-    q->is_shadow = 1;
-    q->shadow_route = primary->route;
-    char param[96], code[64], msg[400];
-    enum llm_endpoint ep = q->kind == RQ_CHAT ? LLM_CHAT : q->kind == RQ_COMPLETIONS ? LLM_COMPLETIONS : LLM_EMBEDDINGS;
-    if (q->kind == RQ_PASSTHROUGH ||
-        llm_request_parse(ep, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg, sizeof msg)) {
-        q->parsed = q->kind != RQ_PASSTHROUGH;
-        http_abandon(ex);
-        rq_free(q);
-        policy_shadow_end(a->gen->pol, primary->route);
-        return;
-    }
-    q->parsed = 1;
-    q->model = q->req.model;
-    q->route = primary->route;
-    q->plan.n = 1;
-    q->plan.index[0] = primary->plan.shadow;
-    q->plan.shadow = q->plan.probe = -1;
-    rq_start_attempt(q);
-}
-
-static void probe_send(struct probe_run *pr, const struct drift_probe *p) {
-    struct app *a = pr->app;
-    cJSON *body = drift_probe_request(p, pr->model);
-    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (!text) return;
-    struct http_exchange *ex = detached_exchange(a, "/v1/chat/completions", text, strlen(text));
-    free(text);
-    char id[40];
-    util_make_id("probe_", id, sizeof id);
-    struct rq *q = rq_new(a, ex, RQ_CHAT, NULL, id);
-    q->probe_run = pr;
-    q->probe = p;
-    pr->inflight++;
-    char param[96], code[64], msg[400];
-    struct policy_error pe;
-    if (llm_request_parse(LLM_CHAT, ex->body, ex->body_len, &q->req, param, sizeof param, code, sizeof code, msg,
-                          sizeof msg) != 0 ||
-        !(q->route = pr->route ? pr->route : policy_match(q->gen->pol, q->req.model, NULL, NULL, 0, &pe)) ||
-        policy_plan(q->gen->pol, q->route, NULL, util_rand64(), util_now_ms(), &q->plan) != 0) {
-        q->parsed = 1;
-        log_warn("probe suite %s: cannot send probe %s to '%s'", pr->ps->name, p->id, pr->model);
-        http_abandon(ex);
-        q->probe_run = NULL;
-        rq_free(q);
-        pr->inflight--;
-        return;
-    }
-    q->parsed = 1;
-    q->model = q->req.model;
-    if (q->plan.shadow >= 0) policy_shadow_end(q->gen->pol, q->route);
-    q->plan.shadow = -1;
-    rq_start_attempt(q);
-}
-
-#define PROBE_CONCURRENCY 2
-
-/* Keep PROBE_CONCURRENCY probes of a run in flight; free the run at the end. */
-static void probe_run_step(struct probe_run *pr, int finished_one) {
-    if (finished_one) pr->inflight--;
-    while (!pr->app->draining && pr->inflight < PROBE_CONCURRENCY && pr->next < pr->ps->suite->n) {
-        const struct drift_probe *p = &pr->ps->suite->probes[pr->next++];
-        probe_send(pr, p);
-    }
-    if (pr->inflight == 0 && (pr->next >= pr->ps->suite->n || pr->app->draining)) {
-        pr->ps->running--;
-        free(pr->model);
-        free(pr);
-    }
-}
-
-/* A probe target names a route, a local model, "upstream/model" or a model
- * name. Probes then go through that route (with the route's own model name)
- * or are routed by model like any client request. */
-static void probe_target(struct app *a, const char *t, struct probe_run *pr) {
-    const struct policy_route *r = policy_route_by_name(a->gen->pol, t);
-    if (r) {
-        const char *model = t;
-        for (size_t i = 0; i < r->cfg->n_match; i++)
-            if (!strpbrk(r->cfg->match[i], "*?")) { model = r->cfg->match[i]; break; }
-        pr->route = r;
-        pr->model = util_strdup(model);
-        return;
-    }
-    const char *slash = strchr(t, '/');
-    if (slash && cfg_find_local_model(a->gen->cfg, t) < 0) {
-        /* upstream/model: the route that sends this model to that upstream */
-        size_t ul = (size_t)(slash - t);
-        for (size_t i = 0; i < a->gen->cfg->n_routes && !pr->route; i++) {
-            const struct cfg_route *cr = &a->gen->cfg->routes[i];
-            for (size_t k = 0; k < cr->n_targets; k++) {
-                const struct cfg_target *ct = &cr->targets[k];
-                if (ct->upstream && strlen(ct->upstream) == ul && strncmp(ct->upstream, t, ul) == 0 &&
-                    (!ct->model || strcmp(ct->model, slash + 1) == 0)) {
-                    pr->route = policy_route_by_name(a->gen->pol, cr->name);
-                    break;
-                }
-            }
-        }
-        pr->model = util_strdup(slash + 1);
-        return;
-    }
-    pr->model = util_strdup(t);
-}
-
-static void on_probe_timer(evutil_socket_t fd, short what, void *arg) {
-    struct probe_sched *ps = arg;
-    (void)fd;
-    (void)what;
-    if (ps->running || ps->app->draining || !ps->app->drift) return; /* previous run still going */
-    for (size_t i = 0; i < ps->n_targets; i++) {
-        struct probe_run *pr = util_xcalloc(1, sizeof *pr);
-        pr->app = ps->app;
-        pr->ps = ps;
-        probe_target(ps->app, ps->targets[i], pr);
-        ps->running++;
-        log_info("probe suite %s: running %zu probes against '%s'", ps->name, ps->suite->n, pr->model);
-        probe_run_step(pr, 0);
-    }
-}
-
-/* ---- webhook ------------------------------------------------------------------------- */
-
-static void webhook_head(void *ud, const struct upstream_resp_head *h) {
-    (void)ud;
-    if (h->status >= 300) log_warn("drift webhook answered HTTP %d", h->status);
-}
-static int webhook_data(void *ud, const char *d, size_t n) { (void)ud; (void)d; (void)n; return 0; }
-static void webhook_done(void *ud, enum upstream_result r, const char *detail) {
-    (void)ud;
-    if (r != UP_OK) log_warn("drift webhook failed: %s", detail);
-}
-
-/* POST a drift event as JSON, fire and forget, on the loop (libcurl multi). */
-static void webhook_post(struct app *a, const struct drift_event *ev) {
-    const char *url = a->gen->cfg->drift.webhook_url;
-    if (!url || !*url) return;
-    cJSON *j = drift_event_to_json(ev);
-    char *body = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!body) return;
-    const char *hdrs[] = {"Content-Type: application/json", "User-Agent: llmpin", NULL};
-    struct upstream_req ur = {.url = url, .method = "POST", .headers = hdrs, .body = body,
-                              .body_len = strlen(body), .connect_timeout_ms = 5000, .first_byte_timeout_ms = 10000,
-                              .idle_timeout_ms = 10000, .total_timeout_ms = 15000, .tls_verify = 1,
-                              .on_head = webhook_head, .on_data = webhook_data, .on_done = webhook_done};
-    char err[256];
-    if (!upstream_start(a->up, &ur, err, sizeof err)) log_warn("drift webhook: %s", err);
-    free(body);
-}
-
-static void probes_start(struct app *a) {
-    const struct cfg_drift *d = &a->gen->cfg->drift;
-    for (size_t i = 0; i < d->n_probes; i++) {
-        char err[512];
-        struct drift_probe_suite *s = drift_probe_suite_load(d->probes[i].path, err, sizeof err);
-        if (!s) {
-            log_error("drift.probes[%zu]: %s", i, err);
-            continue;
-        }
-        struct probe_sched *ps = util_xcalloc(1, sizeof *ps);
-        ps->app = a;
-        ps->suite = s;
-        ps->name = util_strdup(d->probes[i].name ? d->probes[i].name : d->probes[i].path);
-        ps->n_targets = d->probes[i].n_targets;
-        ps->targets = util_xcalloc(ps->n_targets + 1, sizeof *ps->targets);
-        for (size_t k = 0; k < ps->n_targets; k++) ps->targets[k] = util_strdup(d->probes[i].targets[k]);
-        ps->interval_s = d->probes[i].interval_s > 0 ? d->probes[i].interval_s : 3600;
-        ps->timer = event_new(a->base, -1, EV_PERSIST, on_probe_timer, ps);
-        struct timeval tv = {ps->interval_s, 0};
-        event_add(ps->timer, &tv);
-        a->probes = util_xrealloc(a->probes, (size_t)(a->n_probes + 1) * sizeof *a->probes);
-        a->probes[a->n_probes++] = ps;
-        log_info("probe suite %s: %zu probes every %d s", ps->name, s->n, ps->interval_s);
-        /* first run right away, so there is a baseline */
-        struct timeval now = {0, 1000};
-        event_base_once(a->base, -1, EV_TIMEOUT, on_probe_timer, ps, &now);
-    }
-}
-
-static void probes_stop(struct app *a) {
-    for (int i = 0; i < a->n_probes; i++) {
-        struct probe_sched *ps = a->probes[i];
-        event_free(ps->timer);
-        drift_probe_suite_free(ps->suite);
-        for (size_t k = 0; k < ps->n_targets; k++) free(ps->targets[k]);
-        free(ps->targets);
-        free(ps->name);
-        free(ps);
-    }
-    free(a->probes);
-    a->probes = NULL;
-    a->n_probes = 0;
+    if (q->plan.shadow >= 0) app_start_shadow(q);
+    app_rq_start_attempt(q);
 }
 
 /* ---- process lifecycle ------------------------------------------------------------- */
@@ -1874,7 +1557,7 @@ int app_run(struct app_opts *o) {
         }
         drift_set_log(a.drift, drift_log, NULL);
     }
-    probes_start(&a);
+    app_probes_start(&a);
     a.up = upstream_client_new(a.base, app_max_upstream_conns(cfg), err, sizeof err);
     if (!a.up) {
         fprintf(stderr, "llmpin: %s\n", err);
@@ -1925,7 +1608,7 @@ out:
     if (a.ev_drain) event_free(a.ev_drain);
     if (a.ev_flush) event_free(a.ev_flush);
     log_access_flush();
-    probes_stop(&a);
+    app_probes_stop(&a);
     app_gen_unref(a.gen);
     metrics_free(&a.m);
     free(a.listen_host);

@@ -4,7 +4,9 @@
  * process-wide state, and the helpers more than one part uses.
  *
  *   proxy/app.c     requests: routing, attempts, the response path,
- *                   endpoints, shadows and probes, the process lifecycle
+ *                   endpoints, the process lifecycle (struct rq: proxy/rq.h)
+ *   proxy/headless.c  requests without a client: shadow mirrors, drift
+ *                   probe suites, the drift webhook
  *   proxy/reload.c  hot reload: read and check the file on a thread, swap
  *                   the generation on the loop
  *   proxy/tools_ep.c  /tokenize, /detokenize, /apply-template for local models
