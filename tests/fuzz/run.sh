@@ -15,7 +15,7 @@ case $secs in *[!0-9]*|'') echo "run.sh: SECONDS must be a whole number, not '$s
 
 LLMPIN_FUZZ=1 sh scripts/deps.sh
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLLMPIN_FUZZ=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-fuzz --target fuzz_all -j"${LLMPIN_FUZZ_JOBS:-$(nproc)}"
+cmake --build build-fuzz --target fuzz_all llmpin-ggufwrite -j"${LLMPIN_FUZZ_JOBS:-$(nproc)}"
 
 names=${*:-$(cat build-fuzz/fuzz/targets.txt)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/llmpin-fuzz.XXXXXX")
@@ -31,6 +31,8 @@ for n in $names; do
   [ -x "$exe" ] || { echo "run.sh: no fuzz target '$n' ($exe)" >&2; exit 2; }
   mkdir -p "$work/$n"
   cp tests/fuzz/corpus/"$n"/* "$work/$n/"
+  # seeds the repository does not keep (model files), written afresh
+  [ -f "tests/fuzz/${n}_seeds.sh" ] && sh "tests/fuzz/${n}_seeds.sh" "$work/$n" build-fuzz/tools/llmpin-ggufwrite >/dev/null
   dict=""
   [ -f "tests/fuzz/$n.dict" ] && dict="-dict=tests/fuzz/$n.dict"
   echo "== fuzz_$n: ${secs}s, seeds: $(ls tests/fuzz/corpus/"$n" | wc -l)"
