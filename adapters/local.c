@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "localmodel/lm.h"
+#include "localmodel/grammar.h"
 
 struct local_model {
     struct event_base *base;
@@ -473,6 +474,96 @@ static int submit_current(struct local_call *c, int *status, const char **code, 
     return 0;
 }
 
+/* 1 if any message's text says "json" in any case (OpenAI's rule for json_object). */
+static int messages_say_json(const struct llm_request *r)
+{
+    for (int i = 0; i < r->n_messages; i++) {
+        const char *t = r->messages[i].content;
+        for (; t && *t; t++)
+            if ((t[0] | 0x20) == 'j' && (t[1] | 0x20) == 's' && (t[2] | 0x20) == 'o' && (t[3] | 0x20) == 'n')
+                return 1;
+    }
+    return 0;
+}
+
+/* response_format of a chat request: *g = the grammar its output must
+ * follow (NULL for free text). -1 with why filled when it is refused. */
+static int response_grammar(const struct local_model *m, const struct llm_request *r, struct lm_grammar **g,
+                            struct local_refusal *why)
+{
+    *g = NULL;
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
+    if (!rf || cJSON_IsNull(rf))
+        return 0;
+    why->status = 400;
+    why->code = "invalid_type";
+    if (!cJSON_IsObject(rf)) {
+        why->param = "response_format";
+        snprintf(why->message, sizeof why->message, "'response_format' must be an object.");
+        return -1;
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    if (!cJSON_IsString(t)) {
+        why->param = "response_format.type";
+        why->code = "missing_required_parameter";
+        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.type'.");
+        return -1;
+    }
+    if (strcmp(t->valuestring, "text") == 0)
+        return 0;
+    if (strcmp(t->valuestring, "json_object") == 0) {
+        if (!messages_say_json(r)) {
+            why->param = "messages";
+            why->code = "invalid_value";
+            snprintf(why->message, sizeof why->message, "'messages' must contain the word 'json' in some form, to use "
+                     "'response_format' of type 'json_object'.");
+            return -1;
+        }
+        *g = lm_grammar_json_object();
+        if (!*g) {
+            why->status = 500;
+            why->code = "local_model_error";
+            snprintf(why->message, sizeof why->message, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(t->valuestring, "json_schema") != 0) {
+        why->param = "response_format.type";
+        why->code = "invalid_value";
+        snprintf(why->message, sizeof why->message, "Invalid value: '%.60s'. Supported values are: 'text', "
+                 "'json_object' and 'json_schema'.", t->valuestring);
+        return -1;
+    }
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
+    if (!cJSON_IsObject(js)) {
+        why->param = "response_format.json_schema";
+        why->code = "missing_required_parameter";
+        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.json_schema'.");
+        return -1;
+    }
+    if (!cJSON_IsString(name)) {
+        why->param = "response_format.json_schema.name";
+        why->code = "missing_required_parameter";
+        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.json_schema.name'.");
+        return -1;
+    }
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    char err[400];
+    *g = schema ? lm_grammar_from_schema(schema, err, sizeof err) : lm_grammar_json_object();
+    if (!*g) {
+        why->param = "response_format";
+        why->code = "invalid_value";
+        /* a keyword llmpin cannot constrain to may be one another target can */
+        why->capability = strstr(err, "not supported") || strstr(err, "cannot constrain");
+        snprintf(why->message, sizeof why->message, "Invalid schema for response_format '%.64s' on the local model "
+                 "'%.64s': %.300s", name->valuestring, m->name, err);
+        return -1;
+    }
+    return 0;
+}
+
 struct local_call *local_start(struct local_model *m, const struct llm_request *r, const char *model_name,
                                const struct upstream_req *cb, struct local_refusal *why) {
     char *err = why->message;
@@ -491,10 +582,9 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     /* Refuse what a local model cannot honour rather than answer as if it
      * had: an application relying on tools or a JSON schema must know. */
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
-    const cJSON *rft = cJSON_GetObjectItemCaseSensitive(rf, "type");
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
     const char *unsupported = r->has_tools ? "tools"
-                              : cJSON_IsString(rft) && strcmp(rft->valuestring, "text") != 0 ? "response_format"
+                              : r->ep != LLM_CHAT && rf && !cJSON_IsNull(rf) ? "response_format"
                               : cJSON_IsTrue(lp) ? "logprobs"
                               : NULL;
     if (unsupported) {
@@ -504,6 +594,9 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         snprintf(err, errlen, "'%s' is not supported by the local model '%s'", unsupported, m->name);
         return NULL;
     }
+    struct lm_grammar *grammar = NULL;
+    if (r->ep == LLM_CHAT && response_grammar(m, r, &grammar, why) != 0)
+        return NULL;
     struct local_call *c = util_xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 1;
@@ -540,6 +633,8 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         }
         jr->messages = msgs;
         jr->n_messages = r->n_messages;
+        jr->grammar = grammar;   /* lm_submit owns it from here */
+        grammar = NULL;
     } else if (r->ep == LLM_COMPLETIONS) {
         if (!r->prompt) {
             why->code = "invalid_type";
@@ -597,6 +692,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     free(msgs);
     msgs = NULL;
     jr->messages = NULL;
+    jr->grammar = NULL;     /* lm_submit took it */
     jr->params.stop = NULL; /* lm_submit copied what it needs */
     jr->params.n_stop = 0;
     if (rc != 0) goto fail;

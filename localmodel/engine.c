@@ -50,6 +50,7 @@
 #include "localmodel/model.h"
 #include "localmodel/prompt.h"
 #include "localmodel/sampler.h"
+#include "localmodel/grammar.h"
 #include "localmodel/sha256.h"
 #include "localmodel/tokenizer.h"
 
@@ -82,6 +83,8 @@ struct lm_job {
     int32_t prev;                /* previous token, for lm_tok_piece */
     struct lm_sampler *sampler;
     struct lm_textout *tout;
+    struct lm_grammar *grammar;  /* constrained output, or NULL */
+    struct lm_gmatch *gm;        /* its matcher (scheduler thread) */
     double *emb_sum;             /* embedding jobs: sum of final hidden states */
     uint64_t order;              /* admission order: oldest prefills first */
 };
@@ -93,6 +96,7 @@ struct lm_engine {
     struct lm_model *m;
     struct lm_tokenizer *tok;
     struct lm_prompt *prompt;    /* how chat messages become the prompt */
+    struct lm_vtrie *vtrie;      /* token bytes for grammar masks; built by the scheduler on first use */
     int32_t stop_ids[MAX_STOP_IDS];
     int n_stop_ids;
     int n_ctx, max_queue, max_batch;
@@ -133,6 +137,8 @@ static void job_unref(struct lm_job *j)
     }
     lm_sampler_free(j->sampler);
     lm_textout_free(j->tout);
+    lm_gmatch_free(j->gm);
+    lm_grammar_free(j->grammar);
     free(j->emb_sum);
     free(j);
 }
@@ -218,8 +224,49 @@ static int is_stop_id(const struct lm_engine *e, int32_t id)
 
 /* Sample the next token of j from logits, emit its text, and decide whether
  * the sequence goes on. Returns 1 if it continues (j->pending set). */
+/* Constrained output: every token the grammar refuses from here gets
+ * -inf; the end-of-text tokens only where the document is complete.
+ * Returns 0, or -1 when nothing may follow (the caller ends the job). */
+static int apply_grammar(struct lm_engine *e, struct lm_job *j, float *logits)
+{
+    int n_allowed, can_end;
+    const uint32_t *mask = lm_gmatch_mask(j->gm, &n_allowed, &can_end);
+    if (!mask)
+        return -1;
+    int nv = e->m->hp.n_vocab, words = (nv + 31) / 32;
+    int eos = lm_tok_eos(e->tok);
+    float eos_logit = eos >= 0 && eos < nv ? logits[eos] : 0.0f;
+    for (int w = 0; w < words; w++) {
+        uint32_t bits = mask[w];
+        if (bits == 0xffffffffu)
+            continue;
+        int base = w * 32, end = base + 32 < nv ? base + 32 : nv;
+        for (int id = base; id < end; id++)
+            if (!((bits >> (id - base)) & 1))
+                logits[id] = -INFINITY;
+    }
+    /* the vocabulary trie leaves out end-of-generation tokens; the extra
+     * stop ids a chat family adds may be text there: never mid-document */
+    for (int i = 0; i < e->n_stop_ids; i++)
+        logits[e->stop_ids[i]] = -INFINITY;
+    if (can_end && eos >= 0 && eos < nv)
+        logits[eos] = eos_logit;    /* the model's own odds of ending here */
+    return n_allowed > 0 || can_end ? 0 : -1;
+}
+
 static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
 {
+    if (j->gm) {
+        if (lm_gmatch_done(j->gm)) {
+            finish(e, j, "stop");
+            return 0;
+        }
+        if (apply_grammar(e, j, logits) != 0) {
+            emit_error(j, "constrained decoding: no token of the vocabulary can continue the document");
+            retire(e, j);
+            return 0;
+        }
+    }
     int32_t id = lm_sampler_sample(j->sampler, logits);
     j->n_gen++;     /* usage counts the EOS / end-of-turn token too, as OpenAI does */
     if (is_stop_id(e, id)) {
@@ -230,6 +277,11 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
     size_t len;
     const char *piece = lm_tok_piece(e->tok, j->prev, id, &len);
     j->prev = id;
+    if (j->gm && lm_gmatch_feed(j->gm, piece, len) != 0) {
+        emit_error(j, "constrained decoding: the sampled token does not continue the document");
+        retire(e, j);
+        return 0;
+    }
     if (lm_textout_push(j->tout, piece, len)) {
         emit_text(j);
         emit_done(j, "stop");
@@ -237,6 +289,10 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
         return 0;
     }
     emit_text(j);
+    if (j->gm && lm_gmatch_done(j->gm)) {   /* the document is closed: nothing may follow */
+        finish(e, j, "stop");
+        return 0;
+    }
     if ((j->params.max_tokens > 0 && j->n_gen >= j->params.max_tokens) || j->n_past >= e->n_ctx) {
         finish(e, j, "length");
         return 0;
@@ -290,6 +346,16 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
     }
     j->sampler = lm_sampler_new(&j->params, e->m->hp.n_vocab);
     j->tout = lm_textout_new((const char *const *)j->stops, j->params.n_stop);
+    if (j->grammar) {
+        if (!e->vtrie)
+            e->vtrie = lm_vtrie_new(e->tok);
+        j->gm = e->vtrie ? lm_gmatch_new(j->grammar, e->vtrie) : NULL;
+        if (!j->gm) {
+            emit_error(j, "out of memory");
+            retire(e, j);
+            return;
+        }
+    }
     if (!j->sampler || !j->tout) {
         emit_error(j, "out of memory");
         retire(e, j);
@@ -549,12 +615,14 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     *http_status = 0;
     *code = NULL;
     if (!req->emit) {
+        lm_grammar_free(req->grammar);
         *http_status = 500;
         snprintf(err, errlen, "job has no emit callback");
         return NULL;
     }
     struct lm_job *j = calloc(1, sizeof *j);
     if (!j) {
+        lm_grammar_free(req->grammar);
         *http_status = 500;
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -566,6 +634,7 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     j->emit = req->emit;
     j->ud = req->ud;
     j->slot = -1;
+    j->grammar = req->grammar;   /* ours now, freed with the job */
     j->params = req->params;
     j->params.stop = NULL;
     j->params.n_stop = 0;
@@ -829,6 +898,7 @@ void lm_engine_close(struct lm_engine *e)
     free(e->hidden);
     lm_ctx_free(e->ctx);
     lm_pool_free(e->pool);
+    lm_vtrie_free(e->vtrie);
     lm_tok_free(e->tok);
     lm_model_free(e->m);
     gguf_close(e->gf);

@@ -96,6 +96,10 @@ struct lm_job_req {
     int n_messages;
     const char *prompt;        /* COMPLETION and EMBED */
     struct lm_params params;
+    /* CHAT/COMPLETION: the output must follow this grammar (localmodel/
+     * grammar.h; response_format). lm_submit owns it from the call on,
+     * also when it fails. NULL = free text. */
+    struct lm_grammar *grammar;
     void (*emit)(void *ud, const struct lm_event *ev); /* worker thread */
     void *ud;
 };

@@ -892,14 +892,16 @@ static char *upstream_url(const struct cfg_upstream *u, const char *model, const
  * (fallback reason "unsupported", whatever fallback_on says: nothing was
  * sent and nothing failed). With no target left, a 503 names every target
  * tried and why; the request itself is not at fault, since another model
- * may serve it. Only a prompt too long for the single model asked for
- * stays a 400, as OpenAI answers it. */
+ * may serve it. For the single model asked for, a prompt too long for it
+ * and a JSON schema it cannot constrain to stay a 400 that names the
+ * keyword, as OpenAI answers them. */
 static void rq_unsupported(struct rq *q, const struct local_refusal *why) {
     if (q->plan_pos + 1 < q->plan.n) {
         rq_next_target(q, "unsupported", why->message);
         return;
     }
-    if (!q->tried[0] && strcmp(why->code, "context_length_exceeded") == 0) {
+    if (!q->tried[0] && (strcmp(why->code, "context_length_exceeded") == 0 ||
+                         (why->param && strcmp(why->param, "response_format") == 0))) {
         rq_error(q, 400, "invalid_request_error", why->code, why->param, why->message, NULL);
         rq_finish(q);
         return;

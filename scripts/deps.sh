@@ -3,7 +3,8 @@
 # skipping those already present. Safe to run repeatedly.
 set -e
 pkgs="build-essential cmake pkg-config libevent-dev libssl-dev libcjson-dev
-libcurl4-openssl-dev libopenblas-dev libsqlite3-dev libpcre2-dev libunistring-dev python3 nodejs npm openssl"
+libcurl4-openssl-dev libopenblas-dev libsqlite3-dev libpcre2-dev libunistring-dev python3 python3-jsonschema
+nodejs npm openssl"
 [ "${LLMPIN_BENCH:-0}" = 1 ] && pkgs="$pkgs wrk nginx"
 # tests/fuzz/run.sh: clang and the compiler-rt runtimes (libFuzzer, ASan, UBSan)
 # for Debian's default clang

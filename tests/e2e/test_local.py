@@ -74,8 +74,7 @@ class LocalModelTest(E2ETestCase):
         # only model's context is the request's fault, a 400 as OpenAI's
         cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, 503, "tools",
                   "'tools' is not supported by the local model 'stories'"),
-                 ({"response_format": {"type": "json_object"}}, 503, "response_format",
-                  "'response_format' is not supported by the local model 'stories'"),
+                 ({"logprobs": True}, 503, "logprobs", "'logprobs' is not supported by the local model 'stories'"),
                  ({"n": 2}, 503, "n", "the local model 'stories' generates one choice per request ('n' must be 1)"),
                  ({"messages": [{"role": "user", "content": "word " * 700}]}, 400, "messages", None)]
         for extra, status, param, msg in cases:

@@ -1,6 +1,7 @@
 """test_local_first.py - the shipped example config/examples/local-first.json,
 run as it is but for the API's address (a mock): the local model serves what
-it can, and what it cannot (tools, a JSON schema) goes to the API with
+it can (JSON-schema answers included), and what it cannot (tools, a schema
+keyword it cannot constrain to) goes to the API with
 x-llmpin-fallback: unsupported, without the local model being asked."""
 import json
 import os
@@ -30,10 +31,23 @@ class LocalFirstExampleTest(E2ETestCase):
         self.assertEqual(h.get("x-llmpin-target"), "local:stories")
         self.assertIsNone(h.get("x-llmpin-fallback"))
         self.assertEqual(api.stats()["requests"], 0)
+        # a JSON schema it can constrain to is answered locally, and valid
+        schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 9}},
+                  "required": ["n"], "additionalProperties": False}
+        st, h, d, raw = self.chat(p, "gpt-4o-mini", max_tokens=40, seed=1,
+                                  response_format={"type": "json_schema",
+                                                   "json_schema": {"name": "n", "schema": schema}})
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(h.get("x-llmpin-target"), "local:stories")
+        self.assertEqual(d["choices"][0]["finish_reason"], "stop", raw)
+        n = json.loads(d["choices"][0]["message"]["content"])["n"]
+        self.assertTrue(isinstance(n, int) and 1 <= n <= 9, raw)
+        self.assertEqual(api.stats()["requests"], 0)
         tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
         for n, extra in enumerate([{"tools": [tool]},
                                    {"response_format": {"type": "json_schema",
-                                                        "json_schema": {"name": "x", "schema": {}}}}], 1):
+                                                        "json_schema": {"name": "x", "schema": {
+                                                            "type": "string", "minLength": 2}}}}], 1):
             st, h, d, raw = self.chat(p, "gpt-4o-mini", **extra)
             self.assertEqual(st, 200, raw)
             self.assertEqual(h.get("x-llmpin-target"), "openai")
