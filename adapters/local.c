@@ -70,6 +70,10 @@ struct local_call {
     struct buf emb_json;
     int emb_tokens;
     int emb_base64;             /* encoding_format "base64": little-endian float32, base64 */
+    int logprobs;               /* chat logprobs: entries gathered in lp until sent */
+    struct buf lp;
+    int32_t *bias_id;           /* logit_bias, until lm_submit copied it */
+    float *bias;
 };
 
 /* OpenAI's encoding_format "base64": the float32 values' little-endian
@@ -111,10 +115,52 @@ static void call_unref(struct local_call *c) {
     pthread_mutex_destroy(&c->mu);
     buf_free(&c->text);
     buf_free(&c->emb_json);
+    buf_free(&c->lp);
+    free(c->bias_id);
+    free(c->bias);
     for (int i = 0; i < c->n_inputs; i++) free(c->inputs[i]);
     free(c->inputs);
     free(c->model_name);
     free(c);
+}
+
+/* A token's bytes as JSON text: characters cut by the token boundary (or
+ * invalid) become U+FFFD there; the exact bytes go in "bytes". */
+static void token_json(struct buf *b, const char *t, size_t n) {
+    struct buf v = {0};
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)t[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
+        int ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)t[i + j] & 0xC0) == 0x80;
+        if (ok) {
+            buf_append(&v, t + i, k);
+            i += k;
+        } else {
+            buf_appends(&v, "\xEF\xBF\xBD");
+            i++;
+        }
+    }
+    buf_json_strn(b, v.p ? v.p : "", v.len);
+    buf_free(&v);
+    buf_appends(b, ",\"bytes\":[");
+    for (size_t j = 0; j < n; j++) buf_printf(b, "%s%u", j ? "," : "", (unsigned char)t[j]);
+    buf_appends(b, "]");
+}
+
+/* One entry of choices[].logprobs.content, as OpenAI writes it. */
+static void logprob_json(struct buf *b, const struct lm_event *ev) {
+    buf_appends(b, "{\"token\":");
+    token_json(b, ev->text ? ev->text : "", ev->len);
+    buf_printf(b, ",\"logprob\":%.9g,\"top_logprobs\":[", (double)ev->logprob);
+    for (int i = 0; i < ev->n_top; i++) {
+        buf_appends(b, i ? ",{\"token\":" : "{\"token\":");
+        token_json(b, ev->top[i].text, ev->top[i].len);
+        buf_printf(b, ",\"logprob\":%.9g}", (double)ev->top[i].logprob);
+    }
+    buf_appends(b, "]}");
 }
 
 /* worker thread */
@@ -125,7 +171,12 @@ static void emit(void *ud, const struct lm_event *ev) {
     if (!c->cancelled) {
         struct qev *q = util_xcalloc(1, sizeof *q);
         q->type = ev->type;
-        if (ev->text && ev->len) {
+        if (ev->type == LM_EV_LOGPROB) {
+            struct buf j = {0};
+            logprob_json(&j, ev);
+            q->text = j.p;
+            q->len = j.len;
+        } else if (ev->text && ev->len) {
             q->text = util_xmalloc(ev->len + 1);
             memcpy(q->text, ev->text, ev->len);
             q->text[ev->len] = 0;
@@ -196,6 +247,18 @@ static void send_usage_json(struct buf *b, int p, int n) {
     buf_printf(b, "{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", p, n, p + n);
 }
 
+/* "logprobs": null, or the entries gathered since the last chunk (then cleared). */
+static void logprobs_field(struct local_call *c, struct buf *b, int last) {
+    if (!c->logprobs || (last && c->stream && c->lp.len == 0)) {
+        buf_appends(b, "\"logprobs\":null");
+        return;
+    }
+    buf_appends(b, "\"logprobs\":{\"content\":[");
+    buf_append(b, c->lp.p ? c->lp.p : "", c->lp.len);
+    buf_appends(b, "],\"refusal\":null}");
+    buf_reset(&c->lp);
+}
+
 /* Returns 0, or -1 if the consumer stopped the call. */
 static int handle_text(struct local_call *c, const char *t, size_t n) {
     if (!c->stream) {
@@ -207,7 +270,9 @@ static int handle_text(struct local_call *c, const char *t, size_t n) {
     if (c->chat) {
         buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
         buf_json_strn(&b, t, n);
-        buf_appends(&b, "},\"logprobs\":null,\"finish_reason\":null}]");
+        buf_appends(&b, "},");
+        logprobs_field(c, &b, 0);
+        buf_appends(&b, ",\"finish_reason\":null}]");
     } else {
         buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
         buf_json_strn(&b, t, n);
@@ -225,9 +290,11 @@ static int handle_done(struct local_call *c, const struct qev *e) {
     int r = 0;
     if (c->stream) {
         chunk_prefix(c, &b);
-        if (c->chat)
-            buf_printf(&b, ",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
-        else
+        if (c->chat) {
+            buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{},");
+            logprobs_field(c, &b, 1);
+            buf_printf(&b, ",\"finish_reason\":\"%s\"}]", e->finish);
+        } else
             buf_printf(&b, ",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
         if (c->include_usage) buf_appends(&b, ",\"usage\":null");
         buf_appends(&b, "}\n\n");
@@ -250,7 +317,9 @@ static int handle_done(struct local_call *c, const struct qev *e) {
         if (c->chat) {
             buf_appends(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
             buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
-            buf_printf(&b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+            buf_appends(&b, ",\"refusal\":null},");
+            logprobs_field(c, &b, 1);
+            buf_printf(&b, ",\"finish_reason\":\"%s\"}]", e->finish);
         } else {
             buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
             buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
@@ -304,7 +373,10 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
         pthread_mutex_unlock(&c->mu);
         if (!e) return;
         int stop = 0, finished = 0;
-        if (e->type == LM_EV_TEXT) {
+        if (e->type == LM_EV_LOGPROB) {
+            if (c->lp.len) buf_append(&c->lp, ",", 1);
+            buf_append(&c->lp, e->text ? e->text : "", e->len);
+        } else if (e->type == LM_EV_TEXT) {
             send_head(c, 200, c->stream ? "text/event-stream" : "application/json");
             stop = handle_text(c, e->text, e->len) != 0;
         } else if (e->type == LM_EV_EMBEDDING) {
@@ -474,6 +546,97 @@ static int submit_current(struct local_call *c, int *status, const char **code, 
     return 0;
 }
 
+/* logprobs, top_logprobs (chat) and logit_bias, checked as OpenAI checks them. */
+struct lm_sample_extra {
+    int logprobs, top_logprobs, n_bias;
+    int32_t *bias_id;
+    float *bias;
+};
+
+static int sample_extras(const struct local_model *m, const struct llm_request *r, struct lm_sample_extra *x,
+                         struct local_refusal *why) {
+    memset(x, 0, sizeof *x);
+    why->status = 400;
+    why->code = "invalid_type";
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(r->body, "top_logprobs");
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(r->body, "logit_bias");
+    if (r->ep == LLM_CHAT) {
+        if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) {
+            why->param = "logprobs";
+            snprintf(why->message, sizeof why->message, "'logprobs' must be a boolean.");
+            return -1;
+        }
+        x->logprobs = cJSON_IsTrue(lp);
+        if (top && !cJSON_IsNull(top)) {
+            if (!cJSON_IsNumber(top) || top->valuedouble != (int)top->valuedouble || top->valuedouble < 0 ||
+                top->valuedouble > 20) {
+                why->param = "top_logprobs";
+                why->code = "invalid_value";
+                snprintf(why->message, sizeof why->message, "'top_logprobs' must be an integer from 0 to 20.");
+                return -1;
+            }
+            if (!x->logprobs) {
+                why->param = "top_logprobs";
+                why->code = "invalid_value";
+                snprintf(why->message, sizeof why->message, "'top_logprobs' needs 'logprobs' to be true.");
+                return -1;
+            }
+            x->top_logprobs = (int)top->valuedouble;
+        }
+    }
+    if (lb && !cJSON_IsNull(lb)) {
+        if (!cJSON_IsObject(lb)) {
+            why->param = "logit_bias";
+            snprintf(why->message, sizeof why->message, "'logit_bias' must be an object of token ids to biases.");
+            return -1;
+        }
+        struct lm_info info;
+        lm_engine_info(m->eng, &info);
+        int n = cJSON_GetArraySize(lb);
+        if (n > 1024) {
+            why->param = "logit_bias";
+            why->code = "invalid_value";
+            snprintf(why->message, sizeof why->message, "'logit_bias' has %d entries; at most 1024.", n);
+            return -1;
+        }
+        x->bias_id = util_xcalloc((size_t)n + 1, sizeof *x->bias_id);
+        x->bias = util_xcalloc((size_t)n + 1, sizeof *x->bias);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, lb) {
+            char *end;
+            const char *k = e->string;
+            long id = strtol(k, &end, 10);
+            why->param = "logit_bias";
+            why->code = "invalid_value";
+            if (!*k || *end || k[0] == '-' || k[0] == '+' || k[0] == ' ' || id < 0) {
+                snprintf(why->message, sizeof why->message, "Invalid key in 'logit_bias': '%.40s'. Keys must be "
+                         "token ids (non-negative integers).", k);
+                goto bad;
+            }
+            if (id >= info.n_vocab) {
+                snprintf(why->message, sizeof why->message, "Invalid key in 'logit_bias': %ld is not a token id of "
+                         "the local model '%s' (its vocabulary has %d tokens).", id, m->name, info.n_vocab);
+                goto bad;
+            }
+            if (!cJSON_IsNumber(e) || !(e->valuedouble >= -100 && e->valuedouble <= 100)) {
+                snprintf(why->message, sizeof why->message, "Invalid value in 'logit_bias' for token %ld: biases "
+                         "must be numbers from -100 to 100.", id);
+                goto bad;
+            }
+            x->bias_id[x->n_bias] = (int32_t)id;
+            x->bias[x->n_bias++] = (float)e->valuedouble;
+        }
+    }
+    return 0;
+bad:
+    free(x->bias_id);
+    free(x->bias);
+    x->bias_id = NULL;
+    x->bias = NULL;
+    return -1;
+}
+
 /* 1 if any message's text says "json" in any case (OpenAI's rule for json_object). */
 static int messages_say_json(const struct llm_request *r)
 {
@@ -585,7 +748,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
     const char *unsupported = r->has_tools ? "tools"
                               : r->ep != LLM_CHAT && rf && !cJSON_IsNull(rf) ? "response_format"
-                              : cJSON_IsTrue(lp) ? "logprobs"
+                              : r->ep != LLM_CHAT && lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) ? "logprobs"
                               : NULL;
     if (unsupported) {
         why->code = "unsupported_parameter";
@@ -594,10 +757,19 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         snprintf(err, errlen, "'%s' is not supported by the local model '%s'", unsupported, m->name);
         return NULL;
     }
-    struct lm_grammar *grammar = NULL;
-    if (r->ep == LLM_CHAT && response_grammar(m, r, &grammar, why) != 0)
+    struct lm_sample_extra x;
+    if (sample_extras(m, r, &x, why) != 0)
         return NULL;
+    struct lm_grammar *grammar = NULL;
+    if (r->ep == LLM_CHAT && response_grammar(m, r, &grammar, why) != 0) {
+        free(x.bias_id);
+        free(x.bias);
+        return NULL;
+    }
     struct local_call *c = util_xcalloc(1, sizeof *c);
+    c->logprobs = x.logprobs;
+    c->bias_id = x.bias_id;
+    c->bias = x.bias;
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 1;
     c->m = m;
@@ -623,6 +795,11 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     jr->params.max_tokens = r->max_tokens;
     jr->params.stop = (const char *const *)r->stop;
     jr->params.n_stop = r->n_stop;
+    jr->params.logprobs = x.logprobs;
+    jr->params.top_logprobs = x.top_logprobs;
+    jr->params.bias_id = x.bias_id;
+    jr->params.bias = x.bias;
+    jr->params.n_bias = x.n_bias;
     if (r->ep == LLM_CHAT) {
         c->kind = jr->kind = LM_JOB_CHAT;
         c->chat = 1;
