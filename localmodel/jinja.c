@@ -2640,8 +2640,8 @@ static val *binop(struct rctx *r, int op, val *x, val *y, int line)
     if (op == B_MUL && ((x->t == V_STR && y->t == V_INT) || (x->t == V_INT && y->t == V_STR))) {
         const val *sv = x->t == V_STR ? x : y;
         int64_t k = x->t == V_INT ? x->u.i : y->u.i;
-        if (k < 0) k = 0;
-        if ((uint64_t)k * sv->u.s.n > r->max_output) rerr(r, line, "string repetition too large");
+        if (k < 0 || sv->u.s.n == 0) k = 0;   /* "" * 10**21 is "", at once */
+        if (k > 0 && (uint64_t)k > r->max_output / sv->u.s.n) rerr(r, line, "string repetition too large");
         struct out o = { 0 };
         for (int64_t i = 0; i < k; i++) out_str(r, &o, &sv->u.s, line);
         return mkstr(r, out_take(r, &o));
