@@ -555,15 +555,14 @@ struct lm_sample_extra {
 
 static int sample_extras(const struct local_model *m, const struct llm_request *r, struct lm_sample_extra *x,
                          struct local_refusal *why) {
-    memset(x, 0, sizeof *x);
-    why->status = 400;
-    why->code = "invalid_type";
+    memset(x, 0, sizeof *x);   /* why is written only when refusing (local_start set its status 400) */
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
     const cJSON *top = cJSON_GetObjectItemCaseSensitive(r->body, "top_logprobs");
     const cJSON *lb = cJSON_GetObjectItemCaseSensitive(r->body, "logit_bias");
     if (r->ep == LLM_CHAT) {
         if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) {
             why->param = "logprobs";
+            why->code = "invalid_type";
             snprintf(why->message, sizeof why->message, "'logprobs' must be a boolean.");
             return -1;
         }
@@ -588,6 +587,7 @@ static int sample_extras(const struct local_model *m, const struct llm_request *
     if (lb && !cJSON_IsNull(lb)) {
         if (!cJSON_IsObject(lb)) {
             why->param = "logit_bias";
+            why->code = "invalid_type";
             snprintf(why->message, sizeof why->message, "'logit_bias' must be an object of token ids to biases.");
             return -1;
         }
@@ -658,10 +658,10 @@ static int response_grammar(const struct local_model *m, const struct llm_reques
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
     if (!rf || cJSON_IsNull(rf))
         return 0;
-    why->status = 400;
-    why->code = "invalid_type";
+    /* why is written only when refusing (local_start set its status 400) */
     if (!cJSON_IsObject(rf)) {
         why->param = "response_format";
+        why->code = "invalid_type";
         snprintf(why->message, sizeof why->message, "'response_format' must be an object.");
         return -1;
     }

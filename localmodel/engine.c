@@ -232,13 +232,14 @@ static int is_stop_id(const struct lm_engine *e, int32_t id)
  * the sequence goes on. Returns 1 if it continues (j->pending set). */
 /* Constrained output: every token the grammar refuses from here gets
  * -inf; the end-of-text tokens only where the document is complete.
- * Returns 0, or -1 when nothing may follow (the caller ends the job). */
+ * Returns 0, -1 when nothing may follow, -2 when the matcher is out of
+ * memory (either way the caller ends the job). */
 static int apply_grammar(struct lm_engine *e, struct lm_job *j, float *logits)
 {
     int n_allowed, can_end;
     const uint32_t *mask = lm_gmatch_mask(j->gm, &n_allowed, &can_end);
     if (!mask)
-        return -1;
+        return -2;
     int nv = e->m->hp.n_vocab, words = (nv + 31) / 32;
     int eos = lm_tok_eos(e->tok);
     float eos_logit = eos >= 0 && eos < nv ? logits[eos] : 0.0f;
@@ -302,13 +303,11 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
 {
     if (j->lp_raw)
         memcpy(j->lp_raw, logits, (size_t)e->m->hp.n_vocab * sizeof *logits);
-    if (j->gm) {
-        if (lm_gmatch_done(j->gm)) {
-            finish(e, j, "stop");
-            return 0;
-        }
-        if (apply_grammar(e, j, logits) != 0) {
-            emit_error(j, "constrained decoding: no token of the vocabulary can continue the document");
+    if (j->gm) {   /* a closed document ended the job when its last token came */
+        int rc = apply_grammar(e, j, logits);
+        if (rc != 0) {
+            emit_error(j, rc == -2 ? "constrained decoding: the grammar matcher ran out of memory"
+                                   : "constrained decoding: no token of the vocabulary can continue the document");
             retire(e, j);
             return 0;
         }

@@ -324,19 +324,10 @@ static void copy32(int32_t *dst, const int32_t *src, int n)
 
 static int mgrow(struct lm_gmatch *m, void **p, int *cap, int need, size_t elem)
 {
-    if (need <= *cap)
+    if (g_grow(p, cap, need, elem) == 0)
         return 0;
-    int nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, (size_t)nc * elem);
-    if (!q) {
-        m->failed = 1;
-        return -1;
-    }
-    *p = q;
-    *cap = nc;
-    return 0;
+    m->failed = 1;
+    return -1;
 }
 
 static uint32_t hash3(int32_t a, int32_t b, int32_t c)

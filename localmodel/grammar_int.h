@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 enum { G_BYTES, G_SEQ, G_ALT, G_REP };
 
@@ -35,6 +36,23 @@ struct lm_grammar {
     int n_sets, cap_sets;
     int root;
 };
+
+/* Grow *p (of *cap elements of elem bytes) to hold need, doubling. 0, or
+ * -1 when out of memory (*p unchanged). */
+static inline int g_grow(void **p, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    int nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
 
 static inline int g_set_has(const struct lm_grammar *g, int set, unsigned b)
 {

@@ -33,28 +33,13 @@
 #include <string.h>
 
 #define MAX_DEPTH 64
-#define MAX_COUNT 10000        /* minItems/maxItems and regex {m,n} above this are refused */
+#define MAX_COUNT 10000        /* minItems and regex {m,n} above this are refused */
 #define WS_INDENT 8
 #define INT_DIGITS 18
 #define FRAC_DIGITS 15
 #define INF_BOUND ((long long)999999999999999999LL)   /* 18 nines */
 
 /* ---- builder ----------------------------------------------------------------------- */
-
-static int grow(void **p, int *cap, int need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    int nc = *cap ? *cap : 256;
-    while (nc < need)
-        nc *= 2;
-    void *q = realloc(*p, (size_t)nc * elem);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = nc;
-    return 0;
-}
 
 static void fail(struct gbuild *b, const char *fmt, ...)
 {
@@ -76,7 +61,7 @@ int gb_node(struct gbuild *b, int kind, int a, int n, int max, int set)
         fail(b, "schema: needs more than %d grammar nodes; make it smaller", LM_GRAMMAR_MAX_NODES);
         return -1;
     }
-    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes) != 0) {
+    if (g_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes) != 0) {
         fail(b, "out of memory");
         return -1;
     }
@@ -94,7 +79,7 @@ static int nset(struct gbuild *b, const uint32_t set[8])
     struct lm_grammar *g = b->g;
     if (b->failed)
         return -1;
-    if (grow((void **)&g->sets, &g->cap_sets, g->n_sets + 1, sizeof *g->sets) != 0) {
+    if (g_grow((void **)&g->sets, &g->cap_sets, g->n_sets + 1, sizeof *g->sets) != 0) {
         fail(b, "out of memory");
         return -1;
     }
@@ -132,7 +117,7 @@ static int nlist(struct gbuild *b, int kind, const int *ids, int n)
     if (n == 1)
         return ids[0];
     struct lm_grammar *g = b->g;
-    if (b->failed || grow((void **)&g->kids, &g->cap_kids, g->n_kids + n, sizeof *g->kids) != 0) {
+    if (b->failed || g_grow((void **)&g->kids, &g->cap_kids, g->n_kids + n, sizeof *g->kids) != 0) {
         fail(b, "out of memory");
         return -1;
     }
@@ -192,7 +177,7 @@ struct sc {
     char path[512];
     int depth;
     /* lazily built shared pieces */
-    int ws, sep, chr, str, num, intg, any, utf8;
+    int ws, sep, chr, str, any, utf8;
     struct { char *ref; int node; } *refs;
     int n_refs, cap_refs;
 };
@@ -710,12 +695,8 @@ static int rx_number(struct rx *r, int *v)
 
 static int rx_seq(struct rx *r)
 {
-    int cap = 16, n = 0;
-    int *items = malloc((size_t)cap * sizeof *items);
-    if (!items) {
-        fail(&r->c->b, "out of memory");
-        return -1;
-    }
+    int cap = 0, n = 0;
+    int *items = NULL;
     while (r->p < r->end && *r->p != '|' && *r->p != ')' && !r->c->b.failed) {
         int a = rx_atom(r);
         if (a < 0)
@@ -761,14 +742,9 @@ static int rx_seq(struct rx *r)
         }
         if (a < 0)
             break;
-        if (n == cap) {
-            cap *= 2;
-            int *q = realloc(items, (size_t)cap * sizeof *q);
-            if (!q) {
-                fail(&r->c->b, "out of memory");
-                break;
-            }
-            items = q;
+        if (g_grow((void **)&items, &cap, n + 1, sizeof *items) != 0) {
+            fail(&r->c->b, "out of memory");
+            break;
         }
         items[n++] = a;
     }
@@ -779,24 +755,15 @@ static int rx_seq(struct rx *r)
 
 static int rx_alt(struct rx *r)
 {
-    int cap = 8, n = 0;
-    int *alts = malloc((size_t)cap * sizeof *alts);
-    if (!alts) {
-        fail(&r->c->b, "out of memory");
-        return -1;
-    }
+    int cap = 0, n = 0;
+    int *alts = NULL;
     for (;;) {
         int s = rx_seq(r);
         if (s < 0)
             break;
-        if (n == cap) {
-            cap *= 2;
-            int *q = realloc(alts, (size_t)cap * sizeof *q);
-            if (!q) {
-                fail(&r->c->b, "out of memory");
-                break;
-            }
-            alts = q;
+        if (g_grow((void **)&alts, &cap, n + 1, sizeof *alts) != 0) {
+            fail(&r->c->b, "out of memory");
+            break;
         }
         alts[n++] = s;
         if (r->p < r->end && *r->p == '|') {
@@ -977,9 +944,9 @@ static int get_count(struct sc *c, const cJSON *s, const char *kw, int dflt)
         sfail(c, "'%s' must be a non-negative integer", kw);
         return -2;
     }
+    if (strcmp(kw, "maxItems") == 0)   /* counted as reached: any size costs the same */
+        return v->valuedouble >= 2147483647.0 ? 2147483647 : (int)v->valuedouble;
     if (v->valuedouble > MAX_COUNT) {
-        if (strcmp(kw, "maxItems") == 0)
-            return dflt;    /* a larger maximum constrains nothing a model will reach */
         sfail(c, "'%s' is above %d", kw, MAX_COUNT);
         return -2;
     }
@@ -1159,11 +1126,19 @@ static int bounds(struct sc *c, const cJSON *s, int integer, long long *lo, long
             return -1;
         }
         double x = v->valuedouble;
-        if (fabs(x) >= 1e18)
-            continue;   /* beyond what llmpin writes: no constraint */
+        int lower = i < 2;
+        if (fabs(x) >= 1e18) {
+            /* llmpin writes at most 18 integer digits: a bound out there
+             * either constrains nothing or cannot be met */
+            if ((lower && x > 0) || (!lower && x < 0)) {
+                sfail(c, "'%s' %g needs more than the 18 integer digits llmpin writes", kws[i], x);
+                return -1;
+            }
+            continue;
+        }
         int excl = i == 1 || i == 3;
         long long k;
-        if (i < 2) {
+        if (lower) {
             k = (long long)ceil(x);
             if (excl && (double)k == x)
                 k++;
@@ -1253,7 +1228,7 @@ static int ref_node(struct sc *c, const char *ref)
         sfail(c, "more than 4096 distinct '$ref' targets");
         return -1;
     }
-    if (grow((void **)&c->refs, &c->cap_refs, c->n_refs + 1, sizeof *c->refs) != 0) {
+    if (g_grow((void **)&c->refs, &c->cap_refs, c->n_refs + 1, sizeof *c->refs) != 0) {
         fail(&c->b, "out of memory");
         return -1;
     }
@@ -1452,7 +1427,7 @@ static void sc_init(struct sc *c, struct lm_grammar *g, char *err, size_t errlen
     c->b.eps = -1;
     for (int i = 0; i < 256; i++)
         c->b.byte_node[i] = -1;
-    c->ws = c->sep = c->chr = c->str = c->num = c->intg = c->any = c->utf8 = -1;
+    c->ws = c->sep = c->chr = c->str = c->any = c->utf8 = -1;
 }
 
 static void sc_done(struct sc *c)

@@ -123,7 +123,7 @@ class LocalModelTest(E2ETestCase):
         self.assertEqual(len(left), 16)
         self.assertTrue({e["token"] for e in left} <= {t400[0]["token"], t401[0]["token"]}, left)
         for bias, words in (({"abc": 1}, "Invalid key"), ({"99999": 1}, "not a token id"), ({"5": 101}, "-100 to 100"),
-                            ([1], "must be an object")):
+                            ([1], "must be an object"), ({str(i): 1 for i in range(1025)}, "at most 1024")):
             st, h, d, raw = self.post("/v1/chat/completions", {"model": "stories", "logit_bias": bias,
                                                                "messages": [{"role": "user", "content": "hi"}]})
             self.assertIn(words, self.assertError(st, d, 400, param="logit_bias")["message"])

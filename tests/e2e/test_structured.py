@@ -606,7 +606,9 @@ class StructuredOutputTest(E2ETestCase):
         for label, rf, param in [
                 ("no name", {"type": "json_schema", "json_schema": {"schema": obj({"type": "string"})}},
                  "response_format.json_schema.name"),
-                ("unknown type", {"type": "yaml"}, "response_format.type")]:
+                ("unknown type", {"type": "yaml"}, "response_format.type"),
+                ("no type", {"json_schema": {"name": "x"}}, "response_format.type"),
+                ("not an object", "json", "response_format")]:
             with self.subTest(label):
                 st, h, d, raw = self.post({"model": "stories", "messages": [{"role": "user", "content": "JSON"}],
                                            "response_format": rf})

@@ -52,6 +52,9 @@ static const struct vcase cases[] = {
     { "{\"type\":\"integer\",\"minimum\":-15,\"maximum\":307}",
       { "-15", "-9", "0", "7", "99", "300", "307", "-1" },
       { "-16", "308", "310", "1000", "-0", "01", "3.5", "-20" } },
+    /* bounds past the 18 digits written constrain nothing; a huge maxItems is still a bound */
+    { "{\"type\":\"integer\",\"maximum\":1e30,\"minimum\":-1e30}", { "0", "-5", "123456789012345678" }, { "1.5" } },
+    { "{\"type\":\"array\",\"items\":{\"type\":\"null\"},\"maxItems\":100000}", { "[]", "[null,null]" }, { "[1]" } },
     { "{\"type\":\"integer\",\"exclusiveMinimum\":10,\"exclusiveMaximum\":20}",
       { "11", "19", "15" }, { "10", "20", "9", "21" } },
     { "{\"type\":\"number\",\"minimum\":0,\"maximum\":1}",
@@ -141,6 +144,9 @@ static void test_refusals(void)
           "'required' names 'b'" },
         { "{\"enum\":[1,2],\"type\":\"string\"}", "no value of 'enum'" },
         { "{\"type\":\"number\",\"multipleOf\":0.5}", "'multipleOf'" },
+        { "{\"type\":\"integer\",\"minimum\":1e19}", "needs more than the 18 integer digits" },
+        { "{\"type\":\"number\",\"maximum\":-5e18}", "needs more than the 18 integer digits" },
+        { "{\"type\":\"array\",\"minItems\":20000}", "'minItems' is above 10000" },
     };
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
         char err[512] = "";
