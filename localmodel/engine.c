@@ -69,8 +69,11 @@ struct lm_job {
     int add_bos;                 /* LM_TOK_ADD_* the tokenizer adds around text */
     int32_t *prompt;
     int n_prompt;
-    struct lm_params params;     /* stop strings point into `stops` */
+    struct lm_params params;     /* stop strings point into `stops`, the bias into bias_id/bias */
     char **stops;
+    int32_t *bias_id;
+    float *bias;
+    float *lp_raw;               /* logprobs: the step's raw logits */
     void (*emit)(void *ud, const struct lm_event *ev);
     void *ud;
     struct lm_job *next;         /* queue link */
@@ -139,6 +142,9 @@ static void job_unref(struct lm_job *j)
     lm_textout_free(j->tout);
     lm_gmatch_free(j->gm);
     lm_grammar_free(j->grammar);
+    free(j->bias_id);
+    free(j->bias);
+    free(j->lp_raw);
     free(j->emb_sum);
     free(j);
 }
@@ -254,8 +260,48 @@ static int apply_grammar(struct lm_engine *e, struct lm_job *j, float *logits)
     return n_allowed > 0 || can_end ? 0 : -1;
 }
 
+/* logprobs: the chosen token's log-probability and the best alternatives,
+ * from the raw logits saved before sampling changed them. */
+static void emit_logprob(struct lm_engine *e, struct lm_job *j, int32_t id, const char *piece, size_t len)
+{
+    const float *raw = j->lp_raw;
+    int nv = e->m->hp.n_vocab, k = j->params.top_logprobs;
+    float mx = -INFINITY;
+    for (int i = 0; i < nv; i++)
+        if (raw[i] > mx)
+            mx = raw[i];
+    double sum = 0;
+    for (int i = 0; i < nv; i++)
+        sum += exp((double)raw[i] - mx);
+    float lse = mx + (float)log(sum);
+    /* the k best by logit, lowest id on ties: insertion into a short list */
+    int32_t best[20];
+    int nb = 0;
+    for (int i = 0; i < nv && k > 0; i++) {
+        if (nb == k && !(raw[i] > raw[best[nb - 1]]))
+            continue;
+        int p = nb < k ? nb++ : nb - 1;
+        while (p > 0 && raw[i] > raw[best[p - 1]]) {
+            best[p] = best[p - 1];
+            p--;
+        }
+        best[p] = i;
+    }
+    struct lm_top top[20];
+    for (int i = 0; i < nb; i++) {
+        top[i].text = lm_tok_piece(e->tok, j->prev, best[i], &top[i].len);
+        top[i].logprob = raw[best[i]] - lse;
+    }
+    struct lm_event ev = { .type = LM_EV_LOGPROB, .text = piece, .len = len, .logprob = raw[id] - lse,
+                           .top = top, .n_top = nb };
+    if (!atomic_load(&j->cancelled))
+        j->emit(j->ud, &ev);
+}
+
 static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
 {
+    if (j->lp_raw)
+        memcpy(j->lp_raw, logits, (size_t)e->m->hp.n_vocab * sizeof *logits);
     if (j->gm) {
         if (lm_gmatch_done(j->gm)) {
             finish(e, j, "stop");
@@ -276,6 +322,8 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
     lm_sampler_accept(j->sampler, id);
     size_t len;
     const char *piece = lm_tok_piece(e->tok, j->prev, id, &len);
+    if (j->lp_raw)
+        emit_logprob(e, j, id, piece, len);
     j->prev = id;
     if (j->gm && lm_gmatch_feed(j->gm, piece, len) != 0) {
         emit_error(j, "constrained decoding: the sampled token does not continue the document");
@@ -346,6 +394,11 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
     }
     j->sampler = lm_sampler_new(&j->params, e->m->hp.n_vocab);
     j->tout = lm_textout_new((const char *const *)j->stops, j->params.n_stop);
+    if (j->params.logprobs && !(j->lp_raw = malloc((size_t)e->m->hp.n_vocab * sizeof *j->lp_raw))) {
+        emit_error(j, "out of memory");
+        retire(e, j);
+        return;
+    }
     if (j->grammar) {
         if (!e->vtrie)
             e->vtrie = lm_vtrie_new(e->tok);
@@ -638,6 +691,24 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     j->params = req->params;
     j->params.stop = NULL;
     j->params.n_stop = 0;
+    j->params.bias_id = NULL;
+    j->params.bias = NULL;
+    j->params.n_bias = 0;
+    if (req->params.n_bias > 0 && req->params.bias_id && req->params.bias) {
+        j->bias_id = malloc((size_t)req->params.n_bias * sizeof *j->bias_id);
+        j->bias = malloc((size_t)req->params.n_bias * sizeof *j->bias);
+        if (!j->bias_id || !j->bias)
+            goto oom;
+        memcpy(j->bias_id, req->params.bias_id, (size_t)req->params.n_bias * sizeof *j->bias_id);
+        memcpy(j->bias, req->params.bias, (size_t)req->params.n_bias * sizeof *j->bias);
+        j->params.bias_id = j->bias_id;
+        j->params.bias = j->bias;
+        j->params.n_bias = req->params.n_bias;
+    }
+    if (j->params.top_logprobs < 0)
+        j->params.top_logprobs = 0;
+    if (j->params.top_logprobs > 20)
+        j->params.top_logprobs = 20;
 
     /* stop strings: the request's, then the built-in family's */
     const char *const *fam = req->kind == LM_JOB_CHAT ? lm_prompt_stops(e->prompt) : NULL;

@@ -56,6 +56,15 @@ enum lm_ev_type {
     LM_EV_DONE,                /* finish_reason, usage; last event */
     LM_EV_ERROR,               /* message; last event */
     LM_EV_EMBEDDING,           /* embedding/n_embd (embedding jobs), then DONE */
+    LM_EV_LOGPROB,             /* params.logprobs: one per generated token, before its TEXT */
+};
+
+/* A token and its log-probability under the model (log-softmax of its raw
+ * logits: before penalties, logit_bias and a grammar's mask). */
+struct lm_top {
+    const char *text;          /* the token's bytes (may be part of a UTF-8 character) */
+    size_t len;
+    float logprob;
 };
 
 struct lm_event {
@@ -68,6 +77,9 @@ struct lm_event {
     int n_embd;
     int status;                /* ERROR: 400 when the request is at fault (code says how), else 0 */
     const char *code;          /* ERROR with status 400: "context_length_exceeded", "invalid_value" */
+    float logprob;             /* LOGPROB: of the token chosen, whose bytes are text/len */
+    const struct lm_top *top;  /* LOGPROB: the params.top_logprobs most likely tokens, best first */
+    int n_top;
 };
 
 /* A chat message for template rendering. */
@@ -86,6 +98,11 @@ struct lm_params {
     int max_tokens;            /* 0 = until EOS or context end */
     const char *const *stop;   /* stop strings, copied at submit */
     int n_stop;
+    const int32_t *bias_id;    /* logit_bias: bias[i] added to the logit of bias_id[i] */
+    const float *bias;         /*   (ids < n_vocab; copied at submit) */
+    int n_bias;
+    int logprobs;              /* emit LM_EV_LOGPROB per generated token */
+    int top_logprobs;          /* 0..20 alternatives with each */
 };
 
 enum lm_job_kind { LM_JOB_CHAT, LM_JOB_COMPLETION, LM_JOB_EMBED };

@@ -5,6 +5,7 @@
  *   1. frequency/presence penalties (OpenAI semantics) on the ids generated
  *      so far: logit -= count * frequency_penalty + (count > 0) * presence;
  *      applied through a list of distinct seen ids, so a step costs O(seen);
+ *      then logit_bias: logit += bias for each id it names;
  *   2. temperature <= 0: argmax, lowest id on ties (no randomness used);
  *   3. otherwise logits / temperature; top_k keeps the k best candidates by a
  *      partial selection (quickselect, O(V) expected) and sorts only those;
@@ -80,6 +81,9 @@ struct lm_sampler {
     int32_t *count;      /* per id: times generated */
     int32_t *seen;       /* distinct generated ids */
     int n_seen;
+    int32_t *bias_id;    /* logit_bias */
+    float *bias;
+    int n_bias;
     struct cand *cand;   /* scratch, n_vocab */
     double *prob;        /* scratch, n_vocab */
 };
@@ -113,6 +117,20 @@ struct lm_sampler *lm_sampler_new(const struct lm_params *p, int n_vocab)
         lm_sampler_free(s);
         return NULL;
     }
+    if (p->n_bias > 0 && p->bias_id && p->bias) {
+        s->bias_id = malloc((size_t)p->n_bias * sizeof *s->bias_id);
+        s->bias = malloc((size_t)p->n_bias * sizeof *s->bias);
+        if (!s->bias_id || !s->bias) {
+            lm_sampler_free(s);
+            return NULL;
+        }
+        for (int i = 0; i < p->n_bias; i++) {
+            if (p->bias_id[i] < 0 || p->bias_id[i] >= n_vocab || !isfinite(p->bias[i]))
+                continue;
+            s->bias_id[s->n_bias] = p->bias_id[i];
+            s->bias[s->n_bias++] = p->bias[i];
+        }
+    }
     return s;
 }
 
@@ -123,6 +141,8 @@ void lm_sampler_free(struct lm_sampler *s)
     free(s->seen);
     free(s->cand);
     free(s->prob);
+    free(s->bias_id);
+    free(s->bias);
     free(s);
 }
 
@@ -189,6 +209,8 @@ int32_t lm_sampler_sample(struct lm_sampler *s, float *logits)
         int32_t id = s->seen[i];
         logits[id] -= (float)s->count[id] * s->freq + s->pres;
     }
+    for (int i = 0; i < s->n_bias; i++)
+        logits[s->bias_id[i]] += s->bias[i];   /* -inf (a grammar's mask) stays -inf */
 
     /* argmax (NaN never wins), lowest id on ties */
     int32_t best = 0;

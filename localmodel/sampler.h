@@ -3,7 +3,8 @@
  *
  * lm_sampler: temperature (0 = greedy argmax), top_k, top_p, frequency and
  * presence penalties (OpenAI semantics: logit -= count*freq + (count>0)*pres,
- * over generated tokens), a seeded PRNG so the same seed and request give
+ * over generated tokens), logit_bias (added to the logits it names, copied
+ * from the params), a seeded PRNG so the same seed and request give
  * the same output.
  *
  * lm_textout: assembles token bytes into UTF-8-safe chunks and applies stop

@@ -269,4 +269,66 @@ describe('openai SDK against the local model', () => {
     await assert.rejects(lclient.embeddings.create({ model: 'stories', input: 'x', encoding_format: 'int8' }),
       (e) => e instanceof OpenAI.BadRequestError && e.param === 'encoding_format');
   });
+
+  const PERSON = {
+    type: 'object', additionalProperties: false, required: ['name', 'age', 'tags'],
+    properties: {
+      name: { type: 'string' },
+      age: { type: 'integer', minimum: 0, maximum: 120 },
+      tags: { type: 'array', items: { enum: ['a', 'b', 'c'] }, maxItems: 3 },
+    },
+  };
+
+  test('structured output: the SDK\'s parse() gets a document of the schema', async () => {
+    const r = await lclient.chat.completions.parse({
+      model: 'stories', max_tokens: 200, seed: 11,
+      messages: [{ role: 'user', content: 'A person, please.' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'person', strict: true, schema: PERSON } },
+    });
+    const ch = r.choices[0];
+    assert.equal(ch.finish_reason, 'stop', ch.message.content);
+    const p = ch.message.parsed;
+    assert.deepEqual(Object.keys(p), ['name', 'age', 'tags']);
+    assert.equal(typeof p.name, 'string');
+    assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120, JSON.stringify(p));
+    assert.ok(Array.isArray(p.tags) && p.tags.length <= 3 && p.tags.every((t) => ['a', 'b', 'c'].includes(t)));
+  });
+
+  test('structured output streamed: the deltas join into the document', async () => {
+    const stream = await lclient.chat.completions.create({
+      model: 'stories', max_tokens: 200, seed: 11, stream: true,
+      messages: [{ role: 'user', content: 'A person, please.' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON } },
+    });
+    let text = '';
+    let finish = null;
+    for await (const c of stream) {
+      if (c.choices[0]?.delta?.content) text += c.choices[0].delta.content;
+      if (c.choices[0]?.finish_reason) finish = c.choices[0].finish_reason;
+    }
+    assert.equal(finish, 'stop');
+    assert.deepEqual(Object.keys(JSON.parse(text)), ['name', 'age', 'tags']);
+  });
+
+  test('a schema keyword the local model cannot constrain to is a 400 naming it', async () => {
+    await assert.rejects(lclient.chat.completions.create({
+      model: 'stories', messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string', minLength: 3 } } },
+    }), (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' && /'minLength'/.test(e.message));
+  });
+
+  test('logprobs: the SDK reads them, and they agree with top_logprobs', async () => {
+    const r = await lclient.chat.completions.create({
+      model: 'stories', max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 5,
+      messages: [{ role: 'user', content: 'Once upon a time' }],
+    });
+    const lp = r.choices[0].logprobs.content;
+    assert.equal(lp.length, 8);
+    assert.equal(lp.map((e) => Buffer.from(e.bytes).toString('utf8')).join(''), r.choices[0].message.content);
+    for (const e of lp) {
+      assert.equal(e.top_logprobs.length, 5);
+      assert.equal(e.top_logprobs[0].logprob, e.logprob);
+      assert.ok(e.logprob <= 0);
+    }
+  });
 });

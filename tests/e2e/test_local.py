@@ -68,14 +68,99 @@ class LocalModelTest(E2ETestCase):
         self.assertEqual(models["stories"]["sha256"], STORIES_SHA)
         self.assertEqual(models["stories"]["owned_by"], "llmpin-local")
 
+    def chat_lp(self, **extra):
+        body = {"model": "stories", "messages": [{"role": "user", "content": "Once upon a time"}],
+                "max_tokens": 12, "temperature": 0, "logprobs": True, "top_logprobs": 20}
+        body.update(extra)
+        st, h, d, raw = self.post("/v1/chat/completions", body)
+        self.assertEqual(st, 200, raw)
+        return d["choices"][0]
+
+    def test_logprobs_come_from_the_model_distribution(self):
+        ch = self.chat_lp()
+        content = ch["logprobs"]["content"]
+        self.assertEqual(len(content), 12)
+        self.assertEqual("".join(bytes(e["bytes"]).decode("utf-8", "replace") for e in content),
+                         ch["message"]["content"])
+        for e in content:
+            tops = e["top_logprobs"]
+            self.assertEqual(len(tops), 20)
+            # greedy picks the most likely token; the list is sorted; a distribution's share
+            self.assertEqual(tops[0]["token"], e["token"])
+            self.assertEqual(tops[0]["logprob"], e["logprob"])
+            self.assertEqual([t["logprob"] for t in tops], sorted((t["logprob"] for t in tops), reverse=True))
+            self.assertTrue(all(t["logprob"] <= 0 for t in tops))
+            self.assertLessEqual(sum(math.exp(t["logprob"]) for t in tops), 1.0 + 1e-5)
+        # the model's distribution, not the sampler's: temperature does not change the first step
+        hot = self.chat_lp(temperature=1.7, seed=3)
+        self.assertEqual(hot["logprobs"]["content"][0]["top_logprobs"], content[0]["top_logprobs"])
+        # streamed: the same entries, spread over the chunks that carry their text
+        s = H.SSE(self.p.addr, "/v1/chat/completions",
+                  {"model": "stories", "messages": [{"role": "user", "content": "Once upon a time"}],
+                   "max_tokens": 12, "temperature": 0, "logprobs": True, "top_logprobs": 20, "stream": True})
+        self.addCleanup(s.close)
+        chunks = H.json_events(s.read_all())
+        streamed = [e for c in chunks if c["choices"] and c["choices"][0]["logprobs"]
+                    for e in c["choices"][0]["logprobs"]["content"]]
+        self.assertEqual(streamed, content)
+        # refused as OpenAI refuses them
+        for extra, param in (({"top_logprobs": 21}, "top_logprobs"), ({"logprobs": False, "top_logprobs": 2},
+                                                                       "top_logprobs"), ({"logprobs": "yes"}, "logprobs")):
+            body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}
+            body.update(extra)
+            st, h, d, raw = self.post("/v1/chat/completions", body)
+            self.assertError(st, d, 400, param=param)
+
+    def test_n_choices(self):
+        # n choices, each its own sample (seed + i): greedy ones agree, sampled ones differ; usage sums them
+        body = {"model": "stories", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 8}
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=3, temperature=0))
+        self.assertEqual(st, 200, raw)
+        self.assertEqual([c["index"] for c in d["choices"]], [0, 1, 2])
+        self.assertEqual(len({c["message"]["content"] for c in d["choices"]}), 1)
+        self.assertEqual(d["usage"]["completion_tokens"], 24)
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=4, seed=5, max_tokens=16))
+        self.assertGreater(len({c["message"]["content"] for c in d["choices"]}), 1, raw)
+        st, h, one, raw = self.post("/v1/chat/completions", dict(body, seed=5, max_tokens=16))
+        self.assertEqual(one["choices"][0]["message"]["content"], d["choices"][0]["message"]["content"])
+        s = H.SSE(self.p.addr, "/v1/chat/completions", dict(body, n=4, seed=5, max_tokens=16, stream=True,
+                                                           stream_options={"include_usage": True}))
+        self.addCleanup(s.close)
+        chunks = H.json_events(s.read_all())
+        texts, finish = ["", "", "", ""], [None] * 4
+        for c in chunks:
+            for ch in c["choices"]:
+                texts[ch["index"]] += ch["delta"].get("content") or ""
+                finish[ch["index"]] = ch["finish_reason"] or finish[ch["index"]]
+        self.assertEqual(texts, [c["message"]["content"] for c in d["choices"]])
+        self.assertEqual(finish, [c["finish_reason"] for c in d["choices"]])
+        self.assertEqual(chunks[-1]["usage"], d["usage"])
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=129))
+        self.assertError(st, d, 400, param="n")
+
+    def test_logit_bias(self):
+        # +100 on a token forces it; -100 on all but two leaves only those two
+        t400 = self.chat_lp(logit_bias={"400": 100}, max_tokens=4)["logprobs"]["content"]
+        t401 = self.chat_lp(logit_bias={"401": 100}, max_tokens=4)["logprobs"]["content"]
+        self.assertEqual(len({e["token"] for e in t400}), 1)
+        self.assertEqual(len({e["token"] for e in t401}), 1)
+        self.assertNotEqual(t400[0]["token"], t401[0]["token"])
+        ban = {str(i): -100 for i in range(512) if i not in (400, 401)}
+        left = self.chat_lp(logit_bias=ban, temperature=1, seed=7, max_tokens=16)["logprobs"]["content"]
+        self.assertEqual(len(left), 16)
+        self.assertTrue({e["token"] for e in left} <= {t400[0]["token"], t401[0]["token"]}, left)
+        for bias, words in (({"abc": 1}, "Invalid key"), ({"99999": 1}, "not a token id"), ({"5": 101}, "-100 to 100"),
+                            ([1], "must be an object")):
+            st, h, d, raw = self.post("/v1/chat/completions", {"model": "stories", "logit_bias": bias,
+                                                               "messages": [{"role": "user", "content": "hi"}]})
+            self.assertIn(words, self.assertError(st, d, 400, param="logit_bias")["message"])
+
     def test_what_a_local_model_cannot_do_is_refused(self):
         # what the model lacks is a 503 (no target of the route can serve
         # it; another model could), naming the parameter; a prompt over the
         # only model's context is the request's fault, a 400 as OpenAI's
         cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, 503, "tools",
                   "'tools' is not supported by the local model 'stories'"),
-                 ({"logprobs": True}, 503, "logprobs", "'logprobs' is not supported by the local model 'stories'"),
-                 ({"n": 2}, 503, "n", "the local model 'stories' generates one choice per request ('n' must be 1)"),
                  ({"messages": [{"role": "user", "content": "word " * 700}]}, 400, "messages", None)]
         for extra, status, param, msg in cases:
             body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}
