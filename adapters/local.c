@@ -42,7 +42,21 @@ struct qev {
     int n_embd;
     int status;                 /* ERROR: 400 = the request's fault */
     const char *code;           /* static string, with status 400 */
+    int index;                  /* the choice it belongs to */
     struct qev *next;
+};
+
+struct local_call;
+
+/* One of the n choices of a chat or completion request: its own job, text
+ * (non-stream) and logprobs not yet sent. Embeddings use choice 0. */
+struct choice {
+    struct local_call *c;
+    int index;
+    struct lm_job *job;
+    struct buf text;
+    struct buf lp;
+    const char *finish;
 };
 
 struct local_call {
@@ -52,7 +66,9 @@ struct local_call {
     int cancelled;
     struct qev *head, *tail;
     struct event *ev;
-    struct lm_job *job;
+    struct choice *ch;          /* [n_choices] */
+    int n_choices, n_done;
+    int prompt_tokens, completion_tokens;
     struct upstream_req cb;
     /* request */
     enum lm_job_kind kind;
@@ -62,7 +78,6 @@ struct local_call {
     long created;
     /* progress */
     int sent_head;
-    struct buf text;            /* non-stream */
     /* embeddings: one job per input, run one after another */
     struct lm_job_req jr;
     char **inputs;
@@ -70,8 +85,8 @@ struct local_call {
     struct buf emb_json;
     int emb_tokens;
     int emb_base64;             /* encoding_format "base64": little-endian float32, base64 */
-    int logprobs;               /* chat logprobs: entries gathered in lp until sent */
-    struct buf lp;
+    int logprobs;               /* chat logprobs: entries gathered per choice until sent */
+    struct lm_grammar **grammars; /* [n_choices] until each lm_submit took its own */
     int32_t *bias_id;           /* logit_bias, until lm_submit copied it */
     float *bias;
 };
@@ -113,9 +128,14 @@ static void call_unref(struct local_call *c) {
         e = n;
     }
     pthread_mutex_destroy(&c->mu);
-    buf_free(&c->text);
+    for (int i = 0; i < c->n_choices; i++) {
+        buf_free(&c->ch[i].text);
+        buf_free(&c->ch[i].lp);
+        if (c->grammars) lm_grammar_free(c->grammars[i]);
+    }
+    free(c->ch);
+    free(c->grammars);
     buf_free(&c->emb_json);
-    buf_free(&c->lp);
     free(c->bias_id);
     free(c->bias);
     for (int i = 0; i < c->n_inputs; i++) free(c->inputs[i]);
@@ -165,12 +185,14 @@ static void logprob_json(struct buf *b, const struct lm_event *ev) {
 
 /* worker thread */
 static void emit(void *ud, const struct lm_event *ev) {
-    struct local_call *c = ud;
+    struct choice *h = ud;
+    struct local_call *c = h->c;
     int final = ev->type == LM_EV_DONE || ev->type == LM_EV_ERROR;
     pthread_mutex_lock(&c->mu);
     if (!c->cancelled) {
         struct qev *q = util_xcalloc(1, sizeof *q);
         q->type = ev->type;
+        q->index = h->index;
         if (ev->type == LM_EV_LOGPROB) {
             struct buf j = {0};
             logprob_json(&j, ev);
@@ -217,11 +239,13 @@ static void send_head(struct local_call *c, int status, const char *ctype) {
     if (status == 200 && c->stream && c->chat) {
         /* like OpenAI: the first chunk announces the role */
         struct buf b = {0};
-        chunk_prefix(c, &b);
-        buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-                        "\"logprobs\":null,\"finish_reason\":null}]");
-        if (c->include_usage) buf_appends(&b, ",\"usage\":null");
-        buf_appends(&b, "}\n\n");
+        for (int i = 0; i < c->n_choices; i++) {
+            chunk_prefix(c, &b);
+            buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+                           "\"logprobs\":null,\"finish_reason\":null}]", i);
+            if (c->include_usage) buf_appends(&b, ",\"usage\":null");
+            buf_appends(&b, "}\n\n");
+        }
         send_bytes(c, &b);
         buf_free(&b);
     }
@@ -248,33 +272,33 @@ static void send_usage_json(struct buf *b, int p, int n) {
 }
 
 /* "logprobs": null, or the entries gathered since the last chunk (then cleared). */
-static void logprobs_field(struct local_call *c, struct buf *b, int last) {
-    if (!c->logprobs || (last && c->stream && c->lp.len == 0)) {
+static void logprobs_field(struct local_call *c, struct choice *h, struct buf *b, int last) {
+    if (!c->logprobs || (last && c->stream && h->lp.len == 0)) {
         buf_appends(b, "\"logprobs\":null");
         return;
     }
     buf_appends(b, "\"logprobs\":{\"content\":[");
-    buf_append(b, c->lp.p ? c->lp.p : "", c->lp.len);
+    buf_append(b, h->lp.p ? h->lp.p : "", h->lp.len);
     buf_appends(b, "],\"refusal\":null}");
-    buf_reset(&c->lp);
+    buf_reset(&h->lp);
 }
 
 /* Returns 0, or -1 if the consumer stopped the call. */
-static int handle_text(struct local_call *c, const char *t, size_t n) {
+static int handle_text(struct local_call *c, struct choice *h, const char *t, size_t n) {
     if (!c->stream) {
-        buf_append(&c->text, t, n);
+        buf_append(&h->text, t, n);
         return 0;
     }
     struct buf b = {0};
     chunk_prefix(c, &b);
     if (c->chat) {
-        buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+        buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{\"content\":", h->index);
         buf_json_strn(&b, t, n);
         buf_appends(&b, "},");
-        logprobs_field(c, &b, 0);
+        logprobs_field(c, h, &b, 0);
         buf_appends(&b, ",\"finish_reason\":null}]");
     } else {
-        buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
+        buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":", h->index);
         buf_json_strn(&b, t, n);
         buf_appends(&b, ",\"logprobs\":null,\"finish_reason\":null}]");
     }
@@ -285,28 +309,36 @@ static int handle_text(struct local_call *c, const char *t, size_t n) {
     return r;
 }
 
-static int handle_done(struct local_call *c, const struct qev *e) {
+/* Choice h is done (DONE event e). A stream gets its finish chunk now; the
+ * answer (usage, [DONE], or the whole body) goes once every choice is done.
+ * Sets *all when that happened. Returns 0, or -1 if the consumer stopped. */
+static int handle_done(struct local_call *c, struct choice *h, const struct qev *e, int *all) {
     struct buf b = {0};
     int r = 0;
+    h->finish = e->finish;
+    c->prompt_tokens = e->prompt_tokens;     /* the same prompt for every choice */
+    c->completion_tokens += e->completion_tokens;
+    *all = ++c->n_done == c->n_choices;
     if (c->stream) {
         chunk_prefix(c, &b);
         if (c->chat) {
-            buf_appends(&b, ",\"choices\":[{\"index\":0,\"delta\":{},");
-            logprobs_field(c, &b, 1);
+            buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{},", h->index);
+            logprobs_field(c, h, &b, 1);
             buf_printf(&b, ",\"finish_reason\":\"%s\"}]", e->finish);
         } else
-            buf_printf(&b, ",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+            buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"%s\"}]",
+                       h->index, e->finish);
         if (c->include_usage) buf_appends(&b, ",\"usage\":null");
         buf_appends(&b, "}\n\n");
-        if (c->include_usage) {
+        if (*all && c->include_usage) {
             chunk_prefix(c, &b);
             buf_appends(&b, ",\"choices\":[],\"usage\":");
-            send_usage_json(&b, e->prompt_tokens, e->completion_tokens);
+            send_usage_json(&b, c->prompt_tokens, c->completion_tokens);
             buf_appends(&b, "}\n\n");
         }
-        buf_appends(&b, "data: [DONE]\n\n");
+        if (*all) buf_appends(&b, "data: [DONE]\n\n");
         r = send_bytes(c, &b);
-    } else {
+    } else if (*all) {
         buf_appends(&b, "{\"id\":");
         buf_json_str(&b, c->id);
         buf_printf(&b, ",\"object\":\"%s\",\"created\":%ld,\"model\":", c->chat ? "chat.completion" : "text_completion",
@@ -314,19 +346,23 @@ static int handle_done(struct local_call *c, const struct qev *e) {
         buf_json_str(&b, c->model_name);
         buf_appends(&b, ",\"system_fingerprint\":");
         buf_json_str(&b, c->m->fingerprint);
-        if (c->chat) {
-            buf_appends(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-            buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
-            buf_appends(&b, ",\"refusal\":null},");
-            logprobs_field(c, &b, 1);
-            buf_printf(&b, ",\"finish_reason\":\"%s\"}]", e->finish);
-        } else {
-            buf_appends(&b, ",\"choices\":[{\"index\":0,\"text\":");
-            buf_json_strn(&b, c->text.p ? c->text.p : "", c->text.len);
-            buf_printf(&b, ",\"logprobs\":null,\"finish_reason\":\"%s\"}]", e->finish);
+        buf_appends(&b, ",\"choices\":[");
+        for (int i = 0; i < c->n_choices; i++) {
+            struct choice *x = &c->ch[i];
+            if (c->chat) {
+                buf_printf(&b, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":", i ? "," : "", i);
+                buf_json_strn(&b, x->text.p ? x->text.p : "", x->text.len);
+                buf_appends(&b, ",\"refusal\":null},");
+                logprobs_field(c, x, &b, 1);
+                buf_printf(&b, ",\"finish_reason\":\"%s\"}", x->finish);
+            } else {
+                buf_printf(&b, "%s{\"index\":%d,\"text\":", i ? "," : "", i);
+                buf_json_strn(&b, x->text.p ? x->text.p : "", x->text.len);
+                buf_printf(&b, ",\"logprobs\":null,\"finish_reason\":\"%s\"}", x->finish);
+            }
         }
-        buf_appends(&b, ",\"usage\":");
-        send_usage_json(&b, e->prompt_tokens, e->completion_tokens);
+        buf_appends(&b, "],\"usage\":");
+        send_usage_json(&b, c->prompt_tokens, c->completion_tokens);
         buf_appends(&b, "}\n");
         r = send_bytes(c, &b);
     }
@@ -373,12 +409,13 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
         pthread_mutex_unlock(&c->mu);
         if (!e) return;
         int stop = 0, finished = 0;
+        struct choice *h = &c->ch[e->index];
         if (e->type == LM_EV_LOGPROB) {
-            if (c->lp.len) buf_append(&c->lp, ",", 1);
-            buf_append(&c->lp, e->text ? e->text : "", e->len);
+            if (h->lp.len) buf_append(&h->lp, ",", 1);
+            buf_append(&h->lp, e->text ? e->text : "", e->len);
         } else if (e->type == LM_EV_TEXT) {
             send_head(c, 200, c->stream ? "text/event-stream" : "application/json");
-            stop = handle_text(c, e->text, e->len) != 0;
+            stop = handle_text(c, h, e->text, e->len) != 0;
         } else if (e->type == LM_EV_EMBEDDING) {
             if (c->emb_json.len) buf_append(&c->emb_json, ",", 1);
             buf_printf(&c->emb_json, "{\"object\":\"embedding\",\"index\":%d,\"embedding\":", c->next_input);
@@ -394,8 +431,8 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
         } else if (e->type == LM_EV_DONE) {
             if (c->kind == LM_JOB_EMBED) {
                 c->emb_tokens += e->prompt_tokens;
-                lm_job_release(c->job);
-                c->job = NULL;
+                lm_job_release(h->job);
+                h->job = NULL;
                 if (++c->next_input < c->n_inputs) {
                     int st;
                     char err[256];
@@ -420,8 +457,7 @@ static void on_events(evutil_socket_t fd, short what, void *arg) {
                 }
             } else {
                 send_head(c, 200, c->stream ? "text/event-stream" : "application/json");
-                stop = handle_done(c, e) != 0;
-                finished = 1;
+                stop = handle_done(c, h, e, &finished) != 0;
             }
         } else { /* ERROR */
             finished = 1;
@@ -531,19 +567,32 @@ int local_model_same(const struct local_model *m, const struct cfg_local_model *
 
 /* ---- calls ------------------------------------------------------------------------- */
 
+/* Queue the job of every choice (embeddings: of the next input). Choice i
+ * of n samples with seed + i, so a seeded request stays reproducible and
+ * its choices differ. */
 static int submit_current(struct local_call *c, int *status, const char **code, char *err, size_t errlen) {
     if (c->kind == LM_JOB_EMBED) c->jr.prompt = c->inputs[c->next_input];
-    pthread_mutex_lock(&c->mu);
-    c->refs++; /* the engine side */
-    pthread_mutex_unlock(&c->mu);
-    c->job = lm_submit(c->m->eng, &c->jr, status, code, err, errlen);
-    if (!c->job) {
+    uint64_t seed = c->jr.params.seed;
+    int rc = 0;
+    for (int i = 0; i < c->n_choices && rc == 0; i++) {
         pthread_mutex_lock(&c->mu);
-        c->refs--;
+        c->refs++; /* the engine side */
         pthread_mutex_unlock(&c->mu);
-        return -1;
+        c->jr.ud = &c->ch[i];
+        c->jr.params.seed = seed + (uint64_t)i;
+        c->jr.grammar = c->grammars ? c->grammars[i] : NULL;
+        if (c->grammars) c->grammars[i] = NULL; /* lm_submit owns it now */
+        c->ch[i].job = lm_submit(c->m->eng, &c->jr, status, code, err, errlen);
+        if (!c->ch[i].job) {
+            pthread_mutex_lock(&c->mu);
+            c->refs--;
+            pthread_mutex_unlock(&c->mu);
+            rc = -1;
+        }
     }
-    return 0;
+    c->jr.params.seed = seed;
+    c->jr.grammar = NULL;
+    return rc;
 }
 
 /* logprobs, top_logprobs (chat) and logit_bias, checked as OpenAI checks them. */
@@ -736,10 +785,12 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     why->code = "invalid_value";
     why->param = NULL;
     why->capability = 0;
-    if (r->n > 1) {
+    int n_choices = r->n > 1 && r->ep != LLM_EMBEDDINGS ? r->n : 1;
+    if (n_choices > 128) {
         why->param = "n";
-        why->capability = 1;
-        snprintf(err, errlen, "the local model '%s' generates one choice per request ('n' must be 1)", m->name);
+        why->code = "integer_above_max_value";
+        snprintf(err, errlen, "Invalid 'n': integer above maximum value. Expected a value <= 128, but got %d instead.",
+                 r->n);
         return NULL;
     }
     /* Refuse what a local model cannot honour rather than answer as if it
@@ -760,13 +811,29 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     struct lm_sample_extra x;
     if (sample_extras(m, r, &x, why) != 0)
         return NULL;
-    struct lm_grammar *grammar = NULL;
-    if (r->ep == LLM_CHAT && response_grammar(m, r, &grammar, why) != 0) {
-        free(x.bias_id);
-        free(x.bias);
-        return NULL;
+    /* one grammar per choice: each job's matcher owns its own */
+    struct lm_grammar **grammars = NULL;
+    for (int i = 0; r->ep == LLM_CHAT && i < n_choices; i++) {
+        struct lm_grammar *g = NULL;
+        if (response_grammar(m, r, &g, why) != 0) {
+            for (int k = 0; grammars && k < i; k++) lm_grammar_free(grammars[k]);
+            free(grammars);
+            free(x.bias_id);
+            free(x.bias);
+            return NULL;
+        }
+        if (!g) break; /* free text */
+        if (!grammars) grammars = util_xcalloc((size_t)n_choices, sizeof *grammars);
+        grammars[i] = g;
     }
     struct local_call *c = util_xcalloc(1, sizeof *c);
+    c->n_choices = n_choices;
+    c->ch = util_xcalloc((size_t)n_choices, sizeof *c->ch);
+    for (int i = 0; i < n_choices; i++) {
+        c->ch[i].c = c;
+        c->ch[i].index = i;
+    }
+    c->grammars = grammars;
     c->logprobs = x.logprobs;
     c->bias_id = x.bias_id;
     c->bias = x.bias;
@@ -784,7 +851,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     struct lm_job_req *jr = &c->jr;
     struct lm_message *msgs = NULL;
     jr->emit = emit;
-    jr->ud = c;
+    jr->ud = &c->ch[0];
     jr->params.temperature = r->has_temperature ? (float)r->temperature : 1.0f;
     jr->params.top_p = r->has_top_p ? (float)r->top_p : 1.0f;
     jr->params.top_k = r->top_k;
@@ -810,8 +877,6 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         }
         jr->messages = msgs;
         jr->n_messages = r->n_messages;
-        jr->grammar = grammar;   /* lm_submit owns it from here */
-        grammar = NULL;
     } else if (r->ep == LLM_COMPLETIONS) {
         if (!r->prompt) {
             why->code = "invalid_type";
@@ -876,9 +941,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     return c;
 fail:
     free(msgs);
-    event_free(c->ev);
-    c->ev = NULL;
-    call_unref(c);
+    local_cancel(c); /* choices already queued stop; the call goes when they have */
     return NULL;
 }
 
@@ -887,10 +950,11 @@ void local_cancel(struct local_call *c) {
     pthread_mutex_lock(&c->mu);
     c->cancelled = 1;
     pthread_mutex_unlock(&c->mu);
-    if (c->job) {
-        lm_cancel(c->job);
-        lm_job_release(c->job);
-        c->job = NULL;
+    for (int i = 0; i < c->n_choices; i++) {
+        if (!c->ch[i].job) continue;
+        lm_cancel(c->ch[i].job);
+        lm_job_release(c->ch[i].job);
+        c->ch[i].job = NULL;
     }
     if (c->ev) {
         event_free(c->ev);

@@ -95,14 +95,13 @@ class FallbackTest(E2ETestCase):
                                                "parameters": {"type": "object", "properties": {}}}}]
 
     def test_local_model_without_the_capability_is_skipped(self):
-        # tools, a JSON schema keyword it cannot constrain to and n > 1
-        # need what the local model lacks: it is skipped before
+        # tools and a JSON schema keyword it cannot constrain to need what
+        # the local model lacks: it is skipped before
         # anything is sent, and B serves
         p = self.start("local:stories", second="b", local=True)
         extras = [{"tools": self.TOOLS},
                   {"response_format": {"type": "json_schema",
-                                       "json_schema": {"name": "x", "schema": {"type": "string", "minLength": 2}}}},
-                  {"n": 2}]
+                                       "json_schema": {"name": "x", "schema": {"type": "string", "minLength": 2}}}}]
         for i, extra in enumerate(extras):
             self.assertServed(self.chat(p, "chat", **extra), "b", ANSWER, fallback="unsupported")
             self.assertEqual(self.b.stats()["requests"], i + 1)

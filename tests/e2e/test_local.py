@@ -111,6 +111,33 @@ class LocalModelTest(E2ETestCase):
             st, h, d, raw = self.post("/v1/chat/completions", body)
             self.assertError(st, d, 400, param=param)
 
+    def test_n_choices(self):
+        # n choices, each its own sample (seed + i): greedy ones agree, sampled ones differ; usage sums them
+        body = {"model": "stories", "messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 8}
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=3, temperature=0))
+        self.assertEqual(st, 200, raw)
+        self.assertEqual([c["index"] for c in d["choices"]], [0, 1, 2])
+        self.assertEqual(len({c["message"]["content"] for c in d["choices"]}), 1)
+        self.assertEqual(d["usage"]["completion_tokens"], 24)
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=4, seed=5, max_tokens=16))
+        self.assertGreater(len({c["message"]["content"] for c in d["choices"]}), 1, raw)
+        st, h, one, raw = self.post("/v1/chat/completions", dict(body, seed=5, max_tokens=16))
+        self.assertEqual(one["choices"][0]["message"]["content"], d["choices"][0]["message"]["content"])
+        s = H.SSE(self.p.addr, "/v1/chat/completions", dict(body, n=4, seed=5, max_tokens=16, stream=True,
+                                                           stream_options={"include_usage": True}))
+        self.addCleanup(s.close)
+        chunks = H.json_events(s.read_all())
+        texts, finish = ["", "", "", ""], [None] * 4
+        for c in chunks:
+            for ch in c["choices"]:
+                texts[ch["index"]] += ch["delta"].get("content") or ""
+                finish[ch["index"]] = ch["finish_reason"] or finish[ch["index"]]
+        self.assertEqual(texts, [c["message"]["content"] for c in d["choices"]])
+        self.assertEqual(finish, [c["finish_reason"] for c in d["choices"]])
+        self.assertEqual(chunks[-1]["usage"], d["usage"])
+        st, h, d, raw = self.post("/v1/chat/completions", dict(body, n=129))
+        self.assertError(st, d, 400, param="n")
+
     def test_logit_bias(self):
         # +100 on a token forces it; -100 on all but two leaves only those two
         t400 = self.chat_lp(logit_bias={"400": 100}, max_tokens=4)["logprobs"]["content"]
@@ -134,7 +161,6 @@ class LocalModelTest(E2ETestCase):
         # only model's context is the request's fault, a 400 as OpenAI's
         cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, 503, "tools",
                   "'tools' is not supported by the local model 'stories'"),
-                 ({"n": 2}, 503, "n", "the local model 'stories' generates one choice per request ('n' must be 1)"),
                  ({"messages": [{"role": "user", "content": "word " * 700}]}, 400, "messages", None)]
         for extra, status, param, msg in cases:
             body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}
