@@ -39,6 +39,22 @@ struct lm_gmatch;
 struct lm_grammar *lm_grammar_from_schema(const struct cJSON *schema, char *err, size_t errlen);
 /* Any JSON object (response_format json_object). */
 struct lm_grammar *lm_grammar_json_object(void);
+/* Tool calls (chat tools): begin, then 1..max_calls calls joined by sep,
+ * then end (max_calls 0: any number); a call is prefix, the object {"NAME_KEY": "name", "ARGS_KEY":
+ * arguments}, suffix, where arguments follow the tool's function.parameters
+ * schema. Whitespace may come between all the parts. tools is the request's
+ * array ({"type":"function","function":{"name","parameters","strict"}},
+ * names checked by the caller); only >= 0 allows that tool alone. A
+ * parameters schema that does not compile is refused (err names
+ * tools[i].function.parameters and the keyword) when the tool is strict;
+ * otherwise its arguments are any JSON object. */
+#define LM_TOOLS_MAX 128
+struct lm_tool_form {
+    const char *begin, *prefix, *suffix, *sep, *end;   /* literals, NULL = none */
+    const char *name_key, *args_key;
+};
+struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const struct cJSON *tools, int only,
+                                         int max_calls, char *err, size_t errlen);
 void lm_grammar_free(struct lm_grammar *g);
 int lm_grammar_n_nodes(const struct lm_grammar *g);
 

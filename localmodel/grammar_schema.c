@@ -1479,6 +1479,117 @@ struct lm_grammar *lm_grammar_json_object(void)
     return compile(NULL, 1, err, sizeof err);
 }
 
+/* ---- tool calls ---------------------------------------------------------------------- */
+
+static int any_object(struct sc *c)
+{
+    int v = any_value(c);
+    if (v < 0)
+        return -1;
+    int oa = c->b.g->kids[c->b.g->nodes[v].a];   /* obj | arr */
+    return c->b.g->kids[c->b.g->nodes[oa].a];
+}
+
+/* A literal, or nothing for NULL/"". */
+static int opt_lit(struct gbuild *b, const char *s) { return s && *s ? nlits(b, s) : neps(b); }
+
+/* One call: prefix {"name_key": "NAME", "args_key": ARGS} suffix. */
+static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn, int i, int loose)
+{
+    struct gbuild *b = &c->b;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+    cJSON *nm = cJSON_CreateString(cJSON_IsString(name) ? name->valuestring : "");
+    cJSON *nk = cJSON_CreateString(f->name_key), *ak = cJSON_CreateString(f->args_key);
+    int vname = nm ? literal_value(c, nm) : -1, kname = nk ? literal_value(c, nk) : -1;
+    int kargs = ak ? literal_value(c, ak) : -1;
+    cJSON_Delete(nm);
+    cJSON_Delete(nk);
+    cJSON_Delete(ak);
+    int args;
+    if (loose || !params || cJSON_IsNull(params)) {
+        args = any_object(c);
+    } else {
+        /* $refs are the tool's own: each parameters schema is a root */
+        for (int k = 0; k < c->n_refs; k++)
+            free(c->refs[k].ref);
+        c->n_refs = 0;
+        c->root = params;
+        (void)i;
+        c->path[0] = 0;
+        args = sc_schema(c, params);
+    }
+    int colon = SEQ(b, ws(c), nbyte(b, ':'), ws(c));
+    int obj = SEQ(b, nbyte(b, '{'), ws(c), kname, colon, vname, sep(c), kargs, colon, args, ws(c), nbyte(b, '}'));
+    /* whitespace only between parts: a call with nothing after it ends at its '}' */
+    int pre = f->prefix && *f->prefix ? SEQ(b, nlits(b, f->prefix), ws(c)) : neps(b);
+    int suf = f->suffix && *f->suffix ? SEQ(b, ws(c), nlits(b, f->suffix)) : neps(b);
+    return SEQ(b, pre, obj, suf);
+}
+
+struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const cJSON *tools, int only,
+                                         int max_calls, char *err, size_t errlen)
+{
+    int n = cJSON_GetArraySize(tools);
+    if (n <= 0 || n > LM_TOOLS_MAX || only >= n || max_calls < 0) {
+        snprintf(err, errlen, "tools: 1 to %d tools, and a call of one of them", LM_TOOLS_MAX);
+        return NULL;
+    }
+    /* which parameters compile: a tool that does not is refused when
+     * strict, else its arguments are any JSON object */
+    char loose[LM_TOOLS_MAX];
+    for (int i = 0; i < n; i++) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tools, i), "function");
+        const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+        loose[i] = 0;
+        if ((only >= 0 && i != only) || !params || cJSON_IsNull(params))
+            continue;
+        char e2[400];
+        struct lm_grammar *t = lm_grammar_from_schema(params, e2, sizeof e2);
+        if (t) {
+            lm_grammar_free(t);
+            continue;
+        }
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fn, "strict"))) {
+            /* e2 is "schema...: why"; name the tool's parameters instead */
+            snprintf(err, errlen, "tools[%d].function.parameters%s", i, strncmp(e2, "schema", 6) == 0 ? e2 + 6 : e2);
+            return NULL;
+        }
+        loose[i] = 1;
+    }
+    struct lm_grammar *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct sc c;
+    sc_init(&c, g, err, errlen);
+    struct gbuild *b = &c.b;
+    int *alts = malloc((size_t)n * sizeof *alts), na = 0;
+    if (!alts)
+        fail(b, "out of memory");
+    for (int i = 0; i < n && !b->failed; i++) {
+        if (only >= 0 && i != only)
+            continue;
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tools, i), "function");
+        alts[na++] = call_node(&c, f, fn, i, loose[i]);
+    }
+    int call = b->failed ? -1 : nlist(b, G_ALT, alts, na);
+    free(alts);
+    int more = SEQ(b, ws(&c), opt_lit(b, f->sep), ws(&c), call);
+    int calls = SEQ(b, call, nrep(b, more, 0, max_calls ? max_calls - 1 : -1));
+    int begin = f->begin && *f->begin ? SEQ(b, nlits(b, f->begin), ws(&c)) : neps(b);
+    int end = f->end && *f->end ? SEQ(b, ws(&c), nlits(b, f->end)) : neps(b);
+    g->root = SEQ(b, begin, calls, end);
+    int ok = !b->failed && g->root >= 0;
+    sc_done(&c);
+    if (!ok || g_finish(g, err, errlen) != 0) {
+        lm_grammar_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 void lm_grammar_free(struct lm_grammar *g)
 {
     if (!g)

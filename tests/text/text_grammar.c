@@ -119,6 +119,80 @@ static void test_documents(const struct lm_vtrie *vt)
     lm_grammar_free(g);
 }
 
+
+/* Tool calls (lm_grammar_tool_calls): each form's documents, calls of the
+ * named tool only, the call count, and parameters schemas that do not
+ * compile (refused when strict, any object when not). */
+static void test_tool_calls(const struct lm_vtrie *vt)
+{
+    cJSON *tools = cJSON_Parse(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"weather\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},"
+        "\"required\":[\"city\",\"days\"],\"additionalProperties\":false}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"now\"}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"loose\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"s\":{\"type\":\"string\",\"minLength\":2}}}}}]");
+    CHECK(tools != NULL);
+    if (!tools)
+        return;
+    const struct lm_tool_form hermes = { NULL, "<tool_call>", "</tool_call>", NULL, NULL, "name", "arguments" };
+    const struct lm_tool_form mistral = { "[TOOL_CALLS][", NULL, NULL, ",", "]", "name", "arguments" };
+    const struct lm_tool_form llama3 = { NULL, NULL, NULL, NULL, NULL, "name", "parameters" };
+    char err[512] = "";
+    struct lm_grammar *g = lm_grammar_tool_calls(&hermes, tools, -1, 0, err, sizeof err);
+    CHECK_MSG(g != NULL, "hermes: %s", err);
+    if (g) {
+        CHECK(matches(g, vt, "<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n"
+                             "</tool_call>") == 1);
+        CHECK(matches(g, vt, "<tool_call>{\"name\":\"now\",\"arguments\":{}}</tool_call>\n<tool_call>{\"name\":"
+                             "\"loose\",\"arguments\":{\"s\":1}}</tool_call>") == 1);
+        CHECK(matches(g, vt, "<tool_call>{\"name\":\"weather\",\"arguments\":{\"city\":\"P\",\"days\":9}}</tool_call>") == 0);
+        CHECK(matches(g, vt, "<tool_call>{\"name\":\"rain\",\"arguments\":{}}</tool_call>") == 0);
+        CHECK(matches(g, vt, "<tool_call>{\"arguments\":{},\"name\":\"now\"}</tool_call>") == 0);
+        CHECK(matches(g, vt, "{\"name\":\"now\",\"arguments\":{}}") == 0);
+        lm_grammar_free(g);
+    }
+    g = lm_grammar_tool_calls(&mistral, tools, 0, 1, err, sizeof err);
+    CHECK_MSG(g != NULL, "mistral: %s", err);
+    if (g) {
+        CHECK(matches(g, vt, "[TOOL_CALLS][{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\", \"days\": 1}}]") == 1);
+        CHECK(matches(g, vt, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}]") == 0);
+        CHECK(matches(g, vt, "[TOOL_CALLS][{\"name\":\"weather\",\"arguments\":{\"city\":\"a\",\"days\":1}},"
+                             "{\"name\":\"weather\",\"arguments\":{\"city\":\"b\",\"days\":2}}]") == 0);
+        lm_grammar_free(g);
+    }
+    g = lm_grammar_tool_calls(&mistral, tools, 0, 2, err, sizeof err);
+    CHECK_MSG(g != NULL, "mistral, 2: %s", err);
+    if (g) {
+        CHECK(matches(g, vt, "[TOOL_CALLS][{\"name\":\"weather\",\"arguments\":{\"city\":\"a\",\"days\":1}}, "
+                             "{\"name\":\"weather\",\"arguments\":{\"city\":\"b\",\"days\":2}}]") == 1);
+        lm_grammar_free(g);
+    }
+    g = lm_grammar_tool_calls(&llama3, tools, 1, 1, err, sizeof err);
+    CHECK_MSG(g != NULL, "llama3: %s", err);
+    if (g) {
+        CHECK(matches(g, vt, "{\"name\": \"now\", \"parameters\": {\"tz\": \"UTC\"}}") == 1);
+        /* one call, then the document is closed */
+        struct lm_gmatch *m = lm_gmatch_new(g, vt);
+        const char *doc = "{\"name\":\"now\",\"parameters\":{}}";
+        CHECK(m && lm_gmatch_feed(m, doc, strlen(doc)) == 0 && lm_gmatch_done(m));
+        lm_gmatch_free(m);
+        lm_grammar_free(g);
+    }
+    /* strict: the keyword it cannot constrain to is a refusal naming the tool */
+    cJSON_AddBoolToObject(cJSON_GetObjectItem(cJSON_GetArrayItem(tools, 2), "function"), "strict", 1);
+    g = lm_grammar_tool_calls(&hermes, tools, -1, 0, err, sizeof err);
+    CHECK_MSG(!g && strstr(err, "tools[2].function.parameters") && strstr(err, "minLength"), "strict: %s", err);
+    lm_grammar_free(g);
+    /* ... but not when another tool is the one named */
+    g = lm_grammar_tool_calls(&hermes, tools, 1, 0, err, sizeof err);
+    CHECK_MSG(g != NULL, "named, strict elsewhere: %s", err);
+    lm_grammar_free(g);
+    g = lm_grammar_tool_calls(&hermes, tools, 5, 0, err, sizeof err);
+    CHECK(!g);
+    cJSON_Delete(tools);
+}
+
 static void test_refusals(void)
 {
     static const struct { const char *schema, *needle; } r[] = {
@@ -297,6 +371,7 @@ int main(void)
     CHECK(vt && vs);
     test_documents(vt);
     test_refusals();
+    test_tool_calls(vt);
     const char *person = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\","
                          "\"minimum\":0,\"maximum\":150},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},"
                          "\"maxItems\":3},\"when\":{\"type\":\"string\",\"format\":\"date\"}},"
