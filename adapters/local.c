@@ -567,6 +567,25 @@ int local_model_same(const struct local_model *m, const struct cfg_local_model *
 
 /* ---- calls ------------------------------------------------------------------------- */
 
+static const char *str_field(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+struct lm_message *local_messages(const struct llm_request *r) {
+    struct lm_message *m = util_xcalloc((size_t)r->n_messages + 1, sizeof *m);
+    for (int i = 0; i < r->n_messages; i++) {
+        const struct llm_msg *x = &r->messages[i];
+        m[i].role = strcmp(x->role, "developer") == 0 ? "system" : x->role;
+        m[i].content = x->content;
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(x->obj, "tool_calls");
+        m[i].tool_calls = cJSON_IsArray(tc) && cJSON_GetArraySize(tc) > 0 ? tc : NULL;
+        m[i].tool_call_id = str_field(x->obj, "tool_call_id");
+        m[i].name = str_field(x->obj, "name");
+    }
+    return m;
+}
+
 /* Queue the job of every choice (embeddings: of the next input). Choice i
  * of n samples with seed + i, so a seeded request stays reproducible and
  * its choices differ. */
@@ -870,11 +889,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     if (r->ep == LLM_CHAT) {
         c->kind = jr->kind = LM_JOB_CHAT;
         c->chat = 1;
-        msgs = util_xcalloc((size_t)r->n_messages, sizeof *msgs);
-        for (int i = 0; i < r->n_messages; i++) {
-            msgs[i].role = strcmp(r->messages[i].role, "developer") == 0 ? "system" : r->messages[i].role;
-            msgs[i].content = r->messages[i].content;
-        }
+        msgs = local_messages(r);
         jr->messages = msgs;
         jr->n_messages = r->n_messages;
     } else if (r->ep == LLM_COMPLETIONS) {

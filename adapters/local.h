@@ -17,6 +17,7 @@
 #include "adapters/upstream.h"
 #include "common/llm.h"
 #include "config/config.h"
+#include "localmodel/lm.h"
 
 struct event_base;
 struct local_model;
@@ -55,5 +56,10 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
                                struct local_refusal *why);
 /* Stop generation; no callback runs after this. */
 void local_cancel(struct local_call *c);
+
+/* The chat messages of r as the engine's templates take them ("developer"
+ * is "system"; tool_calls, tool_call_id and name point into r->body).
+ * malloc'd array of r->n_messages (caller frees). */
+struct lm_message *local_messages(const struct llm_request *r);
 
 #endif

@@ -206,6 +206,7 @@ static int parse_chat(struct perr *e, const cJSON *body, struct llm_request *r) 
             return fail(e, param, "invalid_value",
                         "Invalid value for '%s': expected one of system, developer, user, assistant, tool, function.", param);
         r->messages[i].role = role->valuestring;
+        r->messages[i].obj = m;
         if (content_text(e, cJSON_GetObjectItemCaseSensitive(m, "content"), i, &r->messages[i].content))
             return -1;
         r->n_messages++;

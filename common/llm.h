@@ -19,6 +19,7 @@ enum llm_endpoint { LLM_CHAT = 0, LLM_COMPLETIONS, LLM_EMBEDDINGS };
 struct llm_msg {
     const char *role;          /* points into body */
     char *content;             /* owned: text (array content parts joined) */
+    const cJSON *obj;          /* the message object in body: tool_calls, tool_call_id, name */
 };
 
 struct llm_request {

@@ -83,9 +83,13 @@ struct lm_event {
 };
 
 /* A chat message for template rendering. */
+struct cJSON;
 struct lm_message {
     const char *role;          /* system | user | assistant | tool */
     const char *content;
+    const struct cJSON *tool_calls;  /* assistant: OpenAI's tool_calls array, or NULL */
+    const char *tool_call_id;  /* tool: the call it answers, or NULL */
+    const char *name;          /* tool (or any): the message's name, or NULL */
 };
 
 struct lm_params {

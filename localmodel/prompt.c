@@ -160,6 +160,62 @@ fail:
     return NULL;
 }
 
+/* The name of the function a tool message answers: its own name, else the
+ * name of the earlier call whose id it gives. */
+static const char *tool_name(const struct lm_message *m, int i)
+{
+    if (m[i].name || !m[i].tool_call_id)
+        return m[i].name;
+    for (int k = i - 1; k >= 0; k--) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, m[k].tool_calls) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "function"), "name");
+            if (cJSON_IsString(id) && cJSON_IsString(nm) && strcmp(id->valuestring, m[i].tool_call_id) == 0)
+                return nm->valuestring;
+        }
+    }
+    return NULL;
+}
+
+/* A message as Hugging Face templates take it: role, content (a string, ""
+ * when absent: templates test it with `in` and `+`), and tool_calls with
+ * each function's arguments as an object when they are a JSON object's text
+ * (templates write them with tojson), tool_call_id and name. */
+static cJSON *message_json(const struct lm_message *m, int n, int i)
+{
+    (void)n;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "role", m[i].role ? m[i].role : "user") ||
+        !cJSON_AddStringToObject(o, "content", m[i].content ? m[i].content : ""))
+        goto oom;
+    if (m[i].tool_calls) {
+        cJSON *calls = cJSON_Duplicate(m[i].tool_calls, 1);
+        if (!calls || !cJSON_AddItemToObject(o, "tool_calls", calls)) {
+            cJSON_Delete(calls);
+            goto oom;
+        }
+        cJSON *c;
+        cJSON_ArrayForEach(c, calls) {
+            cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+            cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+            cJSON *parsed = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
+            if (cJSON_IsObject(parsed))
+                cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed);
+            else
+                cJSON_Delete(parsed);
+        }
+    }
+    const char *name = tool_name(m, i);
+    if ((m[i].tool_call_id && !cJSON_AddStringToObject(o, "tool_call_id", m[i].tool_call_id)) ||
+        (name && !cJSON_AddStringToObject(o, "name", name)))
+        goto oom;
+    return o;
+oom:
+    cJSON_Delete(o);
+    return NULL;
+}
+
 char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, int n, size_t **spans,
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
 {
@@ -192,12 +248,9 @@ char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m,
     char *out = NULL;
     if (!data || !trusted || !msgs) goto oom;
     for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "role", m[i].role ? m[i].role : "user") ||
-            !cJSON_AddStringToObject(o, "content", m[i].content ? m[i].content : "")) {
-            cJSON_Delete(o);
+        cJSON *o = message_json(m, n, i);
+        if (!o)
             goto oom;
-        }
         cJSON_AddItemToArray(msgs, o);
     }
     if (tools_json) {

@@ -166,16 +166,7 @@ static void run_detokenize(struct tool_job *j) {
 
 static void run_template(struct tool_job *j) {
     const struct llm_request *r = &j->req;
-    struct lm_message *m = calloc((size_t)r->n_messages + 1, sizeof *m);
-    if (!m) {
-        job_error(j, 500, "out_of_memory", NULL, "Out of memory.");
-        return;
-    }
-    for (int i = 0; i < r->n_messages; i++) {
-        /* as adapters/local.c hands chat messages to the engine */
-        m[i].role = strcmp(r->messages[i].role, "developer") == 0 ? "system" : r->messages[i].role;
-        m[i].content = r->messages[i].content;
-    }
+    struct lm_message *m = local_messages(r);   /* as the chat endpoint hands them to the engine */
     size_t *spans = NULL;
     int n_spans = 0, add_bos = 0, refused = 0;
     char err[1200];

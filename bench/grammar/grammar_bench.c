@@ -153,7 +153,7 @@ static void emit(void *ud, const struct lm_event *ev)
 static double run_job(struct lm_engine *e, int constrained, int gen, uint64_t seed, int *tokens)
 {
     struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL };
-    struct lm_message msg = { "user", "Write the order as JSON." };
+    struct lm_message msg = { .role = "user", .content = "Write the order as JSON." };
     struct lm_job_req r = { 0 };
     r.kind = LM_JOB_CHAT;
     r.messages = &msg;

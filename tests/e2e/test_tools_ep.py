@@ -84,6 +84,23 @@ class ExampleTemplateFileTest(E2ETestCase):
         self.assertEqual(st, 200, raw)
         self.assertEqual(d["prompt"], "<|im_start|>user\nRain in Oslo?<|im_end|>\n")
 
+    def test_earlier_tool_calls_and_results_reach_the_template(self):
+        # an assistant's tool_calls (arguments: a JSON string, handed to the
+        # template as an object) and the tool's answer, as the SDKs send them
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}
+        msgs = [{"role": "user", "content": "Rain in Oslo?"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "rain, 7 C"}]
+        st, h, d, raw = self.post("/apply-template", {"model": "stories", "messages": msgs, "tools": [TOOL]})
+        self.assertEqual(st, 200, raw)
+        self.assertIn("<|im_start|>user\nRain in Oslo?<|im_end|>\n<|im_start|>assistant\n"
+                      '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call><|im_end|>\n'
+                      "<|im_start|>tool\nrain, 7 C<|im_end|>\n<|im_start|>assistant\n", d["prompt"])
+        # the same conversation is served by the chat endpoint
+        st, h, d, raw = self.post("/v1/chat/completions", {"model": "stories", "messages": msgs, "max_tokens": 4})
+        self.assertEqual(st, 200, raw)
+
     def test_a_refusing_template_is_a_400_quoting_it_on_both_endpoints(self):
         body = {"model": "stories", "messages": [{"role": "system", "content": "alone"}]}
         st, h, d, raw = self.post("/apply-template", body)

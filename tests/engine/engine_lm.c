@@ -245,7 +245,7 @@ static void test_generation(void)
     {
         int status;
         rec_init(&r);
-        struct lm_message msgs[2] = { { "system", "Tell a story." }, { "user", "Once upon a time" } };
+        struct lm_message msgs[2] = { { .role = "system", .content = "Tell a story." }, { .role = "user", .content = "Once upon a time" } };
         struct lm_job_req q = { .kind = LM_JOB_CHAT, .messages = msgs, .n_messages = 2,
                                 .emit = on_event, .ud = &r };
         q.params.temperature = 0.8f;

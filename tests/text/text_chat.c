@@ -8,10 +8,10 @@
 #include "tests/text/check.h"
 
 static const struct lm_message conv[] = {
-    { "system", "You are terse." },
-    { "user", "Hi there" },
-    { "assistant", "Hello!" },
-    { "user", "What is 2+2?" },
+    { .role = "system", .content = "You are terse." },
+    { .role = "user", .content = "Hi there" },
+    { .role = "assistant", .content = "Hello!" },
+    { .role = "user", .content = "What is 2+2?" },
 };
 
 static void expect(enum lm_chat_family f, const struct lm_message *m, int n, const char *want)
@@ -59,7 +59,7 @@ static void test_render(void)
            "Assistant:");
 
     /* a single user message */
-    const struct lm_message one[] = { { "user", "  hi \n" } };
+    const struct lm_message one[] = { { .role = "user", .content = "  hi \n" } };
     expect(LM_CHAT_LLAMA2, one, 1, "[INST] hi [/INST]");          /* trimmed */
     expect(LM_CHAT_CHATML, one, 1, "<|im_start|>user\n  hi \n<|im_end|>\n<|im_start|>assistant\n");
     expect(LM_CHAT_GEMMA, one, 1, "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n");
@@ -69,18 +69,18 @@ static void test_render(void)
     expect(LM_CHAT_LLAMA2, NULL, 0, "");
 
     /* system folding: a lone system message becomes a user turn; two in a row */
-    const struct lm_message sys_only[] = { { "system", "Be nice." } };
+    const struct lm_message sys_only[] = { { .role = "system", .content = "Be nice." } };
     expect(LM_CHAT_LLAMA2, sys_only, 1, "[INST] Be nice. [/INST]");
     expect(LM_CHAT_GEMMA, sys_only, 1,
            "<start_of_turn>user\nBe nice.<end_of_turn>\n<start_of_turn>model\n");
-    const struct lm_message two_sys[] = { { "system", "A" }, { "system", "B" }, { "user", "C" } };
+    const struct lm_message two_sys[] = { { .role = "system", .content = "A" }, { .role = "system", .content = "B" }, { .role = "user", .content = "C" } };
     expect(LM_CHAT_MISTRAL, two_sys, 3, "[INST] A [/INST][INST] B\n\nC [/INST]");
     /* consecutive user turns in llama2 each start with BOS text after the first */
-    const struct lm_message uu[] = { { "user", "a" }, { "user", "b" } };
+    const struct lm_message uu[] = { { .role = "user", .content = "a" }, { .role = "user", .content = "b" } };
     expect(LM_CHAT_LLAMA2, uu, 2, "[INST] a [/INST]<s>[INST] b [/INST]");
 
     /* tool messages */
-    const struct lm_message tool[] = { { "user", "q" }, { "assistant", "call" }, { "tool", "42" } };
+    const struct lm_message tool[] = { { .role = "user", .content = "q" }, { .role = "assistant", .content = "call" }, { .role = "tool", .content = "42" } };
     expect(LM_CHAT_CHATML, tool, 3,
            "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\ncall<|im_end|>\n"
            "<|im_start|>tool\n42<|im_end|>\n<|im_start|>assistant\n");
@@ -98,15 +98,15 @@ static void test_render(void)
     CHECK(s && strcmp(s, "[INST] Hi there [/INST] Hello! <EOS><BOS>[INST] What is 2+2? [/INST]") == 0);
     free(s);
     /* NULL content renders as empty */
-    const struct lm_message nul[] = { { "user", NULL } };
+    const struct lm_message nul[] = { { .role = "user", .content = NULL } };
     expect(LM_CHAT_PHI3, nul, 1, "<|user|>\n<|end|>\n<|assistant|>\n");
 
     /* errors */
-    const struct lm_message bad[] = { { "user", "x" }, { "wizard", "y" } };
+    const struct lm_message bad[] = { { .role = "user", .content = "x" }, { .role = "wizard", .content = "y" } };
     s = lm_chat_render(LM_CHAT_CHATML, bad, 2, "<s>", "</s>", err, sizeof err);
     CHECK(s == NULL);
     CHECK_CONTAINS(err, "messages[1].role: 'wizard' is not one of system, user, assistant, tool");
-    const struct lm_message nul_role[] = { { NULL, "y" } };
+    const struct lm_message nul_role[] = { { .role = NULL, .content = "y" } };
     s = lm_chat_render(LM_CHAT_CHATML, nul_role, 1, "<s>", "</s>", err, sizeof err);
     CHECK(s == NULL);
     CHECK_CONTAINS(err, "messages[0].role: '(null)'");
@@ -142,14 +142,14 @@ static void test_spans(void)
         free(sp);
     }
     /* empty content: no span; errors leave the outputs empty */
-    const struct lm_message e[] = { { "user", "" } };
+    const struct lm_message e[] = { { .role = "user", .content = "" } };
     size_t *sp = (size_t *)1;
     int ns = -1;
     char err[256];
     char *s = lm_chat_render_spans(LM_CHAT_CHATML, e, 1, "<s>", "</s>", &sp, &ns, err, sizeof err);
     CHECK(s && ns == 0 && sp == NULL);
     free(s);
-    const struct lm_message bad[] = { { "robot", "x" } };
+    const struct lm_message bad[] = { { .role = "robot", .content = "x" } };
     s = lm_chat_render_spans(LM_CHAT_CHATML, bad, 1, "<s>", "</s>", &sp, &ns, err, sizeof err);
     CHECK(s == NULL && ns == 0 && sp == NULL);
 }
