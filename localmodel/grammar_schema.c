@@ -232,8 +232,25 @@ static int json_char(struct sc *c)
         set_range(hex, 'a', 'f');
         set_range(hex, 'A', 'F');
         int h = nset(b, hex);
+        /* \uXXXX names a character: no lone surrogate (parsers refuse
+         * them), a high one only with its low one after it */
+        uint32_t h_nod[8], lo7[8] = { 0 }, hi_s[8] = { 0 }, lo_s[8] = { 0 }, d[8] = { 0 };
+        memcpy(h_nod, hex, sizeof hex);
+        h_nod['d' >> 5] &= ~(1u << ('d' & 31));
+        h_nod['D' >> 5] &= ~(1u << ('D' & 31));
+        set_range(lo7, '0', '7');
+        set_range(hi_s, '8', '9');
+        set_range(hi_s, 'a', 'b');
+        set_range(hi_s, 'A', 'B');
+        set_range(lo_s, 'c', 'f');
+        set_range(lo_s, 'C', 'F');
+        set_add(d, 'd');
+        set_add(d, 'D');
+        int nd = nset(b, d);
+        int u = ALT(b, SEQ(b, nset(b, h_nod), h, h, h), SEQ(b, nd, nset(b, lo7), h, h),
+                    SEQ(b, nd, nset(b, hi_s), h, h, nbyte(b, '\\'), nbyte(b, 'u'), nd, nset(b, lo_s), h, h));
         c->chr = ALT(b, nset(b, plain),
-                     SEQ(b, nbyte(b, '\\'), ALT(b, nset(b, esc), SEQ(b, nbyte(b, 'u'), h, h, h, h))),
+                     SEQ(b, nbyte(b, '\\'), ALT(b, nset(b, esc), SEQ(b, nbyte(b, 'u'), u))),
                      utf8_multi(c));
     }
     return c->chr;

@@ -86,6 +86,9 @@ static const struct vcase cases[] = {
         "{\"v\":2,\"kids\":[]}]}" } },
     { "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}",
       { "{}", "{\"a\":1,\"b\":2}" }, { "{\"a\":\"x\"}" } },
+    /* \u escapes name characters: surrogates only in pairs (fuzz_grammar found a lone one) */
+    { "{\"type\":\"string\"}", { "\"\\u00e9\"", "\"\\ud83d\\ude00\"", "\"\\uD7FF\\uE000\"" },
+      { "\"\\udE95\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"\\ude00\\ud83d\"" } },
     { "{}", { "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}", "[true,false]", "\"s\"", "-1.5", "null" }, { "{a:1}", "[1,]" } },
 };
 
