@@ -1454,6 +1454,31 @@ static void sc_done(struct sc *c)
     free(c->refs);
 }
 
+/* Any JSON object: the object alternative of the value grammar. */
+static int any_object(struct sc *c)
+{
+    int v = any_value(c);
+    if (v < 0)
+        return -1;
+    int oa = c->b.g->kids[c->b.g->nodes[v].a];   /* obj | arr */
+    return c->b.g->kids[c->b.g->nodes[oa].a];
+}
+
+/* The grammar built in c with root: finished (grammar_int.h), or NULL with
+ * c's err when building failed or the root cannot complete. */
+static struct lm_grammar *sc_finish(struct sc *c, int root)
+{
+    struct lm_grammar *g = c->b.g;
+    g->root = root;
+    int ok = !c->b.failed && root >= 0;
+    sc_done(c);
+    if (!ok || g_finish(g, c->b.err, c->b.errlen) != 0) {
+        lm_grammar_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 static struct lm_grammar *compile(const cJSON *schema, int object_only, char *err, size_t errlen)
 {
     struct lm_grammar *g = calloc(1, sizeof *g);
@@ -1463,26 +1488,9 @@ static struct lm_grammar *compile(const cJSON *schema, int object_only, char *er
     }
     struct sc c;
     sc_init(&c, g, err, errlen);
-    int body;
-    if (object_only) {
-        /* any object: the value grammar's object alternative */
-        int v = any_value(&c);
-        body = v >= 0 ? g->kids[g->nodes[v].a] : -1;
-        if (body >= 0)
-            body = g->kids[g->nodes[body].a];
-    } else {
-        c.root = schema;
-        body = sc_schema(&c, schema);
-    }
-    if (body >= 0)
-        g->root = SEQ(&c.b, ws(&c), body);
-    int ok = !c.b.failed && g->root >= 0;
-    sc_done(&c);
-    if (!ok || g_finish(g, err, errlen) != 0) {
-        lm_grammar_free(g);
-        return NULL;
-    }
-    return g;
+    c.root = schema;
+    int body = object_only ? any_object(&c) : sc_schema(&c, schema);
+    return sc_finish(&c, SEQ(&c.b, ws(&c), body));
 }
 
 struct lm_grammar *lm_grammar_from_schema(const cJSON *schema, char *err, size_t errlen)
@@ -1498,20 +1506,11 @@ struct lm_grammar *lm_grammar_json_object(void)
 
 /* ---- tool calls ---------------------------------------------------------------------- */
 
-static int any_object(struct sc *c)
-{
-    int v = any_value(c);
-    if (v < 0)
-        return -1;
-    int oa = c->b.g->kids[c->b.g->nodes[v].a];   /* obj | arr */
-    return c->b.g->kids[c->b.g->nodes[oa].a];
-}
-
 /* A literal, or nothing for NULL/"". */
 static int opt_lit(struct gbuild *b, const char *s) { return s && *s ? nlits(b, s) : neps(b); }
 
 /* One call: prefix {"name_key": "NAME", "args_key": ARGS} suffix. */
-static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn, int i, int loose)
+static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn, int loose)
 {
     struct gbuild *b = &c->b;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
@@ -1532,7 +1531,6 @@ static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn
             free(c->refs[k].ref);
         c->n_refs = 0;
         c->root = params;
-        (void)i;
         c->path[0] = 0;
         args = sc_schema(c, params);
     }
@@ -1589,7 +1587,7 @@ struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const cJS
         if (only >= 0 && i != only)
             continue;
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tools, i), "function");
-        alts[na++] = call_node(&c, f, fn, i, loose[i]);
+        alts[na++] = call_node(&c, f, fn, loose[i]);
     }
     int call = b->failed ? -1 : nlist(b, G_ALT, alts, na);
     free(alts);
@@ -1597,14 +1595,7 @@ struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const cJS
     int calls = SEQ(b, call, nrep(b, more, 0, max_calls ? max_calls - 1 : -1));
     int begin = f->begin && *f->begin ? SEQ(b, nlits(b, f->begin), ws(&c)) : neps(b);
     int end = f->end && *f->end ? SEQ(b, ws(&c), nlits(b, f->end)) : neps(b);
-    g->root = SEQ(b, begin, calls, end);
-    int ok = !b->failed && g->root >= 0;
-    sc_done(&c);
-    if (!ok || g_finish(g, err, errlen) != 0) {
-        lm_grammar_free(g);
-        return NULL;
-    }
-    return g;
+    return sc_finish(&c, SEQ(b, begin, calls, end));
 }
 
 void lm_grammar_free(struct lm_grammar *g)

@@ -182,9 +182,8 @@ static const char *tool_name(const struct lm_message *m, int i)
  * when absent: templates test it with `in` and `+`), and tool_calls with
  * each function's arguments as an object when they are a JSON object's text
  * (templates write them with tojson), tool_call_id and name. */
-static cJSON *message_json(const struct lm_message *m, int n, int i)
+static cJSON *message_json(const struct lm_message *m, int i)
 {
-    (void)n;
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddStringToObject(o, "role", m[i].role ? m[i].role : "user") ||
         !cJSON_AddStringToObject(o, "content", m[i].content ? m[i].content : ""))
@@ -248,7 +247,7 @@ char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m,
     char *out = NULL;
     if (!data || !trusted || !msgs) goto oom;
     for (int i = 0; i < n; i++) {
-        cJSON *o = message_json(m, n, i);
+        cJSON *o = message_json(m, i);
         if (!o)
             goto oom;
         cJSON_AddItemToArray(msgs, o);
