@@ -12,6 +12,7 @@
  * cancel the engine side no longer touches the loop's event.
  */
 #include "adapters/local.h"
+#include "adapters/local_int.h"
 
 #include <event2/event.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include "common/util.h"
 #include "localmodel/lm.h"
 #include "localmodel/grammar.h"
+#include "localmodel/toolfmt.h"
 
 struct local_model {
     struct event_base *base;
@@ -48,8 +50,15 @@ struct qev {
 
 struct local_call;
 
+/* A tool call read from a choice's answer (non-stream: sent at the end). */
+struct tcall {
+    char id[40];
+    struct buf name, args;
+};
+
 /* One of the n choices of a chat or completion request: its own job, text
- * (non-stream) and logprobs not yet sent. Embeddings use choice 0. */
+ * (non-stream), logprobs not yet sent, and with tools the reader of its
+ * answer and the calls found. Embeddings use choice 0. */
 struct choice {
     struct local_call *c;
     int index;
@@ -57,6 +66,10 @@ struct choice {
     struct buf text;
     struct buf lp;
     const char *finish;
+    struct lm_tscan *scan;      /* tools: the answer's calls are read from its text */
+    struct tcall *calls;
+    int n_calls;
+    int stopped;                /* the consumer stopped while a call's bytes went out */
 };
 
 struct local_call {
@@ -87,6 +100,7 @@ struct local_call {
     int emb_base64;             /* encoding_format "base64": little-endian float32, base64 */
     int logprobs;               /* chat logprobs: entries gathered per choice until sent */
     struct lm_grammar **grammars; /* [n_choices] until each lm_submit took its own */
+    char *tools_json;           /* tools shown to the template, until lm_submit rendered them */
     int32_t *bias_id;           /* logit_bias, until lm_submit copied it */
     float *bias;
 };
@@ -131,10 +145,17 @@ static void call_unref(struct local_call *c) {
     for (int i = 0; i < c->n_choices; i++) {
         buf_free(&c->ch[i].text);
         buf_free(&c->ch[i].lp);
+        lm_tscan_free(c->ch[i].scan);
+        for (int k = 0; k < c->ch[i].n_calls; k++) {
+            buf_free(&c->ch[i].calls[k].name);
+            buf_free(&c->ch[i].calls[k].args);
+        }
+        free(c->ch[i].calls);
         if (c->grammars) lm_grammar_free(c->grammars[i]);
     }
     free(c->ch);
     free(c->grammars);
+    free(c->tools_json);
     buf_free(&c->emb_json);
     free(c->bias_id);
     free(c->bias);
@@ -283,30 +304,96 @@ static void logprobs_field(struct local_call *c, struct choice *h, struct buf *b
     buf_reset(&h->lp);
 }
 
-/* Returns 0, or -1 if the consumer stopped the call. */
-static int handle_text(struct local_call *c, struct choice *h, const char *t, size_t n) {
-    if (!c->stream) {
-        buf_append(&h->text, t, n);
-        return 0;
-    }
+/* A stream chunk of choice h with this delta (a JSON object's members). */
+static int send_delta(struct local_call *c, struct choice *h, const char *delta, size_t n) {
     struct buf b = {0};
     chunk_prefix(c, &b);
-    if (c->chat) {
-        buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{\"content\":", h->index);
-        buf_json_strn(&b, t, n);
-        buf_appends(&b, "},");
-        logprobs_field(c, h, &b, 0);
-        buf_appends(&b, ",\"finish_reason\":null}]");
-    } else {
-        buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":", h->index);
-        buf_json_strn(&b, t, n);
-        buf_appends(&b, ",\"logprobs\":null,\"finish_reason\":null}]");
-    }
+    buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{", h->index);
+    buf_append(&b, delta, n);
+    buf_appends(&b, "},");
+    logprobs_field(c, h, &b, 0);
+    buf_appends(&b, ",\"finish_reason\":null}]");
     if (c->include_usage) buf_appends(&b, ",\"usage\":null");
     buf_appends(&b, "}\n\n");
     int r = send_bytes(c, &b);
     buf_free(&b);
     return r;
+}
+
+/* What the reader found in a choice's answer (lm_tscan): text, a call's
+ * start (OpenAI's first delta has its id, type, name and arguments ""),
+ * its arguments' next bytes. */
+static void on_scan(void *ud, const struct lm_ts_event *ev) {
+    struct choice *h = ud;
+    struct local_call *c = h->c;
+    if (h->stopped) return;
+    if (ev->kind == LM_TS_CALL) {
+        h->calls = util_xrealloc(h->calls, (size_t)(h->n_calls + 1) * sizeof *h->calls);
+        struct tcall *t = &h->calls[h->n_calls++];
+        memset(t, 0, sizeof *t);
+        util_make_id("call_", t->id, sizeof t->id);
+        buf_append(&t->name, ev->s, ev->n);
+    } else if (ev->kind == LM_TS_ARGS && ev->index < h->n_calls) {
+        buf_append(&h->calls[ev->index].args, ev->s, ev->n);
+    }
+    if (!c->stream) {
+        if (ev->kind == LM_TS_CONTENT) buf_append(&h->text, ev->s, ev->n);
+        return;
+    }
+    struct buf d = {0};
+    if (ev->kind == LM_TS_CONTENT) {
+        buf_appends(&d, "\"content\":");
+        buf_json_strn(&d, ev->s, ev->n);
+    } else if (ev->kind == LM_TS_CALL) {
+        struct tcall *t = &h->calls[h->n_calls - 1];
+        buf_printf(&d, "\"tool_calls\":[{\"index\":%d,\"id\":", h->n_calls - 1);
+        buf_json_str(&d, t->id);
+        buf_appends(&d, ",\"type\":\"function\",\"function\":{\"name\":");
+        buf_json_strn(&d, ev->s, ev->n);
+        buf_appends(&d, ",\"arguments\":\"\"}}]");
+    } else {
+        buf_printf(&d, "\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", ev->index);
+        buf_json_strn(&d, ev->s, ev->n);
+        buf_appends(&d, "}}]");
+    }
+    if (send_delta(c, h, d.p, d.len) != 0) h->stopped = 1;
+    buf_free(&d);
+}
+
+/* Returns 0, or -1 if the consumer stopped the call. */
+static int handle_text(struct local_call *c, struct choice *h, const char *t, size_t n) {
+    if (h->scan) {
+        if (lm_tscan_feed(h->scan, t, n, 0, on_scan, h) != 0) h->stopped = 1;
+        return h->stopped ? -1 : 0;
+    }
+    if (!c->stream) {
+        buf_append(&h->text, t, n);
+        return 0;
+    }
+    if (c->chat) {
+        struct buf d = {0};
+        buf_appends(&d, "\"content\":");
+        buf_json_strn(&d, t, n);
+        int r = send_delta(c, h, d.p, d.len);
+        buf_free(&d);
+        return r;
+    }
+    struct buf b = {0};
+    chunk_prefix(c, &b);
+    buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":", h->index);
+    buf_json_strn(&b, t, n);
+    buf_appends(&b, ",\"logprobs\":null,\"finish_reason\":null}]");
+    if (c->include_usage) buf_appends(&b, ",\"usage\":null");
+    buf_appends(&b, "}\n\n");
+    int r = send_bytes(c, &b);
+    buf_free(&b);
+    return r;
+}
+
+static int blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t') return 0;
+    return 1;
 }
 
 /* Choice h is done (DONE event e). A stream gets its finish chunk now; the
@@ -315,7 +402,12 @@ static int handle_text(struct local_call *c, struct choice *h, const char *t, si
 static int handle_done(struct local_call *c, struct choice *h, const struct qev *e, int *all) {
     struct buf b = {0};
     int r = 0;
-    h->finish = e->finish;
+    if (h->scan) {   /* the reader's held-back text, a call cut short */
+        if (lm_tscan_feed(h->scan, "", 0, 1, on_scan, h) != 0) h->stopped = 1;
+        if (h->stopped) return -1;
+    }
+    /* an answer that called tools and ended by itself ends with "tool_calls" */
+    h->finish = h->n_calls > 0 && strcmp(e->finish, "stop") == 0 ? "tool_calls" : e->finish;
     c->prompt_tokens = e->prompt_tokens;     /* the same prompt for every choice */
     c->completion_tokens += e->completion_tokens;
     *all = ++c->n_done == c->n_choices;
@@ -324,7 +416,7 @@ static int handle_done(struct local_call *c, struct choice *h, const struct qev 
         if (c->chat) {
             buf_printf(&b, ",\"choices\":[{\"index\":%d,\"delta\":{},", h->index);
             logprobs_field(c, h, &b, 1);
-            buf_printf(&b, ",\"finish_reason\":\"%s\"}]", e->finish);
+            buf_printf(&b, ",\"finish_reason\":\"%s\"}]", h->finish);
         } else
             buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"%s\"}]",
                        h->index, e->finish);
@@ -351,7 +443,24 @@ static int handle_done(struct local_call *c, struct choice *h, const struct qev 
             struct choice *x = &c->ch[i];
             if (c->chat) {
                 buf_printf(&b, "%s{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":", i ? "," : "", i);
-                buf_json_strn(&b, x->text.p ? x->text.p : "", x->text.len);
+                if (x->n_calls > 0 && blank(x->text.p, x->text.len))
+                    buf_appends(&b, "null"); /* as OpenAI: an answer that is only calls has no content */
+                else
+                    buf_json_strn(&b, x->text.p ? x->text.p : "", x->text.len);
+                if (x->n_calls > 0) {
+                    buf_appends(&b, ",\"tool_calls\":[");
+                    for (int k = 0; k < x->n_calls; k++) {
+                        const struct tcall *t = &x->calls[k];
+                        buf_appends(&b, k ? ",{\"id\":" : "{\"id\":");
+                        buf_json_str(&b, t->id);
+                        buf_appends(&b, ",\"type\":\"function\",\"function\":{\"name\":");
+                        buf_json_strn(&b, t->name.p ? t->name.p : "", t->name.len);
+                        buf_appends(&b, ",\"arguments\":");
+                        buf_json_strn(&b, t->args.p ? t->args.p : "", t->args.len);
+                        buf_appends(&b, "}}");
+                    }
+                    buf_appends(&b, "]");
+                }
                 buf_appends(&b, ",\"refusal\":null},");
                 logprobs_field(c, x, &b, 1);
                 buf_printf(&b, ",\"finish_reason\":\"%s\"}", x->finish);
@@ -614,187 +723,6 @@ static int submit_current(struct local_call *c, int *status, const char **code, 
     return rc;
 }
 
-/* logprobs, top_logprobs (chat) and logit_bias, checked as OpenAI checks them. */
-struct lm_sample_extra {
-    int logprobs, top_logprobs, n_bias;
-    int32_t *bias_id;
-    float *bias;
-};
-
-static int sample_extras(const struct local_model *m, const struct llm_request *r, struct lm_sample_extra *x,
-                         struct local_refusal *why) {
-    memset(x, 0, sizeof *x);   /* why is written only when refusing (local_start set its status 400) */
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
-    const cJSON *top = cJSON_GetObjectItemCaseSensitive(r->body, "top_logprobs");
-    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(r->body, "logit_bias");
-    if (r->ep == LLM_CHAT) {
-        if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) {
-            why->param = "logprobs";
-            why->code = "invalid_type";
-            snprintf(why->message, sizeof why->message, "'logprobs' must be a boolean.");
-            return -1;
-        }
-        x->logprobs = cJSON_IsTrue(lp);
-        if (top && !cJSON_IsNull(top)) {
-            if (!cJSON_IsNumber(top) || top->valuedouble != (int)top->valuedouble || top->valuedouble < 0 ||
-                top->valuedouble > 20) {
-                why->param = "top_logprobs";
-                why->code = "invalid_value";
-                snprintf(why->message, sizeof why->message, "'top_logprobs' must be an integer from 0 to 20.");
-                return -1;
-            }
-            if (!x->logprobs) {
-                why->param = "top_logprobs";
-                why->code = "invalid_value";
-                snprintf(why->message, sizeof why->message, "'top_logprobs' needs 'logprobs' to be true.");
-                return -1;
-            }
-            x->top_logprobs = (int)top->valuedouble;
-        }
-    }
-    if (lb && !cJSON_IsNull(lb)) {
-        if (!cJSON_IsObject(lb)) {
-            why->param = "logit_bias";
-            why->code = "invalid_type";
-            snprintf(why->message, sizeof why->message, "'logit_bias' must be an object of token ids to biases.");
-            return -1;
-        }
-        struct lm_info info;
-        lm_engine_info(m->eng, &info);
-        int n = cJSON_GetArraySize(lb);
-        if (n > 1024) {
-            why->param = "logit_bias";
-            why->code = "invalid_value";
-            snprintf(why->message, sizeof why->message, "'logit_bias' has %d entries; at most 1024.", n);
-            return -1;
-        }
-        x->bias_id = util_xcalloc((size_t)n + 1, sizeof *x->bias_id);
-        x->bias = util_xcalloc((size_t)n + 1, sizeof *x->bias);
-        const cJSON *e;
-        cJSON_ArrayForEach(e, lb) {
-            char *end;
-            const char *k = e->string;
-            long id = strtol(k, &end, 10);
-            why->param = "logit_bias";
-            why->code = "invalid_value";
-            if (!*k || *end || k[0] == '-' || k[0] == '+' || k[0] == ' ' || id < 0) {
-                snprintf(why->message, sizeof why->message, "Invalid key in 'logit_bias': '%.40s'. Keys must be "
-                         "token ids (non-negative integers).", k);
-                goto bad;
-            }
-            if (id >= info.n_vocab) {
-                snprintf(why->message, sizeof why->message, "Invalid key in 'logit_bias': %ld is not a token id of "
-                         "the local model '%s' (its vocabulary has %d tokens).", id, m->name, info.n_vocab);
-                goto bad;
-            }
-            if (!cJSON_IsNumber(e) || !(e->valuedouble >= -100 && e->valuedouble <= 100)) {
-                snprintf(why->message, sizeof why->message, "Invalid value in 'logit_bias' for token %ld: biases "
-                         "must be numbers from -100 to 100.", id);
-                goto bad;
-            }
-            x->bias_id[x->n_bias] = (int32_t)id;
-            x->bias[x->n_bias++] = (float)e->valuedouble;
-        }
-    }
-    return 0;
-bad:
-    free(x->bias_id);
-    free(x->bias);
-    x->bias_id = NULL;
-    x->bias = NULL;
-    return -1;
-}
-
-/* 1 if any message's text says "json" in any case (OpenAI's rule for json_object). */
-static int messages_say_json(const struct llm_request *r)
-{
-    for (int i = 0; i < r->n_messages; i++) {
-        const char *t = r->messages[i].content;
-        for (; t && *t; t++)
-            if ((t[0] | 0x20) == 'j' && (t[1] | 0x20) == 's' && (t[2] | 0x20) == 'o' && (t[3] | 0x20) == 'n')
-                return 1;
-    }
-    return 0;
-}
-
-/* response_format of a chat request: *g = the grammar its output must
- * follow (NULL for free text). -1 with why filled when it is refused. */
-static int response_grammar(const struct local_model *m, const struct llm_request *r, struct lm_grammar **g,
-                            struct local_refusal *why)
-{
-    *g = NULL;
-    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
-    if (!rf || cJSON_IsNull(rf))
-        return 0;
-    /* why is written only when refusing (local_start set its status 400) */
-    if (!cJSON_IsObject(rf)) {
-        why->param = "response_format";
-        why->code = "invalid_type";
-        snprintf(why->message, sizeof why->message, "'response_format' must be an object.");
-        return -1;
-    }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
-    if (!cJSON_IsString(t)) {
-        why->param = "response_format.type";
-        why->code = "missing_required_parameter";
-        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.type'.");
-        return -1;
-    }
-    if (strcmp(t->valuestring, "text") == 0)
-        return 0;
-    if (strcmp(t->valuestring, "json_object") == 0) {
-        if (!messages_say_json(r)) {
-            why->param = "messages";
-            why->code = "invalid_value";
-            snprintf(why->message, sizeof why->message, "'messages' must contain the word 'json' in some form, to use "
-                     "'response_format' of type 'json_object'.");
-            return -1;
-        }
-        *g = lm_grammar_json_object();
-        if (!*g) {
-            why->status = 500;
-            why->code = "local_model_error";
-            snprintf(why->message, sizeof why->message, "out of memory");
-            return -1;
-        }
-        return 0;
-    }
-    if (strcmp(t->valuestring, "json_schema") != 0) {
-        why->param = "response_format.type";
-        why->code = "invalid_value";
-        snprintf(why->message, sizeof why->message, "Invalid value: '%.60s'. Supported values are: 'text', "
-                 "'json_object' and 'json_schema'.", t->valuestring);
-        return -1;
-    }
-    const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(js, "name");
-    if (!cJSON_IsObject(js)) {
-        why->param = "response_format.json_schema";
-        why->code = "missing_required_parameter";
-        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.json_schema'.");
-        return -1;
-    }
-    if (!cJSON_IsString(name)) {
-        why->param = "response_format.json_schema.name";
-        why->code = "missing_required_parameter";
-        snprintf(why->message, sizeof why->message, "Missing required parameter: 'response_format.json_schema.name'.");
-        return -1;
-    }
-    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
-    char err[400];
-    *g = schema ? lm_grammar_from_schema(schema, err, sizeof err) : lm_grammar_json_object();
-    if (!*g) {
-        why->param = "response_format";
-        why->code = "invalid_value";
-        /* a keyword llmpin cannot constrain to may be one another target can */
-        why->capability = strstr(err, "not supported") || strstr(err, "cannot constrain");
-        snprintf(why->message, sizeof why->message, "Invalid schema for response_format '%.64s' on the local model "
-                 "'%.64s': %.300s", name->valuestring, m->name, err);
-        return -1;
-    }
-    return 0;
-}
-
 struct local_call *local_start(struct local_model *m, const struct llm_request *r, const char *model_name,
                                const struct upstream_req *cb, struct local_refusal *why) {
     char *err = why->message;
@@ -816,8 +744,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
      * had: an application relying on tools or a JSON schema must know. */
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(r->body, "response_format");
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(r->body, "logprobs");
-    const char *unsupported = r->has_tools ? "tools"
-                              : r->ep != LLM_CHAT && rf && !cJSON_IsNull(rf) ? "response_format"
+    const char *unsupported = r->ep != LLM_CHAT && rf && !cJSON_IsNull(rf) ? "response_format"
                               : r->ep != LLM_CHAT && lp && !cJSON_IsNull(lp) && !cJSON_IsFalse(lp) ? "logprobs"
                               : NULL;
     if (unsupported) {
@@ -827,18 +754,25 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         snprintf(err, errlen, "'%s' is not supported by the local model '%s'", unsupported, m->name);
         return NULL;
     }
-    struct lm_sample_extra x;
-    if (sample_extras(m, r, &x, why) != 0)
+    struct local_tools tl = {.choice = LOCAL_TC_NONE, .only = -1};
+    if (r->ep == LLM_CHAT && local_tool_params(m->eng, m->name, r, &tl, why) != 0)
         return NULL;
+    struct lm_sample_extra x;
+    if (local_sample_extras(m->eng, m->name, r, &x, why) != 0) {
+        free(tl.tools_json);
+        return NULL;
+    }
     /* one grammar per choice: each job's matcher owns its own */
     struct lm_grammar **grammars = NULL;
     for (int i = 0; r->ep == LLM_CHAT && i < n_choices; i++) {
         struct lm_grammar *g = NULL;
-        if (response_grammar(m, r, &g, why) != 0) {
+        if (tl.choice != LOCAL_TC_NONE ? !(g = local_tool_grammar(r, &tl, why))
+                                       : local_response_grammar(m->name, r, &g, why) != 0) {
             for (int k = 0; grammars && k < i; k++) lm_grammar_free(grammars[k]);
             free(grammars);
             free(x.bias_id);
             free(x.bias);
+            free(tl.tools_json);
             return NULL;
         }
         if (!g) break; /* free text */
@@ -853,6 +787,11 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         c->ch[i].index = i;
     }
     c->grammars = grammars;
+    c->tools_json = tl.tools_json;
+    for (int i = 0; tl.choice != LOCAL_TC_NONE && i < n_choices; i++) {
+        c->ch[i].scan = lm_tscan_new(tl.st);
+        if (!c->ch[i].scan) { fputs("llmpin: out of memory\n", stderr); abort(); }
+    }
     c->logprobs = x.logprobs;
     c->bias_id = x.bias_id;
     c->bias = x.bias;
@@ -892,6 +831,14 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
         msgs = local_messages(r);
         jr->messages = msgs;
         jr->n_messages = r->n_messages;
+        if (tl.choice != LOCAL_TC_NONE) {
+            /* auto: the model may answer or call, the grammar holds from its
+             * first call on; required or a named tool: from the first token */
+            jr->tools_json = c->tools_json;
+            jr->trigger = tl.st->trigger;
+            jr->trigger_at_start = tl.st->at_start;
+            jr->lazy = tl.choice == LOCAL_TC_AUTO;
+        }
     } else if (r->ep == LLM_COMPLETIONS) {
         if (!r->prompt) {
             why->code = "invalid_type";
@@ -949,6 +896,7 @@ struct local_call *local_start(struct local_model *m, const struct llm_request *
     free(msgs);
     msgs = NULL;
     jr->messages = NULL;
+    jr->tools_json = NULL;  /* lm_submit rendered the prompt */
     jr->grammar = NULL;     /* lm_submit took it */
     jr->params.stop = NULL; /* lm_submit copied what it needs */
     jr->params.n_stop = 0;

@@ -40,7 +40,8 @@ int local_model_same(const struct local_model *m, const struct cfg_local_model *
 struct local_refusal {
     int status;                 /* 400 or 429 */
     const char *code;
-    const char *param;
+    const char *param;          /* static, or param_buf */
+    char param_buf[64];
     char message[512];
     int capability;             /* the request needs what this model lacks (tools, a JSON
                                    schema, logprobs, n > 1, a longer context): another

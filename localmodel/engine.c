@@ -51,6 +51,7 @@
 #include "localmodel/prompt.h"
 #include "localmodel/sampler.h"
 #include "localmodel/grammar.h"
+#include "localmodel/toolfmt.h"
 #include "localmodel/sha256.h"
 #include "localmodel/tokenizer.h"
 
@@ -88,6 +89,13 @@ struct lm_job {
     struct lm_textout *tout;
     struct lm_grammar *grammar;  /* constrained output, or NULL */
     struct lm_gmatch *gm;        /* its matcher (scheduler thread) */
+    char *trig;                  /* tool calls: the text that starts them, or NULL */
+    size_t trig_len;
+    int32_t trig_id;             /* a control token of that text, or -1 */
+    int trig_at_start, lazy;     /* lazy: no matcher until the trigger came */
+    int fed;                     /* the matcher has had this step's token (it came with the trigger) */
+    char *tail;                  /* lazy: the output's last bytes that may start the trigger */
+    size_t tail_n;
     double *emb_sum;             /* embedding jobs: sum of final hidden states */
     uint64_t order;              /* admission order: oldest prefills first */
 };
@@ -100,6 +108,8 @@ struct lm_engine {
     struct lm_tokenizer *tok;
     struct lm_prompt *prompt;    /* how chat messages become the prompt */
     struct lm_vtrie *vtrie;      /* token bytes for grammar masks; built by the scheduler on first use */
+    int32_t *eog_ids;            /* end-of-generation tokens, with the vtrie (where a document may end) */
+    int n_eog;
     int32_t stop_ids[MAX_STOP_IDS];
     int n_stop_ids;
     int n_ctx, max_queue, max_batch;
@@ -142,6 +152,8 @@ static void job_unref(struct lm_job *j)
     lm_textout_free(j->tout);
     lm_gmatch_free(j->gm);
     lm_grammar_free(j->grammar);
+    free(j->trig);
+    free(j->tail);
     free(j->bias_id);
     free(j->bias);
     free(j->lp_raw);
@@ -241,8 +253,10 @@ static int apply_grammar(struct lm_engine *e, struct lm_job *j, float *logits)
     if (!mask)
         return -2;
     int nv = e->m->hp.n_vocab, words = (nv + 31) / 32;
-    int eos = lm_tok_eos(e->tok);
-    float eos_logit = eos >= 0 && eos < nv ? logits[eos] : 0.0f;
+    float eog_logit[64], trig_logit = j->trig_id >= 0 ? logits[j->trig_id] : 0.0f;
+    int n_eog = e->n_eog < 64 ? e->n_eog : 64;
+    for (int i = 0; i < n_eog; i++)
+        eog_logit[i] = logits[e->eog_ids[i]];
     for (int w = 0; w < words; w++) {
         uint32_t bits = mask[w];
         if (bits == 0xffffffffu)
@@ -256,9 +270,19 @@ static int apply_grammar(struct lm_engine *e, struct lm_job *j, float *logits)
      * stop ids a chat family adds may be text there: never mid-document */
     for (int i = 0; i < e->n_stop_ids; i++)
         logits[e->stop_ids[i]] = -INFINITY;
-    if (can_end && eos >= 0 && eos < nv)
-        logits[eos] = eos_logit;    /* the model's own odds of ending here */
-    return n_allowed > 0 || can_end ? 0 : -1;
+    for (int i = 0; can_end && i < n_eog; i++)
+        logits[e->eog_ids[i]] = eog_logit[i];   /* the model's own odds of ending here */
+    /* a control token that writes the trigger (Mistral's [TOOL_CALLS]) is not
+     * in the trie: allowed where the grammar takes its text */
+    int trig_ok = 0;
+    if (j->trig_id >= 0) {
+        int r = lm_gmatch_try(j->gm, j->trig, j->trig_len);
+        if (r < 0)
+            return -2;
+        if ((trig_ok = r == 1))
+            logits[j->trig_id] = trig_logit;
+    }
+    return n_allowed > 0 || can_end || trig_ok ? 0 : -1;
 }
 
 /* logprobs: the chosen token's log-probability and the best alternatives,
@@ -299,6 +323,84 @@ static void emit_logprob(struct lm_engine *e, struct lm_job *j, int32_t id, cons
         j->emit(j->ud, &ev);
 }
 
+/* The grammar's matcher for j (the vocabulary trie is built on first use). */
+static struct lm_gmatch *new_matcher(struct lm_engine *e, struct lm_job *j)
+{
+    if (!e->vtrie) {
+        int nv = e->m->hp.n_vocab;
+        e->n_eog = 0;
+        free(e->eog_ids);
+        if (!(e->eog_ids = malloc(64 * sizeof *e->eog_ids)))
+            return NULL;
+        for (int id = 0; id < nv && e->n_eog < 64; id++)
+            if (lm_tok_is_eog(e->tok, id))
+                e->eog_ids[e->n_eog++] = id;
+        e->vtrie = lm_vtrie_new(e->tok);
+    }
+    return e->vtrie ? lm_gmatch_new(j->grammar, e->vtrie) : NULL;
+}
+
+/* The bytes token id writes: a control token that is the trigger writes it. */
+static const char *token_piece(struct lm_engine *e, struct lm_job *j, int32_t id, size_t *len)
+{
+    if (id == j->trig_id) {
+        *len = j->trig_len;
+        return j->trig;
+    }
+    return lm_tok_piece(e->tok, j->prev, id, len);
+}
+
+/* Lazy grammar: would token id start the tool calls? If so the matcher
+ * begins at the trigger and must take everything from there (1 when it
+ * refuses: the caller draws another token). 0 when the token may come,
+ * -1 on out of memory. */
+static int trigger_step(struct lm_engine *e, struct lm_job *j, int32_t id)
+{
+    size_t len;
+    const char *piece = token_piece(e, j, id, &len);
+    size_t n = j->tail_n + len;
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return -1;
+    if (j->tail_n)
+        memcpy(buf, j->tail, j->tail_n);
+    memcpy(buf + j->tail_n, piece, len);
+    long at = lm_trigger_find(buf, n, j->trig, j->trig_at_start);
+    if (at >= 0) {
+        struct lm_gmatch *gm = new_matcher(e, j);
+        if (!gm) {
+            free(buf);
+            return -1;
+        }
+        if (lm_gmatch_feed(gm, buf + at, n - (size_t)at) != 0) {
+            lm_gmatch_free(gm);
+            free(buf);
+            return 1;
+        }
+        j->gm = gm;
+        j->fed = 1;
+    }
+    if (at != -1) {                 /* the calls began, or (at_start) cannot any more */
+        j->lazy = 0;
+        free(buf);
+        free(j->tail);
+        j->tail = NULL;
+        j->tail_n = 0;
+        return 0;
+    }
+    size_t start = 0;
+    if (j->trig_at_start)           /* whitespace, then a beginning of the trigger */
+        while (start < n && (buf[start] == ' ' || buf[start] == '\n' || buf[start] == '\r' || buf[start] == '\t'))
+            start++;
+    else if (n >= j->trig_len)
+        start = n - (j->trig_len - 1);
+    memmove(buf, buf + start, n - start);
+    free(j->tail);
+    j->tail = buf;
+    j->tail_n = n - start;
+    return 0;
+}
+
 static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
 {
     if (j->lp_raw)
@@ -313,6 +415,21 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
         }
     }
     int32_t id = lm_sampler_sample(j->sampler, logits);
+    if (j->lazy) {
+        /* a token that starts the calls in a way their grammar refuses is
+         * not taken: the next best is drawn instead */
+        int rc = 0, tries = 0;
+        while (!is_stop_id(e, id) && (rc = trigger_step(e, j, id)) == 1 && tries++ < 32) {
+            logits[id] = -INFINITY;
+            id = lm_sampler_sample(j->sampler, logits);
+        }
+        if (!is_stop_id(e, id) && rc != 0) {
+            emit_error(j, rc < 0 ? "out of memory"
+                                 : "constrained decoding: no token of the vocabulary starts the tool calls validly");
+            retire(e, j);
+            return 0;
+        }
+    }
     j->n_gen++;     /* usage counts the EOS / end-of-turn token too, as OpenAI does */
     if (is_stop_id(e, id)) {
         finish(e, j, "stop");
@@ -320,15 +437,16 @@ static int advance(struct lm_engine *e, struct lm_job *j, float *logits)
     }
     lm_sampler_accept(j->sampler, id);
     size_t len;
-    const char *piece = lm_tok_piece(e->tok, j->prev, id, &len);
+    const char *piece = token_piece(e, j, id, &len);
     if (j->lp_raw)
         emit_logprob(e, j, id, piece, len);
     j->prev = id;
-    if (j->gm && lm_gmatch_feed(j->gm, piece, len) != 0) {
+    if (j->gm && !j->fed && lm_gmatch_feed(j->gm, piece, len) != 0) {
         emit_error(j, "constrained decoding: the sampled token does not continue the document");
         retire(e, j);
         return 0;
     }
+    j->fed = 0;
     if (lm_textout_push(j->tout, piece, len)) {
         emit_text(j);
         emit_done(j, "stop");
@@ -398,10 +516,8 @@ static void start_job(struct lm_engine *e, struct lm_job *j)
         retire(e, j);
         return;
     }
-    if (j->grammar) {
-        if (!e->vtrie)
-            e->vtrie = lm_vtrie_new(e->tok);
-        j->gm = e->vtrie ? lm_gmatch_new(j->grammar, e->vtrie) : NULL;
+    if (j->grammar && !j->lazy) {
+        j->gm = new_matcher(e, j);
         if (!j->gm) {
             emit_error(j, "out of memory");
             retire(e, j);
@@ -649,6 +765,7 @@ int lm_engine_encode(struct lm_engine *e, const struct lm_job_req *req, int32_t 
 }
 
 const struct lm_tokenizer *lm_engine_tokenizer(const struct lm_engine *e) { return e->tok; }
+const struct lm_tool_style *lm_engine_tool_style(const struct lm_engine *e) { return lm_prompt_tool_style(e->prompt); }
 
 char *lm_engine_render(const struct lm_engine *e, const struct lm_message *m, int n,
                        const char *tools_json, int add_generation_prompt, size_t **spans,
@@ -687,6 +804,20 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     j->ud = req->ud;
     j->slot = -1;
     j->grammar = req->grammar;   /* ours now, freed with the job */
+    j->trig_id = -1;
+    if (req->grammar && req->trigger && *req->trigger) {
+        if (!(j->trig = strdup(req->trigger)))
+            goto oom;
+        j->trig_len = strlen(j->trig);
+        j->trig_at_start = req->trigger_at_start;
+        j->lazy = req->lazy;
+        int id = lm_tok_find(e->tok, j->trig);
+        size_t plen = 1;
+        if (id >= 0)
+            lm_tok_piece(e->tok, -1, id, &plen);
+        if (id >= 0 && plen == 0)
+            j->trig_id = id;     /* a control token: it writes nothing of its own */
+    }
     j->params = req->params;
     j->params.stop = NULL;
     j->params.n_stop = 0;
@@ -734,8 +865,8 @@ struct lm_job *lm_submit(struct lm_engine *e, const struct lm_job_req *req,
     j->add_bos = req->kind == LM_JOB_CHAT ? lm_tok_add_bos(e->tok) : lm_tok_add_special(e->tok);
     if (req->kind == LM_JOB_CHAT) {
         int refused;
-        j->text = lm_prompt_render(e->prompt, req->messages, req->n_messages, &j->spans, &j->n_spans,
-                                   &j->add_bos, &refused, err, errlen);
+        j->text = lm_prompt_render_ex(e->prompt, req->messages, req->n_messages, req->tools_json, 1, &j->spans,
+                                      &j->n_spans, &j->add_bos, &refused, err, errlen);
         if (!j->text) {
             *http_status = 400;
             *code = refused ? "template_refused" : "invalid_value";
@@ -969,6 +1100,7 @@ void lm_engine_close(struct lm_engine *e)
     lm_ctx_free(e->ctx);
     lm_pool_free(e->pool);
     lm_vtrie_free(e->vtrie);
+    free(e->eog_ids);
     lm_tok_free(e->tok);
     lm_model_free(e->m);
     gguf_close(e->gf);

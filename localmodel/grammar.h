@@ -42,7 +42,8 @@ struct lm_grammar *lm_grammar_json_object(void);
 /* Tool calls (chat tools): begin, then 1..max_calls calls joined by sep,
  * then end (max_calls 0: any number); a call is prefix, the object {"NAME_KEY": "name", "ARGS_KEY":
  * arguments}, suffix, where arguments follow the tool's function.parameters
- * schema. Whitespace may come between all the parts. tools is the request's
+ * schema. Whitespace may come between all the parts, and a ' ' in a
+ * literal is whitespace that may or may not be there. tools is the request's
  * array ({"type":"function","function":{"name","parameters","strict"}},
  * names checked by the caller); only >= 0 allows that tool alone. A
  * parameters schema that does not compile is refused (err names

@@ -1506,8 +1506,30 @@ struct lm_grammar *lm_grammar_json_object(void)
 
 /* ---- tool calls ---------------------------------------------------------------------- */
 
-/* A literal, or nothing for NULL/"". */
-static int opt_lit(struct gbuild *b, const char *s) { return s && *s ? nlits(b, s) : neps(b); }
+/* A form's literal, nothing for NULL/"": each ' ' in it is whitespace
+ * that may or may not be there ("{\"tool_calls\": [" also fits
+ * "{\"tool_calls\":[" and a pretty-printed one). */
+static int form_lit(struct sc *c, const char *s)
+{
+    struct gbuild *b = &c->b;
+    if (!s || !*s)
+        return neps(b);
+    int parts[64], np = 0;
+    while (*s && np < 63) {
+        size_t k = strcspn(s, " ");
+        if (k)
+            parts[np++] = nlit(b, s, k);
+        s += k;
+        if (*s == ' ') {
+            parts[np++] = ws(c);
+            while (*s == ' ')
+                s++;
+        }
+    }
+    if (*s)
+        parts[np++] = nlits(b, s);
+    return nlist(b, G_SEQ, parts, np);
+}
 
 /* One call: prefix {"name_key": "NAME", "args_key": ARGS} suffix. */
 static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn, int loose)
@@ -1537,8 +1559,8 @@ static int call_node(struct sc *c, const struct lm_tool_form *f, const cJSON *fn
     int colon = SEQ(b, ws(c), nbyte(b, ':'), ws(c));
     int obj = SEQ(b, nbyte(b, '{'), ws(c), kname, colon, vname, sep(c), kargs, colon, args, ws(c), nbyte(b, '}'));
     /* whitespace only between parts: a call with nothing after it ends at its '}' */
-    int pre = f->prefix && *f->prefix ? SEQ(b, nlits(b, f->prefix), ws(c)) : neps(b);
-    int suf = f->suffix && *f->suffix ? SEQ(b, ws(c), nlits(b, f->suffix)) : neps(b);
+    int pre = f->prefix && *f->prefix ? SEQ(b, form_lit(c, f->prefix), ws(c)) : neps(b);
+    int suf = f->suffix && *f->suffix ? SEQ(b, ws(c), form_lit(c, f->suffix)) : neps(b);
     return SEQ(b, pre, obj, suf);
 }
 
@@ -1591,10 +1613,10 @@ struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const cJS
     }
     int call = b->failed ? -1 : nlist(b, G_ALT, alts, na);
     free(alts);
-    int more = SEQ(b, ws(&c), opt_lit(b, f->sep), ws(&c), call);
+    int more = SEQ(b, ws(&c), form_lit(&c, f->sep), ws(&c), call);
     int calls = SEQ(b, call, nrep(b, more, 0, max_calls ? max_calls - 1 : -1));
-    int begin = f->begin && *f->begin ? SEQ(b, nlits(b, f->begin), ws(&c)) : neps(b);
-    int end = f->end && *f->end ? SEQ(b, ws(&c), nlits(b, f->end)) : neps(b);
+    int begin = f->begin && *f->begin ? SEQ(b, form_lit(&c, f->begin), ws(&c)) : neps(b);
+    int end = f->end && *f->end ? SEQ(b, ws(&c), form_lit(&c, f->end)) : neps(b);
     return sc_finish(&c, SEQ(b, begin, calls, end));
 }
 

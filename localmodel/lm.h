@@ -121,6 +121,17 @@ struct lm_job_req {
      * grammar.h; response_format). lm_submit owns it from the call on,
      * also when it fails. NULL = free text. */
     struct lm_grammar *grammar;
+    /* CHAT with tools: the JSON array's text the template shows (NULL =
+     * none), and the text that starts the model's calls (toolfmt.h): a
+     * control token of exactly that text is written as it, and allowed
+     * where the grammar takes it. lazy: the output is free until the
+     * trigger comes (at_start: only as the answer's start), the grammar
+     * applies from the trigger on (tool_choice "auto"); else from the first
+     * token. */
+    const char *tools_json;
+    const char *trigger;
+    int trigger_at_start;
+    int lazy;
     void (*emit)(void *ud, const struct lm_event *ev); /* worker thread */
     void *ud;
 };
@@ -160,6 +171,11 @@ const struct lm_tokenizer *lm_engine_tokenizer(const struct lm_engine *e);
 char *lm_engine_render(const struct lm_engine *e, const struct lm_message *m, int n,
                        const char *tools_json, int add_generation_prompt, size_t **spans,
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
+
+/* How this model calls tools (toolfmt.h): the chat template's format, or
+ * the generic form llmpin teaches it. Any thread. */
+struct lm_tool_style;
+const struct lm_tool_style *lm_engine_tool_style(const struct lm_engine *e);
 
 /* Ask the job to stop (client went away). Thread-safe. After cancel, emit is
  * called at most once more (DONE or ERROR) and then never again. */

@@ -17,6 +17,7 @@
 #include "localmodel/gguf.h"
 #include "localmodel/jinja.h"
 #include "localmodel/tokenizer.h"
+#include "localmodel/toolfmt.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ struct lm_prompt {
     char *name;
     char *bos_text, *eos_text;
     int tok_add_bos;
+    enum lm_tool_fmt tool_fmt;   /* how the template teaches tool calls */
+    int shows_tools;             /* the template renders `tools` itself */
 };
 
 static char *token_text(const struct lm_tokenizer *tok, int id)
@@ -63,6 +66,15 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     b[n] = '\0';
     *len = n;
     return b;
+}
+
+/* The tool-call format a template teaches, and whether it shows the tools
+ * (it names the variable `tools`). */
+static void tool_detect(struct lm_prompt *p, const char *text, size_t n)
+{
+    p->tool_fmt = lm_tool_detect(text, n);
+    for (size_t i = 0; i + 5 <= n && !p->shows_tools; i++)
+        p->shows_tools = memcmp(text + i, "tools", 5) == 0;
 }
 
 void lm_prompt_free(struct lm_prompt *p)
@@ -108,6 +120,7 @@ struct lm_prompt *lm_prompt_new(const struct gguf_file *gf, const struct lm_toke
         if (!text) goto fail;
         p->jt = jinja_parse(text, n, jerr, sizeof jerr);
         p->family = lm_chat_detect(text, n);
+        tool_detect(p, text, n);
         free(text);
         if (!p->jt) {
             snprintf(err, errlen, "chat_template_file %s: %s", template_file, jerr);
@@ -138,6 +151,7 @@ struct lm_prompt *lm_prompt_new(const struct gguf_file *gf, const struct lm_toke
     }
     p->family = lm_chat_detect(t.ptr, (size_t)t.len);
     p->jt = jinja_parse(t.ptr, (size_t)t.len, jerr, sizeof jerr);
+    tool_detect(p, t.ptr, (size_t)t.len);
     if (!p->jt) {
         if (warn)
             snprintf(warn, warnlen, "%s: key '%s' does not parse (%s); rendering with the built-in "
@@ -215,6 +229,146 @@ oom:
     return NULL;
 }
 
+/* ---- tools the template does not show --------------------------------------
+
+ * A built-in family, or a Jinja template that does not use `tools`, gets
+ * them from llmpin: listed in the system message with how to call them (the
+ * generic form of toolfmt.h); a template that shows tools but names no
+ * format gets the instruction alone. Earlier calls are written into the
+ * assistant's text in the same form, so the model sees how it called. */
+
+static const char tools_intro[] = "You can call these functions. Each is described by a JSON object:\n";
+static const char tools_howto[] =
+    "To call functions, answer with this JSON alone and nothing else: "
+    "{\"tool_calls\": [{\"name\": \"<function name>\", \"arguments\": {<arguments as its parameters say>}}]} "
+    "(one entry per call). Otherwise answer in plain text.";
+
+struct own_msgs {
+    struct lm_message *m;
+    char **str;                  /* texts allocated for them */
+    int n, n_str;
+};
+
+static void own_free(struct own_msgs *o)
+{
+    for (int i = 0; i < o->n_str; i++)
+        free(o->str[i]);
+    free(o->str);
+    free(o->m);
+}
+
+static char *own_add(struct own_msgs *o, char *text)
+{
+    if (text)
+        o->str[o->n_str++] = text;
+    return text;
+}
+
+/* An assistant's earlier calls in the generic form, after its text. */
+static char *calls_text(const struct lm_message *m)
+{
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "tool_calls");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, m->tool_calls) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "name", cJSON_IsString(name) ? name->valuestring : "");
+        cJSON *parsed = cJSON_IsString(args) ? cJSON_Parse(args->valuestring) : NULL;
+        if (!parsed)
+            parsed = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "arguments", parsed);
+    }
+    char *js = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!js)
+        return NULL;
+    const char *t = m->content ? m->content : "";
+    size_t n = strlen(t), k = strlen(js);
+    char *out = malloc(n + k + 2);
+    if (out) {
+        memcpy(out, t, n);
+        if (n)
+            out[n++] = '\n';
+        memcpy(out + n, js, k + 1);
+    }
+    cJSON_free(js);
+    return out;
+}
+
+static int with_tools(const struct lm_message *m, int n, const char *tools_json, int list,
+                      struct own_msgs *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->m = calloc((size_t)n + 1, sizeof *o->m);
+    o->str = calloc((size_t)n + 2, sizeof *o->str);
+    cJSON *tools = list ? cJSON_Parse(tools_json) : NULL;
+    struct { char *p; size_t n, cap; } b = { NULL, 0, 0 };
+    if (!o->m || !o->str || (list && !cJSON_IsArray(tools)))
+        goto fail;
+    int sys = n > 0 && m[0].role && strcmp(m[0].role, "system") == 0;
+    const char *head = sys && m[0].content ? m[0].content : "";
+    size_t need = strlen(head) + sizeof tools_intro + sizeof tools_howto + 4 + (list ? strlen(tools_json) * 2 : 0);
+    if (!(b.p = malloc(need)))
+        goto fail;
+    b.n = (size_t)snprintf(b.p, need, "%s%s%s", head, *head ? "\n\n" : "", list ? tools_intro : "");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tools) {
+        char *one = cJSON_PrintUnformatted(t);
+        if (!one)
+            goto fail;
+        size_t k = strlen(one);
+        if (b.n + k + 2 + sizeof tools_howto >= need) {   /* cannot happen: a tool prints shorter than the array */
+            cJSON_free(one);
+            goto fail;
+        }
+        memcpy(b.p + b.n, one, k);
+        b.n += k;
+        b.p[b.n++] = '\n';
+        cJSON_free(one);
+    }
+    memcpy(b.p + b.n, tools_howto, sizeof tools_howto);
+    own_add(o, b.p);
+    o->m[0] = (struct lm_message){ .role = "system", .content = b.p };
+    o->n = 1;
+    for (int i = sys; i < n; i++) {
+        o->m[o->n] = m[i];
+        if (m[i].tool_calls) {
+            if (!(o->m[o->n].content = own_add(o, calls_text(&m[i]))))
+                goto fail_nob;
+            o->m[o->n].tool_calls = NULL;
+        }
+        o->n++;
+    }
+    cJSON_Delete(tools);
+    return 0;
+fail:
+    free(b.p);
+fail_nob:;
+    int bad = list && !cJSON_IsArray(tools);
+    cJSON_Delete(tools);
+    own_free(o);
+    snprintf(err, errlen, bad ? "tools must be a JSON array" : "out of memory");
+    return -1;
+}
+
+/* The template shows tools and teaches a format of its own. */
+static int own_format(const struct lm_prompt *p)
+{
+    return p->jt && p->shows_tools && p->tool_fmt != LM_TOOLS_GENERIC;
+}
+
+const struct lm_tool_style *lm_prompt_tool_style(const struct lm_prompt *p)
+{
+    return lm_tool_style(own_format(p) ? p->tool_fmt : LM_TOOLS_GENERIC);
+}
+
+static char *render(const struct lm_prompt *p, const struct lm_message *m, int n, const char *tools_json,
+                    int add_generation_prompt, size_t **spans, int *n_spans, int *add_bos, int *refused,
+                    char *err, size_t errlen);
+
 char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, int n, size_t **spans,
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen)
 {
@@ -229,12 +383,28 @@ char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m,
     *add_bos = p->tok_add_bos;
     *spans = NULL;
     *n_spans = 0;
-    if (!p->jt) {
-        if (tools_json) {
-            snprintf(err, errlen, "the built-in '%s' chat format cannot show tools; tools need the "
-                     "model's Jinja template or a chat_template_file", p->name);
+    if (tools_json && !own_format(p)) {
+        int list = !(p->jt && p->shows_tools);
+        struct own_msgs o;
+        if (with_tools(m, n, tools_json, list, &o, err, errlen) != 0)
             return NULL;
-        }
+        char *out = render(p, o.m, o.n, list ? NULL : tools_json, add_generation_prompt, spans, n_spans,
+                           add_bos, refused, err, errlen);
+        own_free(&o);
+        if (out || list || !*refused)
+            return out;
+        /* a template that shows tools but takes no system message: the
+         * tools without llmpin's instruction (the grammar still holds) */
+        *refused = 0;
+    }
+    return render(p, m, n, tools_json, add_generation_prompt, spans, n_spans, add_bos, refused, err, errlen);
+}
+
+static char *render(const struct lm_prompt *p, const struct lm_message *m, int n, const char *tools_json,
+                    int add_generation_prompt, size_t **spans, int *n_spans, int *add_bos, int *refused,
+                    char *err, size_t errlen)
+{
+    if (!p->jt) {
         if (!add_generation_prompt) {
             snprintf(err, errlen, "the built-in '%s' chat format always ends with the assistant's turn",
                      p->name);

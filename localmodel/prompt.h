@@ -36,11 +36,19 @@ char *lm_prompt_render(const struct lm_prompt *p, const struct lm_message *m, in
                        int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
 
 /* The same with tools (a JSON array's text given to the template as `tools`,
- * NULL = none) and add_generation_prompt (0 = end after the last message).
- * A built-in family renderer refuses both: it cannot show tools. */
+ * NULL = none) and add_generation_prompt (0 = end after the last message;
+ * a built-in family refuses it). A built-in family, or a template that does
+ * not use `tools`, gets them in the system message from llmpin, with how to
+ * call them in the generic form (toolfmt.h); a template that shows tools
+ * but names no format gets that instruction alone. */
 char *lm_prompt_render_ex(const struct lm_prompt *p, const struct lm_message *m, int n,
                           const char *tools_json, int add_generation_prompt, size_t **spans,
                           int *n_spans, int *add_bos, int *refused, char *err, size_t errlen);
+
+/* How the model calls tools with this prompt: the template's own format
+ * when it shows tools and names one, else the generic form. */
+struct lm_tool_style;
+const struct lm_tool_style *lm_prompt_tool_style(const struct lm_prompt *p);
 
 /* Stop strings of the built-in family in use (NULL-terminated; empty for
  * Jinja templates, whose turns end with end-of-generation tokens). */

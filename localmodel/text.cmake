@@ -9,4 +9,5 @@ list(APPEND LM_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/chat.c
   ${CMAKE_CURRENT_SOURCE_DIR}/sampler.c
   ${CMAKE_CURRENT_SOURCE_DIR}/grammar_schema.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/grammar.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/grammar.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/toolfmt.c)

@@ -901,14 +901,17 @@ static void rq_unsupported(struct rq *q, const struct local_refusal *why) {
         return;
     }
     if (!q->tried[0] && (strcmp(why->code, "context_length_exceeded") == 0 ||
-                         (why->param && strcmp(why->param, "response_format") == 0))) {
+                         (why->param && (strcmp(why->param, "response_format") == 0 ||
+                                         strcmp(why->param, "tools") == 0)))) {
         rq_error(q, 400, "invalid_request_error", why->code, why->param, why->message, NULL);
         rq_finish(q);
         return;
     }
     char msg[1200];
-    snprintf(msg, sizeof msg, "No target of route '%s' can serve this request: %s%s%s: %s.",
-             q->route->cfg->name, q->tried, q->tried[0] ? "; " : "", q->target_name, why->message);
+    size_t wl = strlen(why->message);
+    snprintf(msg, sizeof msg, "No target of route '%s' can serve this request: %s%s%s: %s%s",
+             q->route->cfg->name, q->tried, q->tried[0] ? "; " : "", q->target_name, why->message,
+             wl && why->message[wl - 1] == '.' ? "" : ".");
     rq_error(q, 503, "upstream_error", "no_capable_target", why->param, msg, NULL);
     rq_finish(q);
 }
@@ -950,7 +953,7 @@ void app_rq_start_attempt(struct rq *q) {
 
     if (q->tgt->local) {
         struct local_model *lm = q->gen->local ? q->gen->local[q->tgt->local_idx] : NULL;
-        struct local_refusal why = {500, "local_model_error", NULL, "", 0};
+        struct local_refusal why = {.status = 500, .code = "local_model_error"};
         if (!lm) {
             why.status = 503;
             snprintf(why.message, sizeof why.message, "local model '%s' is not loaded", q->tgt->local);

@@ -99,7 +99,7 @@ class FallbackTest(E2ETestCase):
         # the local model lacks: it is skipped before
         # anything is sent, and B serves
         p = self.start("local:stories", second="b", local=True)
-        extras = [{"tools": self.TOOLS},
+        extras = [{"tools": self.TOOLS, "response_format": {"type": "json_object"}},
                   {"response_format": {"type": "json_schema",
                                        "json_schema": {"name": "x", "schema": {"type": "string", "minLength": 2}}}}]
         for i, extra in enumerate(extras):
@@ -114,14 +114,14 @@ class FallbackTest(E2ETestCase):
                          "unsupported")
 
     def test_no_target_can_serve_is_a_503_naming_each(self):
-        # A fails, then the local model cannot take tools: never a 400
+        # A fails, then the local model cannot take tools with a JSON mode: never a 400
         # blaming the request, but a 503 that says what each target did
         p = self.start({"upstream": "a", "model": "mock-500"}, second="local:stories", local=True)
-        st, h, d, raw = self.chat(p, "chat", tools=self.TOOLS)
-        err = self.assertError(st, d, 503, code="no_capable_target", param="tools")
+        st, h, d, raw = self.chat(p, "chat", tools=self.TOOLS, response_format={"type": "json_object"})
+        err = self.assertError(st, d, 503, code="no_capable_target", param="response_format")
         self.assertEqual(err["message"],
                          "No target of route 'r' can serve this request: a:mock-500: HTTP 500; local:stories: "
-                         "'tools' is not supported by the local model 'stories'.")
+                         "'response_format' together with 'tools' is not supported by the local model 'stories'.")
         self.assertEqual(h.get("x-llmpin-fallback"), "5xx")
         self.assertEqual(self.a.stats()["requests"], 1)
 

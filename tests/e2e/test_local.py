@@ -159,8 +159,9 @@ class LocalModelTest(E2ETestCase):
         # what the model lacks is a 503 (no target of the route can serve
         # it; another model could), naming the parameter; a prompt over the
         # only model's context is the request's fault, a 400 as OpenAI's
-        cases = [({"tools": [{"type": "function", "function": {"name": "f"}}]}, 503, "tools",
-                  "'tools' is not supported by the local model 'stories'"),
+        cases = [({"functions": [{"name": "f"}]}, 503, "functions",
+                  "'functions' (deprecated by OpenAI) is not supported by the local model 'stories'; use 'tools' "
+                  "and 'tool_choice'"),
                  ({"messages": [{"role": "user", "content": "word " * 700}]}, 400, "messages", None)]
         for extra, status, param, msg in cases:
             body = {"model": "stories", "messages": [{"role": "user", "content": "hi"}]}

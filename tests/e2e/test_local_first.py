@@ -43,8 +43,22 @@ class LocalFirstExampleTest(E2ETestCase):
         n = json.loads(d["choices"][0]["message"]["content"])["n"]
         self.assertTrue(isinstance(n, int) and 1 <= n <= 9, raw)
         self.assertEqual(api.stats()["requests"], 0)
-        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-        for n, extra in enumerate([{"tools": [tool]},
+        # tool calls too: the model is taught the generic form (it has no template)
+        tool = {"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"k": {"type": "integer"}}, "required": ["k"]}}}
+        st, h, d, raw = self.chat(p, "gpt-4o-mini", max_tokens=200, seed=2, tools=[tool], tool_choice="required")
+        self.assertEqual(st, 200, raw)
+        self.assertEqual(h.get("x-llmpin-target"), "local:stories")
+        ch = d["choices"][0]
+        self.assertIn(ch["finish_reason"], ("tool_calls", "length"), raw)
+        self.assertEqual([c["function"]["name"] for c in ch["message"]["tool_calls"]][:1], ["f"], raw)
+        if ch["finish_reason"] == "tool_calls":
+            self.assertIsInstance(json.loads(ch["message"]["tool_calls"][0]["function"]["arguments"])["k"], int)
+        self.assertEqual(api.stats()["requests"], 0)
+        strict = {"type": "function", "function": {"name": "g", "strict": True, "parameters": {
+            "type": "object", "properties": {"s": {"type": "string", "minLength": 2}}}}}
+        for n, extra in enumerate([{"tools": [tool], "response_format": {"type": "json_object"}},
+                                   {"tools": [strict]},
                                    {"response_format": {"type": "json_schema",
                                                         "json_schema": {"name": "x", "schema": {
                                                             "type": "string", "minLength": 2}}}}], 1):

@@ -7,6 +7,7 @@
  */
 #include "check.h"
 #include "localmodel/grammar.h"
+#include "localmodel/toolfmt.h"
 #include "localmodel/gguf.h"
 #include "localmodel/tokenizer.h"
 
@@ -364,6 +365,46 @@ static struct lm_tokenizer *load(const char *name)
     return t;
 }
 
+/* The grammars of the formats llmpin reads (toolfmt.h): a ' ' in a form's
+ * literal is optional whitespace. */
+static void test_styles(const struct lm_vtrie *vt)
+{
+    cJSON *tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+                               "\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]}}}]");
+    struct { enum lm_tool_fmt f; const char *good[3], *bad[2]; } c[] = {
+        { LM_TOOLS_GENERIC, { "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {\"a\": 1}}]}",
+                              "{\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}},{\"name\":\"f\",\"arguments\":{\"a\":2}}]}",
+                              "{\"tool_calls\":\n  [\n  {\"name\": \"f\", \"arguments\": {\"a\": 3}}\n]\n}" },
+          { "{\"tool_calls\": []}", "{\"tool_calls\": [{\"name\": \"f\", \"arguments\": {}}]}" } },
+        { LM_TOOLS_HERMES, { "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>" },
+          { "<tool_call>{\"name\": \"g\", \"arguments\": {\"a\": 1}}</tool_call>" } },
+        { LM_TOOLS_MISTRAL, { "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}]",
+                              "[TOOL_CALLS][{\"name\":\"f\",\"arguments\":{\"a\":1}}, {\"name\":\"f\",\"arguments\":{\"a\":1}}]" },
+          { "[TOOL_CALLS]{\"name\": \"f\", \"arguments\": {\"a\": 1}}" } },
+        { LM_TOOLS_LLAMA3, { "{\"name\": \"f\", \"parameters\": {\"a\": 1}}" },
+          { "{\"name\": \"f\", \"parameters\": {\"a\": 1}}{\"name\": \"f\", \"parameters\": {\"a\": 1}}",
+            "{\"name\": \"f\", \"arguments\": {\"a\": 1}}" } },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        const struct lm_tool_style *st = lm_tool_style(c[i].f);
+        char err[300];
+        struct lm_grammar *g = lm_grammar_tool_calls(&st->form, tools, -1, st->max_calls, err, sizeof err);
+        CHECK_MSG(g != NULL, "%s: %s", st->name, err);
+        if (!g)
+            continue;
+        for (int k = 0; k < 3 && c[i].good[k]; k++)
+            CHECK_MSG(matches(g, vt, c[i].good[k]) == 1, "%s: %s", st->name, c[i].good[k]);
+        for (int k = 0; k < 2 && c[i].bad[k]; k++)
+            CHECK_MSG(matches(g, vt, c[i].bad[k]) == 0, "%s: %s", st->name, c[i].bad[k]);
+        /* the trigger starts what the grammar takes */
+        struct lm_gmatch *m = lm_gmatch_new(g, vt);
+        CHECK_MSG(m && lm_gmatch_try(m, st->trigger, strlen(st->trigger)) == 1, "%s: trigger", st->name);
+        lm_gmatch_free(m);
+        lm_grammar_free(g);
+    }
+    cJSON_Delete(tools);
+}
+
 int main(void)
 {
     struct lm_tokenizer *t = load("llama-2-tiny-random.gguf");
@@ -375,6 +416,7 @@ int main(void)
     test_documents(vt);
     test_refusals();
     test_tool_calls(vt);
+    test_styles(vt);
     const char *person = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\","
                          "\"minimum\":0,\"maximum\":150},\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\"]},"
                          "\"maxItems\":3},\"when\":{\"type\":\"string\",\"format\":\"date\"}},"
