@@ -84,6 +84,46 @@ class ExampleTemplateFileTest(E2ETestCase):
         self.assertEqual(st, 200, raw)
         self.assertEqual(d["prompt"], "<|im_start|>user\nRain in Oslo?<|im_end|>\n")
 
+    def test_the_example_answers_with_tool_calls(self):
+        # the template teaches <tool_call>: tool_choice "required" makes the
+        # model call, its arguments constrained to the tool's parameters
+        body = {"model": "stories", "messages": [{"role": "user", "content": "Rain in Oslo?"}],
+                "tools": [TOOL], "tool_choice": "required", "max_tokens": 120, "seed": 4}
+        st, h, d, raw = self.post("/v1/chat/completions", body)
+        self.assertEqual(st, 200, raw)
+        ch = d["choices"][0]
+        self.assertIn(ch["finish_reason"], ("tool_calls", "length"), raw)
+        calls = ch["message"]["tool_calls"]
+        self.assertIsNone(ch["message"]["content"], raw)
+        self.assertEqual(calls[0]["type"], "function")
+        self.assertTrue(calls[0]["id"].startswith("call_"))
+        self.assertEqual(calls[0]["function"]["name"], "get_weather")
+        if ch["finish_reason"] == "tool_calls":
+            for c in calls:
+                self.assertIsInstance(json.loads(c["function"]["arguments"])["city"], str)
+        else:   # cut by max_tokens: the arguments so far
+            self.assertTrue(calls[0]["function"]["arguments"].startswith("{"), raw)
+        # the stream: the same calls, the first delta of each with id and name
+        sse = H.SSE(self.p.addr, "/v1/chat/completions", dict(body, stream=True))
+        self.assertEqual(sse.status, 200)
+        chunks = H.json_events(sse.read_all())
+        sse.close()
+        got, fin = {}, None
+        for chunk in chunks:
+            c = chunk["choices"][0]
+            fin = c["finish_reason"] or fin
+            for t in c["delta"].get("tool_calls", []):
+                if "id" in t:
+                    self.assertNotIn(t["index"], got)
+                    self.assertEqual(t["function"]["arguments"], "")
+                    got[t["index"]] = [t["function"]["name"], ""]
+                else:
+                    self.assertNotIn("name", t.get("function", {}))
+                    got[t["index"]][1] += t["function"]["arguments"]
+        self.assertEqual(fin, ch["finish_reason"])
+        self.assertEqual([got[k] for k in sorted(got)],
+                         [[c["function"]["name"], c["function"]["arguments"]] for c in calls])
+
     def test_earlier_tool_calls_and_results_reach_the_template(self):
         # an assistant's tool_calls (arguments: a JSON string, handed to the
         # template as an object) and the tool's answer, as the SDKs send them
