@@ -305,6 +305,15 @@ static void logprobs_field(struct local_call *c, struct choice *h, struct buf *b
 }
 
 /* A stream chunk of choice h with this delta (a JSON object's members). */
+/* End a stream chunk begun in b (usage null when asked for) and send it. */
+static int send_chunk(struct local_call *c, struct buf *b) {
+    if (c->include_usage) buf_appends(b, ",\"usage\":null");
+    buf_appends(b, "}\n\n");
+    int r = send_bytes(c, b);
+    buf_free(b);
+    return r;
+}
+
 static int send_delta(struct local_call *c, struct choice *h, const char *delta, size_t n) {
     struct buf b = {0};
     chunk_prefix(c, &b);
@@ -313,11 +322,7 @@ static int send_delta(struct local_call *c, struct choice *h, const char *delta,
     buf_appends(&b, "},");
     logprobs_field(c, h, &b, 0);
     buf_appends(&b, ",\"finish_reason\":null}]");
-    if (c->include_usage) buf_appends(&b, ",\"usage\":null");
-    buf_appends(&b, "}\n\n");
-    int r = send_bytes(c, &b);
-    buf_free(&b);
-    return r;
+    return send_chunk(c, &b);
 }
 
 /* What the reader found in a choice's answer (lm_tscan): text, a call's
@@ -383,11 +388,7 @@ static int handle_text(struct local_call *c, struct choice *h, const char *t, si
     buf_printf(&b, ",\"choices\":[{\"index\":%d,\"text\":", h->index);
     buf_json_strn(&b, t, n);
     buf_appends(&b, ",\"logprobs\":null,\"finish_reason\":null}]");
-    if (c->include_usage) buf_appends(&b, ",\"usage\":null");
-    buf_appends(&b, "}\n\n");
-    int r = send_bytes(c, &b);
-    buf_free(&b);
-    return r;
+    return send_chunk(c, &b);
 }
 
 static int blank(const char *s, size_t n) {

@@ -1435,9 +1435,15 @@ out:
     return b->failed ? -1 : res;
 }
 
-static void sc_init(struct sc *c, struct lm_grammar *g, char *err, size_t errlen)
+/* A compiler for a new grammar; -1 (err set) when it cannot be allocated. */
+static int sc_init(struct sc *c, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
+    struct lm_grammar *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     c->b.g = g;
     c->b.err = err;
     c->b.errlen = errlen;
@@ -1445,6 +1451,7 @@ static void sc_init(struct sc *c, struct lm_grammar *g, char *err, size_t errlen
     for (int i = 0; i < 256; i++)
         c->b.byte_node[i] = -1;
     c->ws = c->sep = c->chr = c->str = c->any = c->utf8 = -1;
+    return 0;
 }
 
 static void sc_done(struct sc *c)
@@ -1481,13 +1488,9 @@ static struct lm_grammar *sc_finish(struct sc *c, int root)
 
 static struct lm_grammar *compile(const cJSON *schema, int object_only, char *err, size_t errlen)
 {
-    struct lm_grammar *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
     struct sc c;
-    sc_init(&c, g, err, errlen);
+    if (sc_init(&c, err, errlen) != 0)
+        return NULL;
     c.root = schema;
     int body = object_only ? any_object(&c) : sc_schema(&c, schema);
     return sc_finish(&c, SEQ(&c.b, ws(&c), body));
@@ -1594,13 +1597,9 @@ struct lm_grammar *lm_grammar_tool_calls(const struct lm_tool_form *f, const cJS
         }
         loose[i] = 1;
     }
-    struct lm_grammar *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
     struct sc c;
-    sc_init(&c, g, err, errlen);
+    if (sc_init(&c, err, errlen) != 0)
+        return NULL;
     struct gbuild *b = &c.b;
     int *alts = malloc((size_t)n * sizeof *alts), na = 0;
     if (!alts)

@@ -124,6 +124,38 @@ class ExampleTemplateFileTest(E2ETestCase):
         self.assertEqual([got[k] for k in sorted(got)],
                          [[c["function"]["name"], c["function"]["arguments"]] for c in calls])
 
+    def test_bad_tools_name_the_problem(self):
+        base = {"model": "stories", "messages": [{"role": "user", "content": "Rain in Oslo?"}], "tools": [TOOL]}
+        strict = {"type": "function", "function": {"name": "g", "strict": True, "parameters": {
+            "type": "object", "properties": {"s": {"type": "string", "minLength": 2}}}}}
+        cases = [
+            ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name", "invalid_value"),
+            ({"tools": [TOOL, {"type": "function"}]}, "tools[1].function", "missing_required_parameter"),
+            ({"tools": [{"type": "retrieval"}]}, "tools[0].type", "invalid_value"),
+            ({"tools": [TOOL, TOOL]}, "tools[1].function.name", "invalid_value"),
+            ({"tools": [TOOL] * 129}, "tools", "array_above_max_length"),
+            ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
+            ({"tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice.function.name",
+             "invalid_value"),
+            ({"tools": None, "tool_choice": "required"}, "tool_choice", "invalid_value"),
+            ({"parallel_tool_calls": "yes"}, "parallel_tool_calls", "invalid_type"),
+            ({"tools": None, "parallel_tool_calls": True}, "parallel_tool_calls", "invalid_value"),
+            ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+            ({"tools": [strict]}, "tools", "invalid_value"),
+        ]
+        for extra, param, code in cases:
+            st, h, d, raw = self.post("/v1/chat/completions", {**base, **extra})
+            err = self.assertError(st, d, 400, code=code, param=param)
+            self.assertIn(param.split(".")[0].split("[")[0], err["message"], raw)
+        st, h, d, raw = self.post("/v1/chat/completions", {**base, "tools": [strict]})
+        self.assertIn("tools[0].function.parameters.properties.s: 'minLength' is not supported", d["error"]["message"])
+        # none: the tools are not shown, so the prompt is the one without them
+        st, h, a, raw = self.post("/v1/chat/completions", {**base, "tool_choice": "none", "max_tokens": 1})
+        self.assertEqual(st, 200, raw)
+        st, h, b, raw = self.post("/v1/chat/completions", {**base, "tools": None, "max_tokens": 1})
+        self.assertEqual(a["usage"]["prompt_tokens"], b["usage"]["prompt_tokens"])
+        self.assertNotIn("tool_calls", a["choices"][0]["message"])
+
     def test_earlier_tool_calls_and_results_reach_the_template(self):
         # an assistant's tool_calls (arguments: a JSON string, handed to the
         # template as an object) and the tool's answer, as the SDKs send them
